@@ -1,0 +1,46 @@
+# make demo · make test · make lint · make bench
+# Each target creates .venv if missing and (re)installs only when pyproject.toml is newer than the last install.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_CONFIG ?= core/config/examples/demo.yaml
+
+.PHONY: demo test lint format bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# the demo needs the base install only
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	touch $@ $(VENV)/.installed-base
+
+demo: $(VENV)/.installed-base
+	$(BIN)/kakehashi config show $(DEMO_CONFIG)
+	$(BIN)/kakehashi config run $(DEMO_CONFIG) --run-dir runs/demo
+
+test: $(VENV)/.installed-all
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-all
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-all
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.installed-all
+	@set -e; for script in tools/bench/*.py; do \
+		[ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python $$script; \
+	done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""kakehashi applications; each subpackage is one app (see README.md)."""

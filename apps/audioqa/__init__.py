@@ -1,0 +1,1 @@
+"""apps.audioqa (see README.md)."""

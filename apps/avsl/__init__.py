@@ -1,0 +1,1 @@
+"""apps.avsl (see README.md)."""

@@ -1,0 +1,1 @@
+"""apps.robots (see README.md)."""

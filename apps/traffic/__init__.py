@@ -1,0 +1,1 @@
+"""apps.traffic (see README.md)."""

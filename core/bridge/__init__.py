@@ -1,0 +1,1 @@
+"""core.bridge (see README.md)."""

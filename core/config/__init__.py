@@ -1,0 +1,30 @@
+"""core.config: YAML configs with ``_base_`` inheritance, safe resolvers, overrides, ``instantiate`` and provenance.
+
+Example:
+    >>> from core.config import instantiate, load_config
+    >>> from core.config.resolvers import package_dir
+    >>> cfg = load_config(package_dir("core.config") / "examples" / "demo.yaml", ["data.n_samples=100"])
+    >>> type(instantiate(cfg.models.ridge)).__name__
+    'Ridge'
+"""
+
+from core.config.instantiate import check_targets, instantiate, iter_targets, locate
+from core.config.loader import apply_overrides, load_config
+from core.config.provenance import RepoState, check_git, collect_provenance, save_run_config
+from core.config.resolvers import package_dir, register_resolvers, safe_eval
+
+__all__ = [
+    "RepoState",
+    "apply_overrides",
+    "check_git",
+    "check_targets",
+    "collect_provenance",
+    "instantiate",
+    "iter_targets",
+    "load_config",
+    "locate",
+    "package_dir",
+    "register_resolvers",
+    "safe_eval",
+    "save_run_config",
+]

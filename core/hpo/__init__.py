@@ -1,0 +1,1 @@
+"""core.hpo (see README.md)."""

@@ -1,0 +1,1 @@
+"""core.hpo.benchmarks (see README.md)."""

@@ -1,0 +1,1 @@
+"""core.hpo.samplers (see README.md)."""

@@ -1,0 +1,1 @@
+"""core.hpo.simulator (see README.md)."""

@@ -1,0 +1,1 @@
+"""core.jobs (see README.md)."""

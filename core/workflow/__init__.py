@@ -1,0 +1,1 @@
+"""core.workflow (see README.md)."""
