@@ -21,6 +21,10 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	touch $@ $(VENV)/.installed-base
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'
+	touch $@ $(VENV)/.installed-all $(VENV)/.installed-base
+
 demo: $(VENV)/.installed-base
 	$(BIN)/kakehashi config show $(DEMO_CONFIG)
 	$(BIN)/kakehashi config run $(DEMO_CONFIG) --run-dir runs/demo
@@ -37,7 +41,7 @@ format: $(VENV)/.installed-all
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.installed-all
+bench: $(VENV)/.installed-bench
 	@set -e; for script in tools/bench/*.py; do \
 		[ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python $$script; \
 	done
