@@ -1,0 +1,1 @@
+"""Bundled job templates (YAML) of the job backends; site presets in ``sites/``."""

@@ -1,0 +1,1 @@
+"""Site presets that extend the bundled job templates."""

@@ -1,0 +1,21 @@
+#!/bin/bash
+#PBS -N solve
+#PBS -S /bin/bash
+#PBS -o /shared/state/job.1/
+#PBS -j oe
+#PBS -q rt_HF
+#PBS -l select=2:mpiprocs=4
+# rendered by kakehashi for job solve
+case ${PBS_ARRAY_INDEX:-} in ''|*[!0-9]*) KH_ELEMENT=0 ;; *) KH_ELEMENT=$(( PBS_ARRAY_INDEX - 0 )) ;; esac
+KH_STATE=/shared/state/job.1
+export TASK_INDEX=$(( KH_ELEMENT * 1 ))
+export TASK_STEPSIZE=1 TASK_COUNT=1
+export KAKEHASHI_JOB_ID=${PBS_JOBID:-}
+export KAKEHASHI_ARRAY_ELEMENT=$KH_ELEMENT
+exec >/shared/logs/train.log 2>&1
+source /etc/profile.d/modules.sh
+cd /shared/work || exit 1
+mpirun -np 8 -npernode 4 ./solver in.dat
+kh_rc=$?
+printf '%s\n' "$kh_rc" >"$KH_STATE/$KH_ELEMENT.exit.tmp" && mv -f "$KH_STATE/$KH_ELEMENT.exit.tmp" "$KH_STATE/$KH_ELEMENT.exit"
+exit "$kh_rc"

@@ -1,0 +1,23 @@
+#!/bin/bash
+#SBATCH --job-name=eval
+#SBATCH --output=/shared/state/job.1/scheduler.%a.out
+#SBATCH --time=00:30:00
+#SBATCH --nodes=1
+#SBATCH --mem-per-cpu=4G
+#SBATCH --partition=cpu
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=4
+# rendered by kakehashi for job eval
+case ${SLURM_ARRAY_TASK_ID:-} in ''|*[!0-9]*) KH_ELEMENT=0 ;; *) KH_ELEMENT=$(( SLURM_ARRAY_TASK_ID - 0 )) ;; esac
+KH_STATE=/shared/state/job.1
+export TASK_INDEX=$(( KH_ELEMENT * 1 ))
+export TASK_STEPSIZE=1 TASK_COUNT=1
+export KAKEHASHI_JOB_ID=${SLURM_JOB_ID:-}
+export KAKEHASHI_ARRAY_ELEMENT=$KH_ELEMENT
+exec >/shared/logs/train.log 2>&1
+source /etc/profile.d/modules.sh 2>/dev/null || true
+cd /shared/work || exit 1
+python eval.py --out 'a b.json'
+kh_rc=$?
+printf '%s\n' "$kh_rc" >"$KH_STATE/$KH_ELEMENT.exit.tmp" && mv -f "$KH_STATE/$KH_ELEMENT.exit.tmp" "$KH_STATE/$KH_ELEMENT.exit"
+exit "$kh_rc"
