@@ -1,0 +1,111 @@
+"""One per-scenario calibration study, and single evaluations, for the bridge pipeline.
+
+A study's folder holds its Optuna journal (so a killed study resumes) and, once finished, ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from core.bridge.scenario import Scenario
+from core.config.provenance import write_atomic
+
+
+@dataclass
+class StudyResult:
+    """What the bridge keeps of a study: the best point, its cost, and every trial's value in order."""
+
+    best_params: dict[str, Any]
+    best_value: float | None
+    n_trials: int
+    n_failed: int
+    wall_s: float
+    history: list[float] = field(default_factory=list)  # value per trial in trial order; nan for failures
+    reason: str = ""
+
+    def save(self, folder: Path) -> None:
+        write_atomic(folder / "result.json", json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> StudyResult:
+        data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        return cls(**data)
+
+
+def run_study(
+    folder: Path,
+    model: DictConfig,
+    scenario: Scenario,
+    scenario_file: Path,
+    n_trials: int | None = None,
+    enqueue: Sequence[Mapping[str, Any]] = (),
+    sampler: Any = None,
+) -> StudyResult:
+    """Calibrate ``model`` on ``scenario`` with the HPO runner (resuming the study in ``folder``) and save
+    ``result.json``. ``n_trials`` (default: the model's) is the study's total, so a resumed study only tops up.
+
+    The model's ``objective`` (a dotted path of ``f(scenario, params)``) runs in the runner's threads; its
+    ``command`` (an argv template with ``{scenario_file}`` and the runner's placeholders) runs as jobs of the
+    model's job backend, ``n_max_jobs`` at once.
+    """
+    from omegaconf import OmegaConf
+
+    from core.config import locate
+    from core.hpo import optimize
+
+    spec = OmegaConf.to_container(model, resolve=True)
+    assert isinstance(spec, dict)
+    config: dict[str, Any] = {
+        "study": {"name": "study", "directions": [spec.get("direction", "minimize")]},
+        "params": spec["params"],
+        "n_trials": int(n_trials if n_trials is not None else spec["n_trials"]),
+        "n_max_jobs": int(spec.get("n_max_jobs", 1)),
+        "enqueue": [dict(point) for point in enqueue],
+        "jobs": spec.get("jobs") or {"backend": "local"},
+        "plots": False,
+    }
+    if OmegaConf.is_config(sampler):
+        sampler = OmegaConf.to_container(sampler, resolve=True)
+    chosen_sampler = sampler if sampler is not None else spec.get("sampler")
+    if chosen_sampler is not None:
+        config["study"]["sampler"] = chosen_sampler
+    objective = None
+    if spec.get("command"):
+        config["command"] = [str(a).replace("{scenario_file}", str(scenario_file)) for a in spec["command"]]
+    else:
+        function = locate(str(spec["objective"]))
+
+        def objective(trial: Any) -> float:
+            return float(function(scenario, dict(trial.params)))
+
+    result = optimize(config, objective=objective, run_dir=folder, progress=False)
+    return _summarize(result.study, folder, maximize=spec.get("direction") == "maximize")
+
+
+def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:
+    from optuna.trial import TrialState
+
+    trials = sorted((t for t in study.trials if t.state.is_finished()), key=lambda t: t.number)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = (max if maximize else min)(complete, key=lambda t: t.value) if complete else None
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    reasons = [str(t.user_attrs.get("failure", "")) for t in trials if t.state == TrialState.FAIL]
+    result = StudyResult(
+        best_params=dict(best.params) if best else {},
+        best_value=float(best.value) if best else None,
+        n_trials=len(trials),
+        n_failed=len(trials) - len(complete),
+        wall_s=round((max(ends) - min(starts)).total_seconds(), 4) if starts and ends else 0.0,
+        history=[float(t.value) if t.state == TrialState.COMPLETE else math.nan for t in trials],
+        reason="" if best else (reasons[0] if reasons else "no trial finished"),
+    )
+    result.save(folder)
+    return result

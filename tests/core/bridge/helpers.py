@@ -1,0 +1,15 @@
+"""Objectives for the bridge tests, importable by dotted path from trial processes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from core.bridge.analytic import cheap
+from core.bridge.scenario import Scenario
+
+
+def cheap_failing_on_train_001(scenario: Scenario, params: Mapping[str, float]) -> float:
+    """The cheap model, except that every run on scenario train-001 crashes."""
+    if scenario.name == "train-001":
+        raise RuntimeError("simulator crashed")
+    return cheap(scenario, params)

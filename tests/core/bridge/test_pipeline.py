@@ -1,0 +1,125 @@
+"""The bridge pipeline end to end on a small analytic family, its resumability and its faults."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from core.bridge.analytic import expensive
+from core.bridge.pipeline import run
+from core.bridge.scenario import Scenario
+from core.bridge.studies import StudyResult
+from core.config import load_config, package_dir
+from core.errors import UserError
+
+EXAMPLE = package_dir("core.bridge.config") / "examples" / "analytic.yaml"
+
+
+def _config(tmp_path: Path, *overrides: str) -> DictConfig:
+    return load_config(
+        EXAMPLE,
+        [
+            f"workspace={tmp_path / 'ws'}",
+            "scenarios.n_train=8",
+            "scenarios.n_test=3",
+            "models.cheap.n_trials=40",
+            "models.expensive.n_trials=25",
+            "fit.models=[linear,ridge,gp]",
+            "evaluate.refine=3",
+            "models.cheap.n_max_jobs=1",
+            "models.expensive.n_max_jobs=1",
+            *overrides,
+        ],
+    )
+
+
+QUICK = (
+    "scenarios.n_train=5",
+    "scenarios.n_test=1",
+    "models.cheap.n_trials=8",
+    "models.expensive.n_trials=8",
+    "fit.models=[ridge]",
+    "evaluate.refine=0",
+)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_whole_pipeline_writes_every_artifact(tmp_path: Path) -> None:
+    workspace = run(_config(tmp_path), log=lambda _: None)
+    root = workspace.root
+    for name in (
+        "merged_config.yaml",
+        "provenance.json",
+        "pairs.csv",
+        "model/model.joblib",
+        "model/card.json",
+        "evaluation.csv",
+        "report/report.md",
+        "report/summary.json",
+        "report/quality_vs_cost.png",
+        "report/predicted_vs_direct.png",
+        "report/objective_per_scenario.png",
+    ):
+        assert (root / name).is_file(), name
+    pairs = _rows(root / "pairs.csv")
+    assert [r["split"] for r in pairs].count("train") == 8 and len(pairs) == 11
+    evaluation = _rows(root / "evaluation.csv")
+    assert len(evaluation) == 3
+    for row in evaluation:  # the expensive model really ran at the predicted point
+        scenario = Scenario.load(root / "scenarios" / f"{row['scenario']}.json")
+        predicted = {"theta0": float(row["pred.theta0"]), "theta1": float(row["pred.theta1"])}
+        assert float(row["bridge_value"]) == pytest.approx(expensive(scenario, predicted))
+        assert float(row["refine_value"]) <= float(row["bridge_value"]) + 1e-12
+    summary = json.loads((root / "report" / "summary.json").read_text())
+    assert summary["n_test_scenarios"] == 3 and summary["model"] in ("linear", "ridge", "gp")
+    # the bridge predicts far better than the centre of the box, which is what a model ignoring ξ̂ would say
+    centre = [
+        expensive(Scenario.load(root / "scenarios" / f"{r['scenario']}.json"), {"theta0": 0, "theta1": 0})
+        for r in evaluation
+    ]
+    assert summary["bridge_value"] < 0.5 * sorted(centre)[1]
+
+
+def test_finished_stages_and_studies_are_not_redone(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, *QUICK)
+    workspace = run(cfg, stages=("prepare", "optimize"), log=lambda _: None)
+    kept = workspace.study_dir("train-000", "cheap") / "result.json"
+    redo = workspace.study_dir("train-001", "expensive") / "result.json"
+    kept_before = kept.read_text()
+    redo.unlink()  # as if optimize had been killed before this study finished:
+    workspace.marker("optimize").unlink()  # then the stage has no marker either
+    messages: list[str] = []
+    run(cfg, stages=("prepare", "optimize"), log=messages.append)
+    assert any("prepare: done before, skipped" in m for m in messages)
+    assert any("1 to run" in m for m in messages)
+    assert kept.read_text() == kept_before
+    assert StudyResult.load(redo.parent).n_trials == 8  # resumed to the total, not 8 more
+
+
+def test_a_scenario_whose_study_fails_is_excluded_and_reported(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, *QUICK, "models.cheap.objective=tests.core.bridge.helpers.cheap_failing_on_train_001")
+    messages: list[str] = []
+    workspace = run(cfg, log=messages.append)
+    assert any("train-001 excluded" in m for m in messages)
+    assert "train-001" not in {r["scenario"] for r in _rows(workspace.pairs)}
+    assert "Excluded (a study found no finished trial): train-001" in (workspace.report_dir / "report.md").read_text()
+
+
+def test_too_few_pairs_for_the_model(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, *QUICK, "scenarios.n_train=4", "fit.models=[polynomial]", "evaluate.direct_reference=false")
+    with pytest.raises(UserError, match="4 scenario pairs are too few for the polynomial model"):
+        run(cfg, log=lambda _: None)
+
+
+def test_bad_model_section(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "models.cheap.objective=null")
+    with pytest.raises(UserError, match=r"models\.cheap has neither objective nor command"):
+        run(cfg, log=lambda _: None)
