@@ -1,0 +1,1 @@
+"""Bundled HPO configs: default.yaml (extend it with _base_: ${pkg:core.hpo.config}/default.yaml)."""

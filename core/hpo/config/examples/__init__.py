@@ -1,0 +1,1 @@
+"""Example HPO configs (quadratic.yaml: command trials on the local backend)."""

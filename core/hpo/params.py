@@ -1,0 +1,166 @@
+"""The search space of a study: the ``params`` node of an HPO config, parsed once and checked.
+
+Forms, per parameter name::
+
+    lr: [1.0e-4, 1.0e-1]                                  # short form: a float in [low, high]
+    lr: {type: float, low: 1.0e-4, high: 0.1, log: true}  # also step
+    layers: {type: int, low: 1, high: 8, step: 1}        # also log
+    act: {type: categorical, choices: [relu, gelu]}
+    epochs: 10                                            # a constant, or {type: const, value: 10}
+    x: {_target_: aiaccel.hpo.optuna.hparams.Float, low: 0, high: 1}  # any callable(trial, name)
+
+Example:
+    >>> import optuna
+    >>> space = parse_params({"x": [0, 1], "n": {"type": "int", "low": 1, "high": 3}, "tag": "a b"})
+    >>> [p.kind for p in space]
+    ['float', 'int', 'const']
+    >>> trial = optuna.create_study().ask()
+    >>> values = suggest(trial, space)
+    >>> 0 <= values["x"] <= 1 and values["n"] in (1, 2, 3) and values["tag"]
+    'a b'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+Scalar = None | bool | int | float | str
+_KINDS = ("float", "int", "categorical", "const")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of the search space."""
+
+    name: str
+    kind: str  # float | int | categorical | const | callable
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Scalar, ...] = ()
+    value: Any = None
+    sampler: Callable[[Any, str], Any] | None = None  # for kind "callable"
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        """The value of this parameter for ``trial`` (fixed values of an enqueued trial win, as in Optuna)."""
+        if self.kind == "float":
+            assert self.low is not None and self.high is not None
+            return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+        if self.kind == "int":
+            assert self.low is not None and self.high is not None
+            step = 1 if self.step is None else int(self.step)
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=step, log=self.log)
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "callable":
+            assert self.sampler is not None
+            return self.sampler(trial, self.name)
+        return self.value
+
+
+def parse_params(node: Any, where: str = "params") -> list[ParamSpec]:
+    """Parse a ``params`` mapping (a dict or an OmegaConf node) into specs; a mistake is a ``ConfigError``."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if node is None:
+        return []
+    raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
+    if not isinstance(raw, Mapping):
+        raise ConfigError("params must be a mapping of name to range", where=where, hint="e.g. params: {x: [0, 1]}")
+    specs = []
+    for name, definition in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(
+                f"parameter name {name!r} is not an identifier",
+                where=where,
+                hint="use letters, digits and _ (it becomes a {placeholder})",
+            )
+        specs.append(_parse_one(name, definition, f"{where}.{name}"))
+    return specs
+
+
+def suggest(trial: optuna.Trial, space: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Suggest every parameter of ``space`` for ``trial``; returns name → value (constants included)."""
+    return {spec.name: spec.suggest(trial) for spec in space}
+
+
+def _parse_one(name: str, definition: Any, where: str) -> ParamSpec:
+    if isinstance(definition, list | tuple):
+        if len(definition) != 2 or not all(_is_number(v) for v in definition):
+            raise ConfigError(
+                "the short form of a range is [low, high] with two numbers",
+                where=where,
+                hint="or write {type: float|int|categorical, ...}",
+            )
+        return _numeric(name, "float", {"low": definition[0], "high": definition[1]}, where)
+    if isinstance(definition, Mapping):
+        if "_target_" in definition:
+            from core.config import instantiate
+
+            sampler = instantiate(dict(definition))
+            if not callable(sampler):
+                raise ConfigError("a parameter _target_ must build a callable(trial, name)", where=where)
+            return ParamSpec(name, "callable", sampler=sampler)
+        kind = definition.get("type", "float" if "low" in definition else None)
+        if kind is None and "choices" in definition:
+            kind = "categorical"
+        if kind is None and "value" in definition:
+            kind = "const"
+        if kind not in _KINDS:
+            raise ConfigError(
+                f"unknown parameter type {kind!r}", where=where, hint=f"type is one of {', '.join(_KINDS)}"
+            )
+        if kind in ("float", "int"):
+            return _numeric(name, kind, definition, where)
+        if kind == "categorical":
+            choices = definition.get("choices")
+            if not isinstance(choices, list | tuple) or not choices:
+                raise ConfigError("a categorical parameter needs a non-empty list of choices", where=where)
+            if not all(c is None or isinstance(c, bool | int | float | str) for c in choices):
+                raise ConfigError("categorical choices must be None, bool, int, float or str", where=where)
+            _check_keys(definition, {"type", "choices"}, where)
+            return ParamSpec(name, "categorical", choices=tuple(choices))
+        _check_keys(definition, {"type", "value"}, where)
+        return ParamSpec(name, "const", value=definition.get("value"))
+    return ParamSpec(name, "const", value=definition)
+
+
+def _numeric(name: str, kind: str, definition: Mapping[str, Any], where: str) -> ParamSpec:
+    _check_keys(definition, {"type", "low", "high", "step", "log"}, where)
+    low, high, step = definition.get("low"), definition.get("high"), definition.get("step")
+    log = definition.get("log", False)
+    if low is None or high is None or not _is_number(low) or not _is_number(high):
+        raise ConfigError(f"a {kind} parameter needs numeric low and high", where=where)
+    if low > high:
+        raise ConfigError(f"low ({low}) is above high ({high})", where=where)
+    if step is not None and (not _is_number(step) or step <= 0):
+        raise ConfigError("step must be a positive number", where=where)
+    if not isinstance(log, bool):
+        raise ConfigError("log must be true or false", where=where)
+    if log and low <= 0:
+        raise ConfigError("a log-scale range needs low > 0", where=where)
+    if log and step is not None and kind == "float":
+        raise ConfigError("step and log cannot be combined for a float", where=where)
+    if kind == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
+        raise ConfigError("an int parameter needs integer low, high and step", where=where)
+    return ParamSpec(name, kind, low=low, high=high, step=step, log=log)
+
+
+def _check_keys(definition: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(definition) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} for this parameter type", where=where, hint=f"allowed: {sorted(allowed)}"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

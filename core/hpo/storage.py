@@ -1,0 +1,227 @@
+"""Opening a study's storage, and the lock that makes "count the budget, then ask" atomic across runners.
+
+``study.storage`` in a config is one of:
+
+* ``null``: an Optuna journal file, ``<run_dir>/study.journal`` (one machine, or a shared file system);
+* a path (any string without ``://``): a journal file there;
+* an Optuna RDB URL: ``sqlite:///study.db`` (one machine), ``postgresql+psycopg2://user:pw@host/db`` (many
+  machines; plain ``postgresql://`` works too).
+
+Several runner processes may share one storage. Before each ``ask`` a runner takes the storage's
+:class:`BudgetLock` (an exclusive ``flock`` on ``<file>.budget-lock`` for journal and SQLite files, a session-level
+``pg_advisory_lock`` for PostgreSQL), counts the trials, asks, tags the new trial and releases it; a runner that
+dies while holding it releases it with its process (the kernel drops the ``flock``, the server ends the session).
+
+Example:
+    >>> import tempfile, pathlib
+    >>> run_dir = pathlib.Path(tempfile.mkdtemp())
+    >>> opened = open_storage(None, run_dir)
+    >>> opened.kind, opened.location.endswith("study.journal"), opened.lock.shared
+    ('journal', True, True)
+    >>> with opened.lock:
+    ...     pass
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ConfigError, DependencyError, UserError
+
+if TYPE_CHECKING:
+    import optuna
+
+JOURNAL_NAME = "study.journal"
+
+
+class BudgetLock:
+    """An exclusive lock shared by every runner of one storage. ``shared`` is False when it only excludes the
+    threads of this process (storages given as Python objects, or RDBs other than SQLite and PostgreSQL)."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._thread_lock = threading.RLock()
+
+    def __enter__(self) -> BudgetLock:
+        self._thread_lock.acquire()
+        try:
+            self.acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self.release()
+        finally:
+            self._thread_lock.release()
+
+    def acquire(self) -> None:
+        """Take the cross-process part of the lock (none here)."""
+
+    def release(self) -> None:
+        """Release the cross-process part of the lock (none here)."""
+
+    def close(self) -> None:
+        """Free resources (files, connections)."""
+
+
+class FileLock(BudgetLock):
+    """``flock`` on a file next to the storage: released by the kernel when the holder dies."""
+
+    shared = True
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class PostgresAdvisoryLock(BudgetLock):
+    """``pg_advisory_lock`` keyed by the study name, on a connection of its own: the server releases it when the
+    holder's session ends, even if the holder was killed."""
+
+    shared = True
+
+    def __init__(self, url: str, key: str) -> None:
+        super().__init__()
+        self.url = url
+        self.key = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        self._engine: Any = None
+        self._connection: Any = None
+
+    def acquire(self) -> None:
+        import sqlalchemy
+
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        self._connection = self._engine.connect()
+        self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+
+    def release(self) -> None:
+        import sqlalchemy
+
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # a lost session has released the lock already
+                self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                self._connection.commit()
+            self._connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+@dataclass
+class OpenedStorage:
+    storage: optuna.storages.BaseStorage
+    kind: str  # journal | sqlite | postgresql | rdb | object
+    location: str  # path or URL with the password hidden
+    lock: BudgetLock
+
+
+def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedStorage:
+    """Open the storage that ``spec`` names (see the module docstring) and its budget lock."""
+    import optuna
+
+    if spec is None or spec == "":
+        spec = str(run_dir / JOURNAL_NAME)
+    if isinstance(spec, optuna.storages.BaseStorage):
+        return OpenedStorage(spec, "object", type(spec).__name__, BudgetLock())
+    if not isinstance(spec, str):
+        raise ConfigError(
+            "study.storage must be a journal file path or a storage URL",
+            where="study.storage",
+            hint="e.g. runs/x/study.journal, sqlite:///study.db, postgresql+psycopg2://user:pw@host/db",
+        )
+    if "://" not in spec:
+        return _open_journal(Path(spec).expanduser())
+    url = normalize_url(spec)
+    scheme = url.split("://", 1)[0]
+    engine_kwargs: dict[str, Any] = {}
+    if scheme.startswith("sqlite"):
+        file = url.split("///", 1)[1] if "///" in url else ""
+        if not file or file == ":memory:":
+            raise ConfigError("an in-memory SQLite storage cannot be shared or resumed", where="study.storage")
+        Path(file).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+        lock: BudgetLock = FileLock(Path(file + ".budget-lock"))
+        kind = "sqlite"
+    elif scheme.startswith("postgres"):
+        engine_kwargs = {"pool_pre_ping": True}
+        lock = PostgresAdvisoryLock(url, f"kakehashi-hpo:{study_name}")
+        kind = "postgresql"
+    else:
+        lock, kind = BudgetLock(), "rdb"
+    try:
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as exc:
+        raise DependencyError(
+            f"no database driver for {scheme}", where="study.storage", hint="pip install 'kakehashi[postgres]'"
+        ) from exc
+    except Exception as exc:  # sqlalchemy's OperationalError and friends: the server is not there
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot open the storage: {first}",
+            where=hide_password(url),
+            hint="check the URL and that the database server runs",
+        ) from None
+    return OpenedStorage(rdb, kind, hide_password(url), lock)
+
+
+def _open_journal(path: Path) -> OpenedStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path))
+    except OSError as exc:
+        raise UserError(f"cannot open the journal file: {exc.strerror or exc}", where=str(path)) from None
+    storage = JournalStorage(backend)
+    return OpenedStorage(storage, "journal", str(path), FileLock(path.with_name(path.name + ".budget-lock")))
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` name the psycopg2 driver when psycopg (3) is not installed."""
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        has_psycopg3 = importlib.util.find_spec("psycopg") is not None
+        return f"postgresql{'+psycopg' if has_psycopg3 else '+psycopg2'}://{rest}"
+    return url
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for logs, errors and trials.csv)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}@{host}"
