@@ -1,0 +1,190 @@
+"""``kakehashi traffic scenario | calibrate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core.cli import SubParsers, add_area, add_config_arguments
+from core.errors import ConfigError, UserError
+
+_SCENARIO = "apps/traffic/config/scenario.yaml"
+_FAMILY = "apps/traffic/config/family.yaml"
+_CALIBRATE = "apps/traffic/config/calibrate.yaml"
+
+
+def register(areas: SubParsers) -> None:
+    verbs = add_area(
+        areas,
+        "traffic",
+        help="SUMO traffic scenarios and their calibration",
+        description="Build SUMO scenarios (network, demand, detectors, hidden θ*), observe them, calibrate θ.",
+    )
+    scenario = verbs.add_parser(
+        "scenario",
+        help="build a scenario (or a family) and show it",
+        description="Build the `scenario` of the config (or every member of its `scenarios` family), simulate\n"
+        "its observations Y at θ* and, for one scenario, the noise floor: θ* rerun with another seed.",
+        epilog=f"example:\n  kakehashi traffic scenario {_SCENARIO} network.size=5\n"
+        f"  kakehashi traffic scenario {_FAMILY} scenarios.n_train=2 scenarios.n_test=1",
+    )
+    add_config_arguments(scenario)
+    scenario.set_defaults(handler=_scenario)
+
+    calibrate = verbs.add_parser(
+        "calibrate",
+        help="calibrate θ (or the cheap model's ξ) on one scenario by HPO",
+        description="Direct HPO of the model's parameters against the scenario's observations; resumable.\n"
+        "Writes result.json, calibration.png and the Optuna study (study.db) to run_dir.",
+        epilog=f"example:\n  kakehashi traffic calibrate {_CALIBRATE} n_trials=30\n"
+        f"  kakehashi traffic calibrate {_CALIBRATE} model=cheap n_trials=200",
+    )
+    add_config_arguments(calibrate)
+    calibrate.set_defaults(handler=_calibrate)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from core.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _scenario_of(cfg: Any, config: str) -> Any:
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scenario import TrafficScenario
+
+    node = OmegaConf.select(cfg, "scenario")
+    if node is None:
+        raise ConfigError("no `scenario` node", where=config, hint=f"see {_SCENARIO}")
+    return TrafficScenario.from_dict(OmegaConf.to_container(node, resolve=True), where="scenario")  # type: ignore[arg-type]
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    cfg = _load(args)
+    if OmegaConf.select(cfg, "scenarios._target_") is not None:
+        return _show_family(cfg)
+    from rich.console import Console
+    from rich.table import Table
+
+    from apps.traffic.family import observe
+    from apps.traffic.objective import discrepancy
+    from apps.traffic.scenario import build
+    from apps.traffic.simulator import RunInfo, dump_series, simulate
+    from core.config import save_run_config
+
+    spec = _scenario_of(cfg, args.config)
+    workdir = Path(str(cfg.get("workdir", "runs/traffic/scenarios")))
+    run_dir = Path(str(cfg.get("run_dir", f"runs/traffic/{spec.name}")))
+    timeout = float(cfg.get("timeout", 300))
+    save_run_config(cfg, run_dir)
+    console = Console()
+    built = build(spec, workdir)
+    observed = observe(spec, workdir, timeout=timeout)
+    info: list[RunInfo] = []
+    rerun = simulate(built, spec, spec.theta_star, spec.calibration_seed, timeout=timeout, info=info)
+    floor = discrepancy(observed, rerun)
+
+    table = Table(title=f"scenario {spec.name}", show_header=False)
+    table.add_row("network", f"{spec.network.kind} size {spec.network.size}, {len(built.edges)} edges on routes")
+    table.add_row("demand", f"{spec.demand.vehicles_per_hour:g} veh/h mean over {spec.demand.duration:g} s, "
+                  f"{len(built.routes)} routes; {info[0].inserted} vehicles inserted")  # fmt: skip
+    table.add_row("detectors", f"{len(built.detectors)} edges, {observed.counts.shape[1]} intervals of "
+                  f"{spec.detectors.interval:g} s")  # fmt: skip
+    table.add_row("θ*", ", ".join(f"{k}={v:g}" for k, v in spec.theta_star.items()))
+    table.add_row("noise floor", f"count RMSE {floor.count_rmse:.3f}, speed RMSE {floor.speed_rmse:.3f} m/s, "
+                  f"GEH<5 {100 * floor.geh_share:.0f}%, loss {floor.loss:.4f}")  # fmt: skip
+    table.add_row("one SUMO run", f"{info[0].wall_s:.2f} s ({info[0].backend})")
+    table.add_row("files", str(built.folder))
+    console.print(table)
+    detectors = Table("detector", "vehicles", "mean speed (m/s)", title="observations Y")
+    for i, name in enumerate(observed.detectors):
+        speeds = observed.speeds[i][~_isnan(observed.speeds[i])]
+        detectors.add_row(name, f"{observed.counts[i].sum():.0f}", f"{speeds.mean():.2f}" if speeds.size else "-")
+    console.print(detectors)
+    dump_series(observed, run_dir / "observed.json")
+    (run_dir / "scenario.json").write_text(json.dumps(spec.to_dict(), indent=1) + "\n", encoding="utf-8")
+    (run_dir / "noise_floor.json").write_text(json.dumps(floor.to_dict(), indent=1) + "\n", encoding="utf-8")
+    console.print(f"wrote {run_dir}")
+    return 0
+
+
+def _isnan(values: Any) -> Any:
+    import numpy as np
+
+    return np.isnan(values)
+
+
+def _show_family(cfg: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.config import check_targets, instantiate
+
+    check_targets(cfg.scenarios)
+    family = instantiate(cfg.scenarios)
+    scenarios = family.scenarios()
+    table = Table("scenario", "split", "veh/h", "peak", "θ*", "vehicles observed", title="scenario family")
+    for s in scenarios:
+        traffic = s.context["traffic"]
+        total = sum(sum(row) for row in s.context["observed"]["counts"])
+        theta = ", ".join(f"{k}={v:g}" for k, v in traffic["theta_star"].items())
+        table.add_row(s.name, s.split, f"{traffic['demand']['vehicles_per_hour']:.0f}",
+                      f"{traffic['demand']['peak_time']:.2f}", theta, f"{total:.0f}")  # fmt: skip
+    Console().print(table)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+    from rich.console import Console
+    from rich.table import Table
+
+    from apps.traffic.calibrate import MODELS, calibrate
+    from core.config import instantiate, save_run_config
+
+    cfg = _load(args)
+    model = str(cfg.get("model", "expensive"))
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}", where="model", hint=f"one of {', '.join(MODELS)}")
+    spec = _scenario_of(cfg, args.config)
+    params = OmegaConf.select(cfg, "params")
+    if params is None:
+        raise ConfigError("no `params` (search space)", where=args.config, hint=f"see {_CALIBRATE}")
+    run_dir = Path(str(cfg.get("run_dir", f"runs/traffic/calibrate-{spec.name}")))
+    save_run_config(cfg, run_dir)
+    sampler = instantiate(cfg.sampler) if cfg.get("sampler") is not None else None
+    try:
+        result = calibrate(
+            spec, OmegaConf.to_container(params, resolve=True),  # type: ignore[arg-type]
+            model=model, n_trials=int(cfg.get("n_trials", 50)),
+            n_jobs=int(cfg.get("n_jobs", 2)), sampler=sampler, run_dir=run_dir,
+            workdir=str(cfg.get("workdir", "runs/traffic/scenarios")), timeout=float(cfg.get("timeout", 300)),
+        )  # fmt: skip
+    except RuntimeError as exc:
+        raise UserError(str(exc), where=str(run_dir), hint="see the trials' `error` attributes in study.db") from None
+    console = Console()
+    table = Table("parameter", "calibrated", "θ*", "error (share of range)", title=f"calibration of {spec.name}")
+    for name, value in result["best_params"].items():
+        star = result.get("theta_star", {}).get(name)
+        error = result.get("parameter_error", {}).get(name)
+        table.add_row(name, f"{value:.4g}", "-" if star is None else f"{star:g}",
+                      "-" if error is None else f"{100 * error:.1f}%")  # fmt: skip
+    console.print(table)
+    fit = result["best_fit"]
+    line = (
+        f"best loss {result['best_loss']:.4f}: count RMSE {fit['count_rmse']:.3f}, speed RMSE {fit['speed_rmse']:.3f}"
+    )
+    if "noise_floor" in result:
+        line += f" (noise floor {result['noise_floor']['count_rmse']:.3f}, {result['noise_floor']['speed_rmse']:.3f})"
+    console.print(line)
+    console.print(f"{result['n_complete']} trials ({result['n_failed']} failed) in {result['wall_s']:.1f} s; "
+                  f"wrote {run_dir / 'result.json'}")  # fmt: skip
+    return 0
+
+
+__all__ = ["register"]

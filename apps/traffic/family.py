@@ -1,0 +1,171 @@
+"""A family of traffic scenarios for the model bridge: train and test scenarios that differ in more than a seed.
+
+Each scenario draws its own origin–destination routes, detector edges, demand level, peak time and peak height,
+and its own hidden θ*, from the ranges given (a two-element list is a uniform range, a single value is fixed).
+:meth:`TrafficFamily.scenarios` builds every scenario, simulates its observations Y at θ* (microscopic SUMO
+with the scenario's observation seed) and returns :class:`core.bridge.scenario.Scenario` objects whose
+``context`` carries everything an objective needs in another process: ``traffic`` (the scenario), ``observed``
+(Y) and ``workdir`` (where the built files are cached; rebuilt on demand). Observations are cached too, so a
+second call costs nothing.
+
+Example:
+    >>> import tempfile
+    >>> family = TrafficFamily(n_train=1, n_test=1, network={"size": 3}, detectors={"count": 4},
+    ...                        workdir=tempfile.mkdtemp(), progress=False)
+    >>> [(s.name, s.split) for s in family.scenarios()]
+    [('train-000', 'train'), ('test-000', 'test')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.traffic.scenario import THETA, TrafficScenario, build, check_theta
+from apps.traffic.simulator import DetectorSeries, simulate
+from core.errors import ConfigError
+
+DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.25], "speed_factor": [0.85, 1.15], "tau": [0.6, 1.8]}
+
+
+class TrafficFamily:
+    """``n_train`` + ``n_test`` scenarios drawn from ``seed``; ``n_jobs`` observation runs at once."""
+
+    def __init__(
+        self,
+        n_train: int = 8,
+        n_test: int = 4,
+        seed: int = 0,
+        network: Mapping[str, Any] | None = None,
+        demand: Mapping[str, Any] | None = None,
+        detectors: Mapping[str, Any] | None = None,
+        theta: Mapping[str, Any] | None = None,
+        workdir: str | Path = "runs/traffic/scenarios",
+        n_jobs: int = 2,
+        timeout: float = 300.0,
+        progress: bool = True,
+    ) -> None:
+        self.n_train = n_train
+        self.n_test = n_test
+        self.seed = seed
+        self.network = dict(network or {})
+        self.demand = dict(
+            demand or {"vehicles_per_hour": [1300.0, 1800.0], "peak_time": [0.3, 0.7], "peak_amplitude": [0.3, 1.2]}
+        )
+        self.detectors = dict(detectors or {})
+        self.theta = dict(theta or DEFAULT_THETA_RANGES)
+        self.workdir = workdir
+        self.n_jobs = n_jobs
+        self.timeout = timeout
+        self.progress = progress
+
+    def specs(self) -> list[tuple[str, str, int, TrafficScenario]]:
+        """(name, split, seed, scenario) of every member, without simulating anything."""
+        check_theta(self.theta, "scenarios.theta")
+        out = []
+        for index in range(self.n_train + self.n_test):
+            split = "train" if index < self.n_train else "test"
+            number = index if split == "train" else index - self.n_train
+            rng = np.random.default_rng([self.seed, index])
+            member_seed = self.seed * 1000 + index
+            theta_star = {
+                name: round(_draw(value, rng, f"scenarios.theta.{name}"), 4) for name, value in self.theta.items()
+            }
+            for name, value in theta_star.items():
+                bounds = THETA[name]
+                if not bounds.low <= value <= bounds.high:
+                    raise ConfigError(
+                        f"θ* {name}={value} outside [{bounds.low}, {bounds.high}]", where=f"scenarios.theta.{name}"
+                    )
+            demand = {k: _draw(v, rng, f"scenarios.demand.{k}") for k, v in self.demand.items()}
+            demand.setdefault("seed", member_seed)
+            detectors = {"seed": member_seed, **self.detectors}
+            network = {k: _draw(v, rng, f"scenarios.network.{k}") for k, v in self.network.items()}
+            for key in ("size", "lanes", "rings", "n_routes", "count", "seed"):
+                for node in (network, demand, detectors):
+                    if key in node and isinstance(node[key], float):
+                        node[key] = round(node[key])
+            name = f"{split}-{number:03d}"
+            scenario = TrafficScenario.from_dict(
+                {"name": name, "network": network, "demand": demand, "detectors": detectors, "theta_star": theta_star,
+                 "observation_seed": 2 * member_seed + 1, "calibration_seed": 2 * member_seed + 2},
+                where=f"scenarios[{name}]",
+            )  # fmt: skip
+            out.append((name, split, member_seed, scenario))
+        return out
+
+    def scenarios(self) -> list[Any]:
+        """The bridge's scenarios, observations included (simulated once, then read from the cache)."""
+        from core.bridge.scenario import Scenario
+
+        specs = self.specs()
+        workdir = Path(self.workdir).resolve()
+        observed = self._observe([spec for *_, spec in specs], workdir)
+        return [
+            Scenario(name, split, seed, {"traffic": spec.to_dict(), "observed": y.to_dict(), "workdir": str(workdir)})  # type: ignore[arg-type]
+            for (name, split, seed, spec), y in zip(specs, observed, strict=True)
+        ]
+
+    def _observe(self, specs: Sequence[TrafficScenario], workdir: Path) -> list[DetectorSeries]:
+        results: list[DetectorSeries | None] = [None] * len(specs)
+
+        def one(i: int) -> None:
+            results[i] = observe(specs[i], workdir, timeout=self.timeout)
+
+        with _progress(self.progress, len(specs)) as advance, ThreadPoolExecutor(max(1, self.n_jobs)) as pool:
+            # threads: one simulation at a time runs in-process (libsumo), the others as SUMO child processes
+            for future in [pool.submit(one, i) for i in range(len(specs))]:
+                future.result()
+                advance()
+        return [r for r in results if r is not None]
+
+
+def observe(scenario: TrafficScenario, workdir: str | Path, timeout: float = 300.0) -> DetectorSeries:
+    """Y: the detector series of θ* with the observation seed (cached next to the built scenario)."""
+    from core.config.provenance import write_atomic
+
+    built = build(scenario, workdir)
+    tag = json.dumps([dict(sorted(scenario.theta_star.items())), scenario.observation_seed], sort_keys=True)
+    path = built.folder / f"observed-{hashlib.sha1(tag.encode()).hexdigest()[:12]}.json"
+    if path.is_file():
+        return DetectorSeries.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    series = simulate(built, scenario, scenario.theta_star, scenario.observation_seed, timeout=timeout)
+    write_atomic(path, json.dumps(series.to_dict()) + "\n")
+    return series
+
+
+def _draw(value: Any, rng: np.random.Generator, where: str) -> Any:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 2 or not all(isinstance(v, int | float) for v in value):
+            raise ConfigError("a range must be [low, high]", where=where)
+        return float(rng.uniform(float(value[0]), float(value[1])))
+    return value
+
+
+class _progress:
+    """A rich progress bar over the scenarios (or nothing when ``enabled`` is false)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=False)
+        self.bar.start()
+        task = self.bar.add_task("observing scenarios (SUMO at θ*)", total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,480 @@
+"""Traffic scenarios: a road network, its demand, induction-loop detectors and a hidden ground truth θ*.
+
+A :class:`TrafficScenario` is a plain description (JSON round-trip, so it travels to trial processes inside a
+bridge scenario's ``context``). :func:`build` turns it into files once: the network (from ``netgenerate``, or a
+user's ``.net.xml``), the routes the demand follows, the detector edges and what the cheap model needs to know
+about each edge (length, lanes, speed limit, green share of its traffic light). The build is deterministic and
+cached under ``workdir/<key>/``, so any process can rebuild it and two processes building at once do no harm.
+
+The demand is a set of routes between fringe edges, each with a weight, whose total rate
+``vehicles_per_hour`` follows a one-peak time profile over ``duration`` seconds; θ's ``demand_scale``
+multiplies it. Both the microscopic simulator and the cheap model read the rates from :func:`route_rates`, so
+they load the same demand on the same paths.
+
+Example:
+    >>> import tempfile
+    >>> spec = TrafficScenario(name="tiny", network=NetworkSpec(size=3), detectors=DetectorSpec(count=4))
+    >>> built = build(spec, tempfile.mkdtemp())
+    >>> len(built.detectors), route_rates(built, spec.demand, 1.0).shape
+    (4, (12, 12))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, DependencyError, UserError
+
+NETWORK_KINDS = ("grid", "spider", "random", "file")
+JAM_SPACING = 7.5  # metres of lane per stopped vehicle (length 5 m + minGap 2.5 m)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One calibrated parameter of the microscopic model: its name, bounds and SUMO meaning."""
+
+    name: str
+    low: float
+    high: float
+    default: float
+    meaning: str
+
+
+# θ: chosen so each leaves its own mark on (counts, speeds): demand_scale moves counts, speed_factor moves
+# free-flow speeds, tau (the driver's headway) moves saturation flow and so queues and congested speeds.
+THETA = {
+    p.name: p
+    for p in (
+        Parameter("demand_scale", 0.6, 1.4, 1.0, "multiplies every route's flow"),
+        Parameter("speed_factor", 0.8, 1.2, 1.0, "mean desired speed / speed limit (vType speedFactor)"),
+        Parameter("tau", 0.5, 2.0, 1.0, "desired time headway in s (Krauss tau)"),
+        Parameter("accel", 1.0, 4.0, 2.6, "maximum acceleration in m/s² (weakly identifiable; off by default)"),
+        Parameter("sigma", 0.0, 1.0, 0.5, "driver imperfection (Krauss sigma; off by default)"),
+        Parameter("min_gap", 1.0, 4.0, 2.5, "standstill gap in m (vType minGap; off by default)"),
+    )
+}
+DEFAULT_THETA = ("demand_scale", "speed_factor", "tau")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The road network. ``size``: junctions per side (grid), arms (spider) or growth iterations (random)."""
+
+    kind: str = "grid"
+    size: int = 4
+    length: float = 200.0
+    lanes: int = 1
+    speed: float = 13.89
+    rings: int = 3
+    traffic_lights: bool = True
+    path: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DemandSpec:
+    """Routes between fringe edges and their time profile (mean rate ``vehicles_per_hour`` at demand_scale 1)."""
+
+    vehicles_per_hour: float = 1600.0
+    n_routes: int = 12
+    duration: float = 3600.0
+    peak_time: float = 0.5
+    peak_width: float = 0.25
+    peak_amplitude: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Induction loops on ``count`` edges (or named ``edges``) at ``position`` × length, read every ``interval`` s."""
+
+    count: int = 12
+    position: float = 0.5
+    interval: float = 300.0
+    edges: tuple[str, ...] | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrafficScenario:
+    """One scenario: what the road looks like, what drives on it, where it is observed, and the hidden θ*.
+
+    ``observation_seed`` is SUMO's seed for the observations Y; ``calibration_seed`` the one a calibration
+    simulates with (another seed, so that θ* itself scores the noise floor, not zero).
+    """
+
+    name: str = "scenario"
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    demand: DemandSpec = field(default_factory=DemandSpec)
+    detectors: DetectorSpec = field(default_factory=DetectorSpec)
+    theta_star: Mapping[str, float] = field(
+        default_factory=lambda: {"demand_scale": 1.1, "speed_factor": 0.92, "tau": 1.3}
+    )
+    observation_seed: int = 1
+    calibration_seed: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["theta_star"] = dict(self.theta_star)
+        if self.detectors.edges is not None:
+            data["detectors"]["edges"] = list(self.detectors.edges)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "scenario") -> TrafficScenario:
+        """Read a scenario from plain data (a config node or JSON); unknown keys are one ``ConfigError``."""
+        data = dict(data)
+        parts: dict[str, Any] = {}
+        for key, part in (("network", NetworkSpec), ("demand", DemandSpec), ("detectors", DetectorSpec)):
+            node = dict(data.pop(key, None) or {})
+            if key == "detectors" and node.get("edges") is not None:
+                node["edges"] = tuple(str(e) for e in node["edges"])
+            parts[key] = _make(part, node, f"{where}.{key}")
+        theta = {str(k): float(v) for k, v in dict(data.pop("theta_star", None) or {}).items()}
+        check_theta(theta, f"{where}.theta_star")
+        scenario = _make(cls, {**data, **parts, "theta_star": theta}, where)
+        validate(scenario, where)
+        return scenario
+
+    def key(self) -> str:
+        """Hash of everything the built files depend on (not θ* and not the seeds of the simulations)."""
+        data = self.to_dict()
+        built = {k: data[k] for k in ("network", "demand", "detectors")}
+        if self.network.kind == "file" and self.network.path:
+            built["net_sha1"] = hashlib.sha1(Path(self.network.path).read_bytes()).hexdigest()
+        return hashlib.sha1(json.dumps(built, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _make(cls: Any, node: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(node) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}", where=where, hint=f"known keys: {', '.join(sorted(known))}")
+    try:
+        return cls(**node)
+    except TypeError as exc:
+        raise ConfigError(str(exc), where=where) from None
+
+
+def check_theta(theta: Mapping[str, Any], where: str) -> None:
+    """Every name must be a known θ parameter (see :data:`THETA`)."""
+    for name in theta:
+        if name not in THETA:
+            raise ConfigError(f"unknown traffic parameter {name!r}", where=where, hint=f"known: {', '.join(THETA)}")
+
+
+def validate(scenario: TrafficScenario, where: str = "scenario") -> None:
+    """Reject values SUMO would choke on, naming the key."""
+    net, demand, det = scenario.network, scenario.demand, scenario.detectors
+    if net.kind not in NETWORK_KINDS:
+        raise ConfigError(
+            f"unknown network kind {net.kind!r}",
+            where=f"{where}.network.kind",
+            hint=f"one of {', '.join(NETWORK_KINDS)}",
+        )
+    if net.kind == "file" and (not net.path or not Path(net.path).is_file()):
+        raise UserError(
+            "network file not found", where=f"{where}.network.path={net.path}", hint="give the path of a SUMO .net.xml"
+        )
+    if net.kind != "file" and (net.size < 2 or net.length <= 10 or net.lanes < 1):
+        raise ConfigError("network too small: size >= 2, length > 10 m, lanes >= 1", where=f"{where}.network")
+    if demand.duration < det.interval or demand.vehicles_per_hour <= 0 or demand.n_routes < 1:
+        raise ConfigError(
+            "demand needs duration >= detectors.interval, vehicles_per_hour > 0, n_routes >= 1", where=f"{where}.demand"
+        )
+    if not 0.0 < det.position < 1.0 or det.count < 1:
+        raise ConfigError("detectors need 0 < position < 1 and count >= 1", where=f"{where}.detectors")
+
+
+# ----------------------------------------------------------------------------------------------------------- SUMO
+
+
+def sumo_home() -> Path:
+    """SUMO's installation folder (``bin/`` and ``tools/``), from the ``eclipse-sumo`` wheel or ``SUMO_HOME``."""
+    try:
+        import sumo
+
+        home = Path(sumo.SUMO_HOME)
+    except ImportError:
+        if not os.environ.get("SUMO_HOME"):
+            raise DependencyError("SUMO is not installed", hint="pip install 'kakehashi[traffic]'") from None
+        home = Path(os.environ["SUMO_HOME"])
+    os.environ.setdefault("SUMO_HOME", str(home))  # sumolib and the binaries look for their data files there
+    return home
+
+
+def sumo_binary(name: str) -> str:
+    path = sumo_home() / "bin" / name
+    if not path.exists():
+        raise DependencyError(f"SUMO program {name!r} not found", where=str(path), hint="reinstall eclipse-sumo")
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------------- build
+
+
+@dataclass(frozen=True)
+class BuiltScenario:
+    """The files and tables of a built scenario (see :func:`build`)."""
+
+    folder: Path
+    net_file: Path
+    routes: list[list[str]]  # edge ids of each route
+    route_weights: list[float]  # share of the demand on each route (sums to 1)
+    detectors: list[str]  # detector ids = the edge they watch
+    detector_lanes: dict[str, list[str]]
+    detector_positions: dict[str, float]  # metres from the start of the edge
+    edges: dict[str, dict[str, float]]  # id -> length, lanes, speed, green (share of the cycle), sink (0/1)
+
+    @classmethod
+    def load(cls, folder: Path) -> BuiltScenario:
+        data = json.loads((folder / "built.json").read_text(encoding="utf-8"))
+        return cls(folder=folder, net_file=folder / "net.net.xml", **data)
+
+
+def build(scenario: TrafficScenario, workdir: str | Path) -> BuiltScenario:
+    """Build (or reuse) the scenario's files under ``workdir/<key>/`` and return their tables."""
+    folder = Path(workdir) / scenario.key()
+    if (folder / "built.json").is_file():
+        return BuiltScenario.load(folder)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{scenario.key()}.", dir=workdir))
+    try:
+        _generate_network(scenario.network, staging / "net.net.xml")
+        tables = _tables(scenario, staging / "net.net.xml")
+        (staging / "built.json").write_text(json.dumps(tables, indent=1) + "\n", encoding="utf-8")
+        (staging / "scenario.json").write_text(json.dumps(scenario.to_dict(), indent=1) + "\n", encoding="utf-8")
+        try:
+            os.rename(staging, folder)
+        except OSError:  # the folder exists: built by another process, or holding observations but no build
+            if not (folder / "built.json").is_file():
+                for name in ("net.net.xml", "scenario.json", "built.json"):  # built.json last: it marks "done"
+                    os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BuiltScenario.load(folder)
+
+
+def _generate_network(spec: NetworkSpec, out: Path) -> None:
+    if spec.kind == "file":
+        shutil.copyfile(str(spec.path), out)
+        return
+    attach = f"{0.75 * spec.length:g}"
+    shape = {
+        "grid": [
+            "--grid",
+            f"--grid.number={spec.size}",
+            f"--grid.length={spec.length:g}",
+            f"--grid.attach-length={attach}",
+        ],
+        "spider": [
+            "--spider",
+            f"--spider.arm-number={spec.size}",
+            f"--spider.circle-number={spec.rings}",
+            f"--spider.space-radius={spec.length:g}",
+            f"--spider.attach-length={attach}",
+        ],
+        "random": [
+            "--rand",
+            f"--rand.iterations={spec.size * 10}",
+            f"--rand.min-distance={0.6 * spec.length:g}",
+            f"--rand.max-distance={1.4 * spec.length:g}",
+            f"--seed={spec.seed}",
+        ],
+    }[spec.kind]
+    command = [
+        sumo_binary("netgenerate"), *shape,
+        f"--default.lanenumber={spec.lanes}", f"--default.speed={spec.speed:g}",
+        f"--default-junction-type={'traffic_light' if spec.traffic_lights else 'priority'}",
+        "--no-turnarounds", "--no-warnings", "--xml-validation=never", "-o", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0 or not out.is_file():
+        raise UserError("netgenerate failed", where=f"network {spec.kind}", hint=done.stderr.strip()[-300:])
+
+
+def _tables(scenario: TrafficScenario, net_file: Path) -> dict[str, Any]:
+    sumo_home()
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withPrograms=True)
+    edges = [e for e in net.getEdges() if e.getFunction() != "internal" and e.allows("passenger")]
+    if len(edges) < 2:
+        raise UserError("the network has fewer than two drivable edges", where=str(scenario.network.path or "network"))
+    sources = [e for e in edges if _dead_end(e.getFromNode())]
+    sinks = [e for e in edges if _dead_end(e.getToNode())]
+    if len(sources) < 2 or len(sinks) < 2:  # no fringe (a random net): any edge may start or end a trip
+        sources, sinks = edges, edges
+    routes = _sample_routes(net, sources, sinks, scenario.demand)
+    rng = np.random.default_rng(scenario.demand.seed)
+    weights = rng.uniform(0.5, 1.5, len(routes))
+    weights = (weights / weights.sum()).round(9)
+    flow: dict[str, float] = {}
+    for route, weight in zip(routes, weights, strict=True):
+        for edge in route:
+            flow[edge] = flow.get(edge, 0.0) + float(weight)
+    detectors = _choose_detectors(scenario.detectors, flow, {e.getID() for e in sources} | {e.getID() for e in sinks})
+    green = _green_shares(net)
+    table: dict[str, dict[str, float]] = {}
+    for edge_id in sorted(flow):
+        edge = net.getEdge(edge_id)
+        table[edge_id] = {
+            "length": round(edge.getLength(), 3),
+            "lanes": edge.getLaneNumber(),
+            "speed": round(edge.getSpeed(), 3),
+            "green": round(green.get(edge_id, 1.0), 4),
+            "sink": float(_dead_end(edge.getToNode())),
+        }
+    lanes = {d: [lane.getID() for lane in net.getEdge(d).getLanes()] for d in detectors}
+    positions = {d: round(scenario.detectors.position * net.getEdge(d).getLength(), 2) for d in detectors}
+    return {
+        "routes": routes,
+        "route_weights": [float(w) for w in weights],
+        "detectors": detectors,
+        "detector_lanes": lanes,
+        "detector_positions": positions,
+        "edges": table,
+    }
+
+
+def _dead_end(node: Any) -> bool:
+    neighbours = {e.getFromNode().getID() for e in node.getIncoming()} | {
+        e.getToNode().getID() for e in node.getOutgoing()
+    }
+    return len(neighbours) <= 1
+
+
+def _sample_routes(net: Any, sources: list[Any], sinks: list[Any], demand: DemandSpec) -> list[list[str]]:
+    rng = np.random.default_rng(demand.seed)
+    routes: list[list[str]] = []
+    seen: set[tuple[str, str]] = set()
+    pairs = [(o, d) for o in sources for d in sinks if o.getFromNode() != d.getToNode() and o != d]
+    for index in rng.permutation(len(pairs)):
+        origin, destination = pairs[int(index)]
+        if (origin.getID(), destination.getID()) in seen:
+            continue
+        path, _ = net.getShortestPath(origin, destination, vClass="passenger")
+        if not path or len(path) < 3:
+            continue
+        seen.add((origin.getID(), destination.getID()))
+        routes.append([e.getID() for e in path])
+        if len(routes) == demand.n_routes:
+            break
+    if not routes:
+        raise UserError(
+            "no route between the network's fringe edges",
+            where="scenario.network",
+            hint="use a larger or connected network",
+        )
+    return routes
+
+
+def _choose_detectors(spec: DetectorSpec, flow: Mapping[str, float], fringe: set[str]) -> list[str]:
+    if spec.edges is not None:
+        missing = [e for e in spec.edges if e not in flow]
+        if missing:
+            raise ConfigError(
+                f"detector edge {missing[0]!r} carries no route",
+                where="scenario.detectors.edges",
+                hint="name edges on the demand's routes, or give detectors.count instead",
+            )
+        return list(spec.edges)
+    inner = sorted(e for e in flow if e not in fringe) or sorted(flow)
+    count = min(spec.count, len(inner))
+    share = np.array([flow[e] for e in inner])
+    chosen = np.random.default_rng(spec.seed).choice(len(inner), size=count, replace=False, p=share / share.sum())
+    return sorted(inner[int(i)] for i in chosen)
+
+
+def _green_shares(net: Any) -> dict[str, float]:
+    """Share of the signal cycle in which an edge's movements have green (mean over its controlled links)."""
+    shares: dict[str, list[float]] = {}
+    for tls in net.getTrafficLights():
+        programs = tls.getPrograms()
+        if not programs:
+            continue
+        phases = next(iter(programs.values())).getPhases()
+        cycle = sum(p.duration for p in phases)
+        if cycle <= 0:
+            continue
+        for in_lane, _, index in tls.getConnections():
+            green = sum(p.duration for p in phases if index < len(p.state) and p.state[index] in "Gg") / cycle
+            shares.setdefault(in_lane.getEdge().getID(), []).append(green)
+    return {edge: float(np.mean(values)) for edge, values in shares.items()}
+
+
+# --------------------------------------------------------------------------------------------------------- demand
+
+
+def profile(demand: DemandSpec, interval: float) -> np.ndarray:
+    """Relative demand per interval (mean 1): a base plus a Gaussian peak at ``peak_time`` × duration."""
+    n = round(demand.duration / interval)
+    centres = (np.arange(n) + 0.5) * interval / demand.duration
+    shape = 1.0 + demand.peak_amplitude * np.exp(-0.5 * ((centres - demand.peak_time) / demand.peak_width) ** 2)
+    return np.asarray(shape / shape.mean())
+
+
+def route_rates(built: BuiltScenario, demand: DemandSpec, demand_scale: float, interval: float = 300.0) -> np.ndarray:
+    """Vehicles per second on each route in each interval: shape (routes, intervals)."""
+    weights = np.asarray(built.route_weights)
+    return np.asarray(np.outer(weights, profile(demand, interval)) * demand.vehicles_per_hour * demand_scale / 3600.0)
+
+
+def full_theta(theta: Mapping[str, float]) -> dict[str, float]:
+    """θ with every parameter not given at its default."""
+    check_theta(theta, "params")
+    return {name: float(theta.get(name, p.default)) for name, p in THETA.items()}
+
+
+def write_routes(
+    built: BuiltScenario, demand: DemandSpec, theta: Mapping[str, float], path: Path, interval: float = 300.0
+) -> None:
+    """The SUMO route file for θ: one vehicle type carrying θ, the routes, one flow per route and interval."""
+    t = full_theta(theta)
+    rates = route_rates(built, demand, t["demand_scale"], interval)
+    lines = [
+        "<routes>",
+        f'  <vType id="car" speedFactor="normc({t["speed_factor"]:.6g},0.1,0.2,2)" tau="{t["tau"]:.6g}" '
+        f'accel="{t["accel"]:.6g}" decel="4.5" sigma="{t["sigma"]:.6g}" minGap="{t["min_gap"]:.6g}" length="5"/>',
+    ]
+    lines += [f'  <route id="r{i}" edges="{" ".join(edges)}"/>' for i, edges in enumerate(built.routes)]
+    for block in range(rates.shape[1]):
+        begin, end = block * interval, (block + 1) * interval
+        for route in range(rates.shape[0]):
+            probability = min(1.0, float(rates[route, block]))
+            if probability > 0:
+                lines.append(
+                    f'  <flow id="f{route}_{block}" type="car" route="r{route}" begin="{begin:g}" end="{end:g}" '
+                    f'probability="{probability:.6g}" departLane="best" departSpeed="max"/>'
+                )
+    lines.append("</routes>")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_detectors(built: BuiltScenario, interval: float, output: Path, path: Path) -> None:
+    """The SUMO additional file with one induction loop per lane of every detector edge."""
+    lines = ["<additional>"]
+    for edge in built.detectors:
+        for lane in built.detector_lanes[edge]:
+            lines.append(
+                f'  <inductionLoop id="{lane}" lane="{lane}" pos="{built.detector_positions[edge]:g}" '
+                f'period="{interval:g}" file="{output}"/>'
+            )
+    lines.append("</additional>")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def with_theta_star(scenario: TrafficScenario, theta_star: Mapping[str, float]) -> TrafficScenario:
+    check_theta(theta_star, "theta_star")
+    return replace(scenario, theta_star=dict(theta_star))

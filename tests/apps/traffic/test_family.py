@@ -1,0 +1,70 @@
+"""The scenario family for the bridge: distinct scenarios, cached observations, objectives callable from context."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.traffic.family import TrafficFamily
+from core.errors import ConfigError
+
+pytestmark = pytest.mark.sumo
+
+SMALL = {
+    "network": {"size": 3, "length": 150.0},
+    "demand": {"vehicles_per_hour": [900, 1300], "n_routes": 8, "duration": 1200, "peak_time": [0.3, 0.7]},
+    "detectors": {"count": 5},
+}
+
+
+def test_family_yields_distinct_train_and_test_scenarios_with_observations(tmp_path: Path) -> None:
+    from core.bridge.scenario import Scenario
+
+    family = TrafficFamily(n_train=2, n_test=1, seed=3, workdir=tmp_path, progress=False, **SMALL)  # type: ignore[arg-type]
+    scenarios = family.scenarios()
+    assert [(s.name, s.split) for s in scenarios] == [
+        ("train-000", "train"),
+        ("train-001", "train"),
+        ("test-000", "test"),
+    ]
+    assert len({s.seed for s in scenarios}) == 3
+    thetas = [s.context["traffic"]["theta_star"] for s in scenarios]
+    assert len({json.dumps(t, sort_keys=True) for t in thetas}) == 3
+    demands = [s.context["traffic"]["demand"]["vehicles_per_hour"] for s in scenarios]
+    assert all(900 <= d <= 1300 for d in demands) and len(set(demands)) == 3  # differ in more than the seed
+    for s in scenarios:
+        again = Scenario.from_dict(json.loads(s.to_json()))  # travels to trial processes as JSON
+        assert again.context["observed"]["counts"] == s.context["observed"]["counts"]
+        assert len(s.context["observed"]["detectors"]) == 5
+    # observations are cached: the same family again reads them back, identical
+    cached = TrafficFamily(n_train=2, n_test=1, seed=3, workdir=tmp_path, progress=False, **SMALL).scenarios()  # type: ignore[arg-type]
+    assert [s.context["observed"] for s in cached] == [s.context["observed"] for s in scenarios]
+    assert len(list(tmp_path.glob("*/observed-*.json"))) == 3
+
+
+def test_objectives_take_a_bridge_scenario_and_parameters(tmp_path: Path) -> None:
+    from apps.traffic.objective import cheap, evaluate_sumo, expensive, mesoscopic
+
+    (scenario,) = TrafficFamily(n_train=1, n_test=0, seed=1, workdir=tmp_path, progress=False, **SMALL).scenarios()  # type: ignore[arg-type]
+    theta_star = scenario.context["traffic"]["theta_star"]
+    at_star = expensive(scenario, theta_star)
+    assert 0 < at_star < expensive(scenario, {**theta_star, "speed_factor": theta_star["speed_factor"] - 0.12})
+    assert evaluate_sumo(scenario, theta_star, seed=scenario.context["traffic"]["observation_seed"]).loss < 1e-4
+    assert 0 < mesoscopic(scenario, theta_star) < 2
+    assert 0 < cheap(scenario, {"demand": 1.0, "free_speed": 0.9, "saturation_flow": 1800}) < 2
+    # the built files may be gone (another node, a cleaned disk): a trial rebuilds them
+    for folder in tmp_path.iterdir():
+        if folder.is_dir():
+            (folder / "built.json").unlink()
+    assert expensive(scenario, theta_star) == at_star
+
+
+def test_bad_family_ranges_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="outside"):
+        TrafficFamily(n_train=1, n_test=0, theta={"tau": [5.0, 6.0]}, workdir=tmp_path).specs()
+    with pytest.raises(ConfigError, match=r"\[low, high\]"):
+        TrafficFamily(n_train=1, n_test=0, theta={"tau": [1.0, 1.5, 2.0]}, workdir=tmp_path).specs()
+    with pytest.raises(ConfigError, match="unknown traffic parameter"):
+        TrafficFamily(n_train=1, n_test=0, theta={"gamma": [1.0, 2.0]}, workdir=tmp_path).specs()

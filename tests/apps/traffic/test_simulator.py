@@ -1,0 +1,114 @@
+"""The SUMO wrapper: libsumo and traci agree, mesoscopic runs, temp files go, failures and hangs are reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.traffic.scenario import BuiltScenario, TrafficScenario
+from apps.traffic.simulator import RunInfo, SimulationError, SimulationTimeout, simulate
+
+pytestmark = pytest.mark.sumo
+Tiny = tuple[TrafficScenario, BuiltScenario]
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary-files folder of this test alone, so other SUMO runs on the machine do not count."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir()]
+
+
+def test_libsumo_and_the_sumo_process_give_the_same_series(tiny: Tiny, private_tmp: Path) -> None:
+    spec, built = tiny
+    info: list[RunInfo] = []
+    in_process = simulate(built, spec, spec.theta_star, seed=5, backend="libsumo", info=info)
+    child = simulate(built, spec, spec.theta_star, seed=5, backend="traci", info=info)
+    assert [i.backend for i in info] == ["libsumo", "traci"]
+    assert in_process.counts.shape == (len(built.detectors), 4)
+    assert in_process.counts.sum() > 50 and info[0].inserted > 100
+    np.testing.assert_array_equal(in_process.counts, child.counts)
+    np.testing.assert_allclose(in_process.speeds, child.speeds, equal_nan=True)
+    assert np.nanmin(in_process.speeds) > 0 and np.nanmax(in_process.speeds) < 14.0 * 1.2
+    other_seed = simulate(built, spec, spec.theta_star, seed=6)
+    assert not np.array_equal(other_seed.counts, in_process.counts)  # the seed is SUMO's noise
+    assert _leftovers(private_tmp) == []  # temporary folders removed
+
+
+def test_mesoscopic_mode_sees_the_same_traffic(tiny: Tiny) -> None:
+    spec, built = tiny
+    micro = simulate(built, spec, spec.theta_star, seed=5)
+    meso = simulate(built, spec, spec.theta_star, seed=5, mesoscopic=True)
+    assert meso.counts.sum() == pytest.approx(micro.counts.sum(), rel=0.15)
+    assert np.nanmean(meso.speeds) == pytest.approx(np.nanmean(micro.speeds), rel=0.2)
+
+
+def test_theta_moves_counts_and_speeds_the_expected_way(tiny: Tiny) -> None:
+    spec, built = tiny
+    base = simulate(built, spec, {"demand_scale": 1.0, "speed_factor": 1.0}, seed=5)
+    busier = simulate(built, spec, {"demand_scale": 1.4, "speed_factor": 1.0}, seed=5)
+    slower = simulate(built, spec, {"demand_scale": 1.0, "speed_factor": 0.8}, seed=5)
+    assert busier.counts.sum() > 1.25 * base.counts.sum()
+    assert np.nanmean(slower.speeds) < 0.9 * np.nanmean(base.speeds)
+
+
+def test_parallel_threads_use_libsumo_once_and_sumo_processes_beside_it(tiny: Tiny) -> None:
+    spec, built = tiny
+    infos: list[list[RunInfo]] = [[], []]
+    results: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+
+    def run(i: int) -> None:
+        results[i] = simulate(built, spec, spec.theta_star, seed=9, info=infos[i]).counts
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(i) == 1 for i in infos)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_a_run_sumo_rejects_is_reported_with_its_log(tiny: Tiny, backend: str, private_tmp: Path) -> None:
+    spec, built = tiny
+    bad = dataclasses.replace(built, routes=[["no_such_edge", *built.routes[0][1:]], *built.routes[1:]])
+    with pytest.raises(SimulationError, match="no_such_edge"):
+        simulate(bad, spec, spec.theta_star, seed=1, backend=backend)
+    assert simulate(built, spec, spec.theta_star, seed=1, backend=backend).counts.sum() > 0  # usable afterwards
+    assert _leftovers(private_tmp) == []
+
+
+def test_malformed_network_is_refused_before_libsumo_can_crash_the_process(tiny: Tiny, tmp_path: Path) -> None:
+    spec, built = tiny
+    broken = tmp_path / "broken.net.xml"
+    broken.write_text("<net><edge id='x'></net>")
+    with pytest.raises(SimulationError, match=r"broken\.net\.xml is not readable XML"):
+        simulate(dataclasses.replace(built, net_file=broken), spec, spec.theta_star, seed=1, backend="libsumo")
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_a_run_past_its_time_limit_is_stopped(tiny: Tiny, backend: str) -> None:
+    spec, built = tiny
+    with pytest.raises(SimulationTimeout):
+        simulate(built, spec, spec.theta_star, seed=1, backend=backend, timeout=0.01)
+    assert simulate(built, spec, spec.theta_star, seed=1, backend=backend).counts.sum() > 0
+
+
+def test_unknown_parameter_is_a_config_error(tiny: Tiny) -> None:
+    from core.errors import ConfigError
+
+    spec, built = tiny
+    with pytest.raises(ConfigError, match="unknown traffic parameter"):
+        simulate(built, spec, {"reaction": 1.0}, seed=1)
