@@ -140,6 +140,12 @@ def _model_config(cfg: DictConfig, role: str) -> DictConfig:
     has_objective = OmegaConf.select(model, "objective", throw_on_missing=False) not in (None, "???")
     if not has_objective and not model.get("command"):
         raise ConfigError(f"models.{role} has neither objective nor command", where=f"models.{role}")
+    if model.get("direction", "minimize") != "minimize":
+        raise ConfigError(
+            "the bridge compares losses: direction must be minimize",
+            where=f"models.{role}.direction",
+            hint="negate a score to make it a loss",
+        )
     if OmegaConf.is_missing(model, "params") or not model.params:
         raise ConfigError(f"models.{role}.params is empty", where=f"models.{role}.params")
     return model
@@ -320,7 +326,7 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
     for index, row in enumerate(rows):
         scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
         predicted = _clip(dict(zip(names, map(float, mean[index]), strict=True)), expensive_cfg.params)
-        # the expensive model at the prediction: trial 0 of the scenario's "bridge" study; refining continues it
+        # the expensive model at the prediction: the one trial of the scenario's "bridge" study
         bridge_dir = workspace.study_dir(scenario.name, "bridge")
         scenario_file = workspace.scenario_file(scenario.name)
         point = run_study(bridge_dir, expensive_cfg, scenario, scenario_file, n_trials=1, enqueue=[predicted])
@@ -336,27 +342,28 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
             "bridge_wall_s": float(row["cheap_wall_s"]) + point.wall_s,
         }
         result.update({f"pred.{n}": v for n, v in predicted.items()})
+        result.update(_attrs("bridge", point))
         if std is not None:
             result.update({f"pred_std.{n}": float(s) for n, s in zip(names, std[index], strict=True)})
         k = int(cfg.evaluate.refine)
         if k > 0:
+            # k more runs in a study of their own, started at the prediction; the bridge's run counts too
+            refine_dir = workspace.study_dir(scenario.name, "refine")
             refined = run_study(
-                bridge_dir,
-                expensive_cfg,
-                scenario,
-                scenario_file,
-                n_trials=1 + k,
-                sampler=_refine_sampler(cfg, predicted),
+                refine_dir, expensive_cfg, scenario, scenario_file, n_trials=k, sampler=_refine_sampler(cfg, predicted)
             )
+            better = refined.best_value is not None and refined.best_value < value
+            result.update(_attrs("refine", refined if better else point))
             result.update(
                 {
-                    "refine_value": refined.best_value,
+                    "refine_value": refined.best_value if better else value,
                     "refine_expensive_runs": 1 + k,
-                    "refine_wall_s": float(row["cheap_wall_s"]) + refined.wall_s,
+                    "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + refined.wall_s,
                 }
             )
         if row.get("expensive_best") not in (None, ""):
             direct = StudyResult.load(workspace.study_dir(scenario.name, "expensive"))
+            result.update(_attrs("direct", direct))
             runs_to_match = _runs_to_reach(direct.history, value)
             result.update(
                 {
@@ -373,6 +380,11 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
     summary = summarize(results)
     log("evaluate: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)))
     return summary
+
+
+def _attrs(prefix: str, study: StudyResult) -> dict[str, Any]:
+    """The numeric metrics the objective reported for a study's best trial, as ``<prefix>.<name>`` columns."""
+    return {f"{prefix}.{k}": v for k, v in study.best_user_attrs.items() if isinstance(v, int | float)}
 
 
 def _refine_sampler(cfg: DictConfig, predicted: dict[str, float]) -> Any:

@@ -29,6 +29,7 @@ class StudyResult:
     wall_s: float
     history: list[float] = field(default_factory=list)  # value per trial in trial order; nan for failures
     reason: str = ""
+    best_user_attrs: dict[str, Any] = field(default_factory=dict)  # what the objective reported beside the value
 
     def save(self, folder: Path) -> None:
         write_atomic(folder / "result.json", json.dumps(asdict(self), indent=2) + "\n")
@@ -53,7 +54,8 @@ def run_study(
 
     The model's ``objective`` (a dotted path of ``f(scenario, params)``) runs in the runner's threads; its
     ``command`` (an argv template with ``{scenario_file}`` and the runner's placeholders) runs as jobs of the
-    model's job backend, ``n_max_jobs`` at once.
+    model's job backend, ``n_max_jobs`` at once. Either may report other metrics of a run as ``user_attrs``
+    (``{"value": v, "user_attrs": {"count_rmse": ...}}``); the best trial's are kept in ``best_user_attrs``.
     """
     from omegaconf import OmegaConf
 
@@ -82,8 +84,9 @@ def run_study(
     else:
         function = locate(str(spec["objective"]))
 
-        def objective(trial: Any) -> float:
-            return float(function(scenario, dict(trial.params)))
+        def objective(trial: Any) -> Any:
+            # a number, or {"value": v, "user_attrs": {...}} to keep other metrics of the run
+            return function(scenario, dict(trial.params))
 
     result = optimize(config, objective=objective, run_dir=folder, progress=False)
     return _summarize(result.study, folder, maximize=spec.get("direction") == "maximize")
@@ -106,6 +109,7 @@ def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:
         wall_s=round((max(ends) - min(starts)).total_seconds(), 4) if starts and ends else 0.0,
         history=[float(t.value) if t.state == TrialState.COMPLETE else math.nan for t in trials],
         reason="" if best else (reasons[0] if reasons else "no trial finished"),
+        best_user_attrs={k: v for k, v in best.user_attrs.items() if isinstance(v, int | float | str)} if best else {},
     )
     result.save(folder)
     return result
