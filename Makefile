@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEMO_CONFIG ?= core/config/examples/demo.yaml
+DEMO_CONFIG ?= core/hpo/config/examples/quadratic.yaml
 
 .PHONY: demo test lint format bench clean-venv
 
@@ -26,8 +26,8 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-all $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
-	$(BIN)/kakehashi config show $(DEMO_CONFIG)
-	$(BIN)/kakehashi config run $(DEMO_CONFIG) --run-dir runs/demo
+	rm -rf runs/demo
+	$(BIN)/kakehashi hpo optimize $(DEMO_CONFIG) --run-dir runs/demo
 
 test: $(VENV)/.installed-all
 	$(BIN)/python -m pytest
