@@ -27,27 +27,10 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.jobs.state import pid_alive, process_start_time
+
 RUNNER_KEY = "kakehashi:runner"  # trial system attr: id of the runner that owns the trial
 RUNNER_PREFIX = "kakehashi:runner:"  # study system attr prefix: one record per runner
-
-
-def process_start_time(pid: int) -> str:
-    """The kernel's start time of ``pid`` (a guard against recycled pids); empty where /proc is missing."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
-            return file.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def pid_alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not started or not process_start_time(pid) or process_start_time(pid) == started
 
 
 @dataclass

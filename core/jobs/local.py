@@ -43,6 +43,8 @@ from core.jobs.state import (
     is_cancelled,
     mark_cancelled,
     new_state_dir,
+    pid_alive,
+    process_start_time,
     read_exit_code,
     read_exit_codes,
     read_handle_record,
@@ -69,25 +71,6 @@ class _Final:
     state: JobState
     exit_code: int | None
     reason: str = ""
-
-
-def _start_time(pid: int) -> str:
-    """The kernel's start time of ``pid`` (guards against a recycled pid); empty where /proc is missing."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
-            return file.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not started or _start_time(pid) == started
 
 
 class LocalBackend:
@@ -203,7 +186,7 @@ class LocalBackend:
             log.close()
             self._final[key] = _Final(JobState.FAILED, None, f"could not start: {exc}")
             return
-        write_atomic(handle.state_dir / f"{element}.pid", f"{process.pid} {_start_time(process.pid)}\n")
+        write_atomic(handle.state_dir / f"{element}.pid", f"{process.pid} {process_start_time(process.pid)}\n")
         seconds = walltime_seconds(handle.spec.walltime)
         deadline = None if seconds is None else time.monotonic() + seconds
         self._running[key] = _Running(process, deadline, log)
@@ -284,7 +267,7 @@ class LocalBackend:
             submitter = read_handle_record(handle.state_dir).get("submitter", {})
         except UserError:
             submitter = {}
-        submitter_alive = bool(submitter.get("pid")) and _alive(int(submitter["pid"]), "")
+        submitter_alive = bool(submitter.get("pid")) and pid_alive(int(submitter["pid"]))
         result: dict[int, tuple[JobState, int | None, str]] = {}
         for element in range(handle.n_array):
             if (handle.state_dir / f"{element}.timeout").exists():
@@ -306,7 +289,7 @@ class LocalBackend:
             if submitter_alive:
                 return JobState.PENDING, None, ""
             return JobState.LOST, None, "the submitting process exited before starting it"
-        if _alive(int(pid_text), started.strip()):
+        if pid_alive(int(pid_text), started.strip()):
             return JobState.RUNNING, None, ""
         if (code := read_exit_code(handle.state_dir, element)) is not None:  # it finished between the two reads
             return (JobState.COMPLETED if code == 0 else JobState.FAILED), code, ""
@@ -336,7 +319,7 @@ class LocalBackend:
                 pid_text, _, started = (handle.state_dir / f"{element}.pid").read_text(encoding="utf-8").partition(" ")
             except FileNotFoundError:
                 continue
-            if _alive(int(pid_text), started.strip()):
+            if pid_alive(int(pid_text), started.strip()):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(int(pid_text), signal.SIGTERM)
 

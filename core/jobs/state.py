@@ -221,3 +221,24 @@ __all__ = [
     "save_handle",
     "write_exit_code",
 ]
+
+
+def process_start_time(pid: int) -> str:
+    """The kernel's start time of ``pid`` (a guard against recycled pids); empty where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            return file.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def pid_alive(pid: int, started: str = "") -> bool:
+    """Whether process ``pid`` runs, and is the one that started at ``started`` (when given and readable)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    now = process_start_time(pid)
+    return not started or not now or now == started
