@@ -66,6 +66,24 @@ class ParamSpec:
         return self.value
 
 
+def distributions(space: Sequence[ParamSpec]) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Optuna distributions of the float, int and categorical parameters (for samplers that take a search space)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out: dict[str, optuna.distributions.BaseDistribution] = {}
+    for spec in space:
+        if spec.kind == "float":
+            assert spec.low is not None and spec.high is not None
+            out[spec.name] = FloatDistribution(spec.low, spec.high, step=spec.step, log=spec.log)
+        elif spec.kind == "int":
+            assert spec.low is not None and spec.high is not None
+            step = 1 if spec.step is None else int(spec.step)
+            out[spec.name] = IntDistribution(int(spec.low), int(spec.high), step=step, log=spec.log)
+        elif spec.kind == "categorical":
+            out[spec.name] = CategoricalDistribution(list(spec.choices))
+    return out
+
+
 def parse_params(node: Any, where: str = "params") -> list[ParamSpec]:
     """Parse a ``params`` mapping (a dict or an OmegaConf node) into specs; a mistake is a ``ConfigError``."""
     from omegaconf import DictConfig, ListConfig, OmegaConf

@@ -44,7 +44,7 @@ from omegaconf import DictConfig
 from core.errors import ConfigError, UserError
 from core.hpo.command import render_command, unknown_placeholders
 from core.hpo.liveness import RUNNER_KEY, RUNNER_PREFIX, RunnerRecord, runner_records
-from core.hpo.params import suggest
+from core.hpo.params import distributions, suggest
 from core.hpo.report import JOB_KEY
 from core.hpo.results import ReportTail, ResultError, TrialResult, log_tail, parse_result_text, read_result
 from core.hpo.settings import HpoSettings, load_hpo_config
@@ -178,7 +178,7 @@ class StudyRunner:
                 f"[yellow]note:[/] a {self.opened.kind} storage has no cross-process lock here: "
                 "run one runner on it (journal files, SQLite and PostgreSQL allow several)"
             )
-        sampler = instantiate(s.cfg.study.sampler) if s.cfg.study.get("sampler") else None
+        sampler = self._make_sampler()
         pruner = instantiate(s.cfg.study.pruner) if s.cfg.study.get("pruner") else None
         try:
             self.study = optuna.create_study(
@@ -212,6 +212,27 @@ class StudyRunner:
             self.backend = _make_backend(s)
 
     # ------------------------------------------------------------------ the loop
+    def _make_sampler(self) -> Any:
+        """The configured sampler; one that takes a ``search_space`` (NelderMeadSampler) gets the config's params,
+        so it need not spend trials discovering them."""
+        import inspect
+
+        from core.config import instantiate, locate
+
+        node = self.settings.cfg.study.get("sampler")
+        if not node:
+            return None
+        target = node.get("_target_")
+        takes_space = False
+        if isinstance(target, str) and "search_space" not in node:
+            with contextlib.suppress(ImportError, AttributeError, TypeError, ValueError):
+                takes_space = "search_space" in inspect.signature(locate(target)).parameters
+        if takes_space:
+            space = distributions(self.settings.space)
+            if space:
+                return instantiate(node, search_space=space)
+        return instantiate(node)
+
     def run(self) -> OptimizeResult:
         self._setup()
         previous = _install_sigterm()
@@ -221,6 +242,7 @@ class StudyRunner:
                     self._heartbeat(force=True)
                     while True:
                         busy = self._poll()
+                        self._flush()  # record outcomes before refilling: the next ask sees every finished trial
                         self._heartbeat()
                         if self._slot_freed or time.monotonic() - self._last_sync >= SYNC_INTERVAL:
                             busy |= self._sync_and_fill()
@@ -344,8 +366,8 @@ class StudyRunner:
 
     # ------------------------------------------------------------------ finishing a trial
     def _finish(self, flight: _InFlight, outcome: Outcome) -> None:
-        """Free the trial's slot; its outcome is recorded by :meth:`_flush` right after the slot is refilled (the
-        trial stays RUNNING, so counted, until then: the replacement starts one storage round-trip earlier)."""
+        """Free the trial's slot; its outcome is recorded by :meth:`_flush` before the slot is refilled, so the
+        sampler's next ask sees it (a serial run then makes the same decisions as ``study.optimize``)."""
         self.inflight.pop(flight.number, None)
         self._pending.append((flight, outcome))
         self._slot_freed = True
