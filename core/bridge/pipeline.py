@@ -349,8 +349,14 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
         if k > 0:
             # k more runs in a study of their own, started at the prediction; the bridge's run counts too
             refine_dir = workspace.study_dir(scenario.name, "refine")
-            refined = run_study(
-                refine_dir, expensive_cfg, scenario, scenario_file, n_trials=k, sampler=_refine_sampler(cfg, predicted)
+            refined = run_study(  # one at a time: each step of a local search needs the last result
+                refine_dir,
+                expensive_cfg,
+                scenario,
+                scenario_file,
+                n_trials=k,
+                sampler=_refine_sampler(cfg, predicted),
+                n_max_jobs=1,
             )
             better = refined.best_value is not None and refined.best_value < value
             result.update(_attrs("refine", refined if better else point))
@@ -384,7 +390,11 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
 
 def _attrs(prefix: str, study: StudyResult) -> dict[str, Any]:
     """The numeric metrics the objective reported for a study's best trial, as ``<prefix>.<name>`` columns."""
-    return {f"{prefix}.{k}": v for k, v in study.best_user_attrs.items() if isinstance(v, int | float)}
+    return {
+        f"{prefix}.{k}": v
+        for k, v in study.best_user_attrs.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def _refine_sampler(cfg: DictConfig, predicted: dict[str, float]) -> Any:

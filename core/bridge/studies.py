@@ -48,6 +48,7 @@ def run_study(
     n_trials: int | None = None,
     enqueue: Sequence[Mapping[str, Any]] = (),
     sampler: Any = None,
+    n_max_jobs: int | None = None,
 ) -> StudyResult:
     """Calibrate ``model`` on ``scenario`` with the HPO runner (resuming the study in ``folder``) and save
     ``result.json``. ``n_trials`` (default: the model's) is the study's total, so a resumed study only tops up.
@@ -68,7 +69,7 @@ def run_study(
         "study": {"name": "study", "directions": [spec.get("direction", "minimize")]},
         "params": spec["params"],
         "n_trials": int(n_trials if n_trials is not None else spec["n_trials"]),
-        "n_max_jobs": int(spec.get("n_max_jobs", 1)),
+        "n_max_jobs": int(n_max_jobs if n_max_jobs is not None else spec.get("n_max_jobs", 1)),
         "enqueue": [dict(point) for point in enqueue],
         "jobs": spec.get("jobs") or {"backend": "local"},
         "plots": False,

@@ -4,7 +4,7 @@ For each family (linear and nonlinear h) the whole pipeline runs: 12 training sc
 with 50 expensive runs per held-out scenario as the peer, the bridge (cheap study + 1 expensive run) and the bridge
 refined with 5 more expensive runs. Each expensive run sleeps ``--delay`` seconds, so wall time has a cost to save.
 
-    python tools/bench/bridge.py [--delay 0.02]
+    python tools/bench/bridge.py [--delay 0.2]
 
 Writes tools/bench/results/bridge.json: ``speedup`` (wall time direct HPO needed to reach the bridge's objective value,
 over the bridge's wall time; median over held-out scenarios), ``regret_ratio_vs_direct`` (objective at the bridge's
@@ -33,7 +33,7 @@ RESULTS = Path(__file__).with_name("results") / "bridge.json"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--delay", type=float, default=0.02, help="seconds per expensive run")
+    parser.add_argument("--delay", type=float, default=0.2, help="seconds per expensive run")
     args = parser.parse_args()
     figures: dict[str, object] = {}
     example = package_dir("core.bridge.config") / "examples" / "analytic.yaml"
