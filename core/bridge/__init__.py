@@ -2,12 +2,38 @@
 expensive model's, and calibrate new scenarios with the cheap model alone (see README.md).
 
 Example:
-    >>> from core.bridge import AnalyticFamily, Scenario, run_bridge
+    >>> from core.bridge import AnalyticFamily
+    >>> len(AnalyticFamily(n_train=3, n_test=2).scenarios())
+    5
 """
 
-from core.bridge.analytic import AnalyticFamily
-from core.bridge.pipeline import STAGES, Workspace
-from core.bridge.pipeline import run as run_bridge
-from core.bridge.scenario import Scenario, ScenarioFamily
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.bridge.analytic import AnalyticFamily
+    from core.bridge.pipeline import STAGES, Workspace
+    from core.bridge.pipeline import run as run_bridge
+    from core.bridge.scenario import Scenario, ScenarioFamily
+
+# imported on first use, so that the CLI (and core.bridge.scenario users) do not pay for the pipeline
+_LAZY = {
+    "AnalyticFamily": ("core.bridge.analytic", "AnalyticFamily"),
+    "STAGES": ("core.bridge.pipeline", "STAGES"),
+    "Workspace": ("core.bridge.pipeline", "Workspace"),
+    "run_bridge": ("core.bridge.pipeline", "run"),
+    "Scenario": ("core.bridge.scenario", "Scenario"),
+    "ScenarioFamily": ("core.bridge.scenario", "ScenarioFamily"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'core.bridge' has no attribute {name!r}")
+
 
 __all__ = ["STAGES", "AnalyticFamily", "Scenario", "ScenarioFamily", "Workspace", "run_bridge"]

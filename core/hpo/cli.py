@@ -1,10 +1,8 @@
-"""``kakehashi hpo optimize | report | trials`` (plus ``simulate`` and samplers' verbs where those modules exist)."""
+"""``kakehashi hpo optimize | report | trials | simulate``."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -66,21 +64,9 @@ def register(areas: SubParsers) -> None:
     trials.add_argument("--state", help="only trials in this state (COMPLETE, PRUNED, FAIL, RUNNING, WAITING)")
     trials.set_defaults(handler=_trials)
 
-    for module in ("core.hpo.simulator.cli", "core.hpo.samplers.cli"):
-        _register_optional(module, verbs)
+    from core.hpo.simulator.cli import register_verbs as register_simulate
 
-
-def _register_optional(module: str, verbs: SubParsers) -> None:
-    """Verbs of sibling modules (the simulator's ``simulate``, samplers' tools), when they exist."""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ImportError:
-        found = False
-    if not found:
-        return
-    register_verbs = getattr(importlib.import_module(module), "register_verbs", None)
-    if register_verbs is not None:
-        register_verbs(verbs)
+    register_simulate(verbs)
 
 
 def split_command(config: str, rest: list[str]) -> tuple[str | None, list[str], list[str], dict[str, str | bool]]:
