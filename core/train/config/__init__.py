@@ -1,0 +1,1 @@
+"""Bundled training configs: ``default.yaml`` (what every training config extends) and examples."""
