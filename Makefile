@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEMO_CONFIG ?= core/hpo/config/examples/quadratic.yaml
+DEMO_CONFIG ?= apps/traffic/config/demo.yaml
 
 .PHONY: demo test lint format bench clean-venv
 
@@ -12,22 +12,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# the demo needs the base install only
+# base: config, jobs, hpo, bridge (no torch)
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
-	touch $@ $(VENV)/.installed-base
+	touch $@ $(VENV)/.installed-base $(VENV)/.installed-traffic
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'
-	touch $@ $(VENV)/.installed-all $(VENV)/.installed-base
+	touch $@ $(VENV)/.installed-all $(VENV)/.installed-base $(VENV)/.installed-traffic
 
-demo: $(VENV)/.installed-base
+$(VENV)/.installed-traffic: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[traffic]'
+	touch $@ $(VENV)/.installed-base
+
+# the main job: SUMO traffic calibration through the model bridge (8 training + 4 test scenarios)
+demo: $(VENV)/.installed-traffic
 	rm -rf runs/demo
-	$(BIN)/kakehashi hpo optimize $(DEMO_CONFIG) --run-dir runs/demo
+	$(BIN)/kakehashi traffic bridge $(DEMO_CONFIG) workspace=runs/demo
 
 test: $(VENV)/.installed-all
 	$(BIN)/python -m pytest

@@ -1,9 +1,11 @@
 """Direct calibration of one scenario: HPO of θ (or of the cheap model's ξ) against the observations Y.
 
-Trials run in worker processes (SUMO allows one in-process simulation per process), ``n_jobs`` at a time; the
-Optuna study lives in ``run_dir/study.db`` (SQLite), so an interrupted calibration resumes where it stopped and
-``n_trials`` counts finished trials in all, not per invocation. A trial whose simulation fails or hangs is told
-to Optuna as failed, with its error kept as a user attribute. The result compares the best θ with θ*
+The study is a study of the HPO runner (:func:`core.hpo.optimize`): trials run in its threads, ``n_jobs`` at a
+time, each SUMO run a child process driven through traci; the Optuna study lives in
+``run_dir/study.db`` (SQLite), so an interrupted calibration resumes where it stopped and ``n_trials`` counts
+finished trials in all, not per invocation (the runner's own files, trials.csv and best.yaml, are in
+``run_dir/hpo``). A trial whose simulation fails or hangs is recorded as failed, with its error in the
+``failure`` user attribute. The result compares the best θ with θ*
 (parameter error, as a share of each parameter's range) and its count RMSE with the noise floor: the RMSE of
 θ* itself, simulated with the calibration seed.
 
@@ -22,8 +24,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -62,19 +62,23 @@ def calibrate(
     model: str = "expensive",
     n_trials: int = 50,
     n_jobs: int = 2,
-    sampler: Any = None,
+    sampler: Mapping[str, Any] | None = None,
     run_dir: str | Path = "runs/traffic/calibrate",
     workdir: str | Path = "runs/traffic/scenarios",
     timeout: float = 300.0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Calibrate ``model`` on ``scenario``; returns (and writes to ``run_dir/result.json``) the figures."""
-    import optuna
+    """Calibrate ``model`` on ``scenario``; returns (and writes to ``run_dir/result.json``) the figures.
+
+    ``sampler`` is a config node (``{"_target_": "optuna.samplers.TPESampler", "seed": 0}``; default: TPE, seed 0).
+    """
+    from optuna.trial import TrialState
 
     from apps.traffic.family import observe
     from apps.traffic.objective import discrepancy
     from apps.traffic.simulator import simulate
     from core.config.provenance import write_atomic
+    from core.hpo import optimize
 
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}", where="model", hint=f"one of {', '.join(MODELS)}")
@@ -85,30 +89,40 @@ def calibrate(
     built = build(scenario, workdir)
     observed = observe(scenario, workdir, timeout=timeout)
     context = {"traffic": scenario.to_dict(), "observed": observed.to_dict(), "workdir": str(workdir)}
+    config = {
+        "study": {
+            "name": f"traffic-{model}",
+            "storage": f"sqlite:///{(run / 'study.db').resolve()}",
+            "sampler": dict(sampler) if sampler is not None else {"_target_": "optuna.samplers.TPESampler", "seed": 0},
+        },
+        "params": {name: [low, high] for name, (low, high) in space.items()},
+        "n_trials": n_trials,
+        "n_max_jobs": max(1, n_jobs),
+        "plots": False,
+    }
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=f"traffic-{model}", storage=f"sqlite:///{run / 'study.db'}", load_if_exists=True,
-        direction="minimize", sampler=sampler or optuna.samplers.TPESampler(seed=0),
-    )  # fmt: skip
+    def objective(trial: Any) -> dict[str, Any]:
+        return _trial(context, dict(trial.params), model, timeout)
+
     started = time.perf_counter()
-    _run_study(study, context, space, model, n_trials, n_jobs, timeout, progress)
+    study = optimize(config, objective=objective, run_dir=run / "hpo", progress=progress).study
     wall = time.perf_counter() - started
 
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = sorted(study.trials, key=lambda t: t.number)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        errors = {str(t.user_attrs.get("error")) for t in study.trials if t.user_attrs.get("error")}
+        errors = {str(t.user_attrs.get("failure")) for t in trials if t.user_attrs.get("failure")}
         raise RuntimeError("every trial failed: " + "; ".join(sorted(errors))[:500])
-    best = study.best_trial
+    best = min(complete, key=lambda t: float(t.value or 0.0))
     result: dict[str, Any] = {
         "scenario": scenario.name,
         "model": model,
         "n_complete": len(complete),
-        "n_failed": sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
         "wall_s": round(wall, 3),
         "best_params": dict(best.params),
         "best_loss": float(best.value) if best.value is not None else None,
-        "best_fit": dict(best.user_attrs.get("fit", {})),
+        "best_fit": {"loss": float(best.value or 0.0), **{k: best.user_attrs[k] for k in FIT_ATTRS}},
         "convergence": [float(v) for v in np.minimum.accumulate([float(t.value or 0.0) for t in complete])],
     }
     if model != "cheap":
@@ -133,70 +147,27 @@ def calibrate(
             for name, (low, high) in space.items() if name in scenario.theta_star
         }  # fmt: skip
         result["noise_floor"] = floor.to_dict()
-        result["count_rmse_over_noise_floor"] = float(best.user_attrs["fit"]["count_rmse"]) / floor.count_rmse
+        result["count_rmse_over_noise_floor"] = float(result["best_fit"]["count_rmse"]) / floor.count_rmse
         _plot(run, observed, best_series, result)
     write_atomic(run / "result.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _trial(context: Mapping[str, Any], params: Mapping[str, float], model: str, timeout: float) -> dict[str, float]:
-    """One trial, in a worker process: the fit of the model at ``params``."""
-    from apps.traffic.objective import evaluate_cheap, evaluate_sumo
+FIT_ATTRS = ("count_rmse", "speed_rmse", "geh_share")
+
+
+def _trial(context: Mapping[str, Any], params: Mapping[str, float], model: str, timeout: float) -> dict[str, Any]:
+    """One trial, in one of the runner's threads: the model's loss at ``params``, its fit as user attributes.
+
+    Threads, not processes (a trial process of its own costs ~0.8 s of CPU to start, more than half a SUMO run
+    here; README): SUMO runs as a traci child process, since libsumo would hold the interpreter lock.
+    """
+    from apps.traffic.objective import evaluate_cheap, evaluate_sumo, runner_result
 
     if model == "cheap":
-        return evaluate_cheap(context, params).to_dict()
-    return evaluate_sumo(context, params, mesoscopic=model == "mesoscopic", timeout=timeout).to_dict()
-
-
-def _run_study(
-    study: Any,
-    context: Mapping[str, Any],
-    space: Mapping[str, tuple[float, float]],
-    model: str,
-    n_trials: int,
-    n_jobs: int,
-    timeout: float,
-    progress: bool,
-) -> None:
-    """Ask, run in worker processes, tell — until ``n_trials`` trials have finished (complete or failed)."""
-    import optuna
-    from rich.progress import Progress
-
-    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL}
-    for stale in study.trials:  # a previous run killed mid-trial: those trials never finished
-        if stale.state == optuna.trial.TrialState.RUNNING:
-            study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
-    done = sum(t.state in finished for t in study.trials)
-    running: dict[Future[dict[str, float]], Any] = {}
-    bar = Progress(disable=not progress)
-    task = bar.add_task(f"calibrating ({model})", total=n_trials, completed=done)
-    with bar, ProcessPoolExecutor(max(1, n_jobs), mp_context=get_context("spawn")) as pool:
-        while done + len(running) < n_trials or running:
-            while done + len(running) < n_trials and len(running) < max(1, n_jobs):
-                trial = study.ask()
-                values = {name: trial.suggest_float(name, low, high) for name, (low, high) in space.items()}
-                running[pool.submit(_trial, dict(context), values, model, timeout)] = trial
-            ready, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in ready:
-                trial = running.pop(future)
-                try:
-                    fit = future.result()
-                except Exception as exc:  # a failed or hung simulation fails the trial, not the study
-                    trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                else:
-                    trial.set_user_attr("fit", fit)
-                    study.tell(trial, fit["loss"])
-                done += 1
-                best = _best_value(study)
-                bar.update(task, completed=done, description=f"calibrating ({model}) best {best:.4g}")
-
-
-def _best_value(study: Any) -> float:
-    try:
-        return float(study.best_value)
-    except ValueError:
-        return float("nan")
+        return runner_result(evaluate_cheap(context, params))
+    fit = evaluate_sumo(context, params, mesoscopic=model == "mesoscopic", backend="traci", timeout=timeout)
+    return runner_result(fit)
 
 
 def _plot(run: Path, observed: Any, simulated: Any, result: Mapping[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""``kakehashi traffic scenario | calibrate``."""
+"""``kakehashi traffic scenario | calibrate | bridge``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from core.errors import ConfigError, UserError
 _SCENARIO = "apps/traffic/config/scenario.yaml"
 _FAMILY = "apps/traffic/config/family.yaml"
 _CALIBRATE = "apps/traffic/config/calibrate.yaml"
+_DEMO = "apps/traffic/config/demo.yaml"
 
 
 def register(areas: SubParsers) -> None:
@@ -43,6 +44,20 @@ def register(areas: SubParsers) -> None:
     )
     add_config_arguments(calibrate)
     calibrate.set_defaults(handler=_calibrate)
+
+    bridge = verbs.add_parser(
+        "bridge",
+        help="the model bridge over a scenario family (core.bridge), with the traffic figures",
+        description="Run (or resume) core.bridge's pipeline on a traffic family: calibrate the cheap model on every\n"
+        "scenario and SUMO on the training ones (and directly on the test ones, as the reference), learn θ̂ = h(ξ̂),\n"
+        "check it with one SUMO run per test scenario. Prints where the report is and the headline figures\n"
+        "(count RMSE of the bridge, refine, direct HPO and the noise floor; wall-time speedup).",
+        epilog=f"example:\n  kakehashi traffic bridge {_DEMO}\n"
+        f"  kakehashi traffic bridge {_DEMO} workspace=runs/small scenarios.n_train=5 scenarios.n_test=2",
+    )
+    add_config_arguments(bridge)
+    bridge.add_argument("--force", action="store_true", help="redo finished stages")
+    bridge.set_defaults(handler=_bridge)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -145,7 +160,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from apps.traffic.calibrate import MODELS, calibrate
-    from core.config import instantiate, save_run_config
+    from core.config import check_targets, save_run_config
 
     cfg = _load(args)
     model = str(cfg.get("model", "expensive"))
@@ -157,7 +172,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise ConfigError("no `params` (search space)", where=args.config, hint=f"see {_CALIBRATE}")
     run_dir = Path(str(cfg.get("run_dir", f"runs/traffic/calibrate-{spec.name}")))
     save_run_config(cfg, run_dir)
-    sampler = instantiate(cfg.sampler) if cfg.get("sampler") is not None else None
+    sampler = None
+    if cfg.get("sampler") is not None:
+        check_targets(cfg.sampler)
+        sampler = OmegaConf.to_container(cfg.sampler, resolve=True)
     try:
         result = calibrate(
             spec, OmegaConf.to_container(params, resolve=True),  # type: ignore[arg-type]
@@ -184,6 +202,37 @@ def _calibrate(args: argparse.Namespace) -> int:
     console.print(line)
     console.print(f"{result['n_complete']} trials ({result['n_failed']} failed) in {result['wall_s']:.1f} s; "
                   f"wrote {run_dir / 'result.json'}")  # fmt: skip
+    return 0
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from apps.traffic.bridge import run_bridge
+
+    cfg = _load(args)
+    console = Console(stderr=True)
+    figures = run_bridge(cfg, force=args.force, log=console.print)
+    out = Console()
+    table = Table(
+        "figure", "value", title=f"traffic bridge: {figures['n_test_scenarios']} held-out scenarios (medians)"
+    )
+    rows = [
+        ("count RMSE, bridge θ̂ (1 SUMO run)", "count_rmse_bridge"),
+        ("count RMSE, refined (+5 runs)", "count_rmse_refine"),
+        ("count RMSE, direct HPO", "count_rmse_direct"),
+        ("count RMSE, noise floor (θ*)", "count_rmse_noise_floor"),
+        ("count RMSE, prior only (mean training θ̂)", "count_rmse_prior"),
+        ("bridge / direct", "rmse_ratio_bridge_vs_direct"),
+        ("wall speedup (direct HPO / cheap search)", "speedup_wall"),
+        ("wall speedup, one check run included", "speedup_wall_with_check"),
+    ]
+    for label, key in rows:
+        value = figures.get(key)
+        table.add_row(label, "-" if value is None or value != value else f"{value:.3g}")
+    out.print(table)
+    print(f"report: {figures['report']}")
     return 0
 
 

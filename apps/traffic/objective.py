@@ -9,7 +9,9 @@ counts and speeds weigh alike whatever their units.
 
 The objectives the model bridge (and ``kakehashi traffic calibrate``) call take a scenario and parameters:
 :func:`expensive` runs microscopic SUMO with θ, :func:`mesoscopic` SUMO's mesoscopic model, :func:`cheap` the
-numpy link queue model with ξ. A scenario is a bridge scenario whose ``context`` holds ``traffic`` (a
+numpy link queue model with ξ. Each returns the HPO runner's result, ``{"value": loss, "user_attrs": {...}}``
+with ``count_rmse``, ``speed_rmse`` and ``geh_share``, so the bridge's evaluation carries them per study.
+A scenario is a bridge scenario whose ``context`` holds ``traffic`` (a
 :class:`~apps.traffic.scenario.TrafficScenario` as a dict), ``observed`` (Y as a dict) and ``workdir``, as
 :class:`apps.traffic.family.TrafficFamily` makes them.
 
@@ -76,7 +78,8 @@ def discrepancy(observed: DetectorSeries, simulated: DetectorSeries) -> Fit:
 # ---------------------------------------------------------------------------------------- objectives (callables)
 
 
-def _unpack(scenario: Any) -> tuple[Any, Any, DetectorSeries]:
+def unpack_scenario(scenario: Any) -> tuple[Any, Any, DetectorSeries]:
+    """A bridge scenario (or its context) → (TrafficScenario, BuiltScenario rebuilt if gone, observations Y)."""
     from apps.traffic.scenario import TrafficScenario, build
 
     context = scenario.context if hasattr(scenario, "context") else scenario
@@ -97,7 +100,7 @@ def evaluate_sumo(
     """Simulate θ = ``params`` on the scenario (seed: its calibration seed) and compare with its observations."""
     from apps.traffic.simulator import simulate
 
-    spec, built, observed = _unpack(scenario)
+    spec, built, observed = unpack_scenario(scenario)
     run_seed = spec.calibration_seed if seed is None else seed
     series = simulate(built, spec, params, run_seed, backend=backend, mesoscopic=mesoscopic, timeout=timeout)
     return discrepancy(observed, series)
@@ -107,23 +110,35 @@ def evaluate_cheap(scenario: Any, params: Mapping[str, float]) -> Fit:
     """Run the link queue model with ξ = ``params`` on the scenario and compare with its observations."""
     from apps.traffic.queue_model import LinkQueueModel
 
-    spec, built, observed = _unpack(scenario)
+    spec, built, observed = unpack_scenario(scenario)
     return discrepancy(observed, LinkQueueModel(built, spec).simulate(params))
 
 
-def expensive(scenario: Any, params: Mapping[str, float]) -> float:
-    """f: microscopic SUMO's loss at θ (the bridge's expensive objective)."""
-    return _finite(evaluate_sumo(scenario, params).loss)
+def expensive(scenario: Any, params: Mapping[str, float]) -> dict[str, Any]:
+    """f: microscopic SUMO's loss at θ (the bridge's expensive objective), with the fit's figures as user attrs.
+
+    Runs in the HPO runner's threads, so SUMO runs as a child process (traci): libsumo holds the interpreter
+    lock while it simulates, which would stall every other thread of the runner (the cheap model's studies,
+    the runner's own loop) for the whole run. ``python -m apps.traffic.trial`` is the command form, with
+    libsumo in a process of its own.
+    """
+    return runner_result(evaluate_sumo(scenario, params, backend="traci"))
 
 
-def mesoscopic(scenario: Any, params: Mapping[str, float]) -> float:
+def mesoscopic(scenario: Any, params: Mapping[str, float]) -> dict[str, Any]:
     """SUMO's mesoscopic model's loss at θ (a cheaper SUMO, usable as the bridge's cheap objective)."""
-    return _finite(evaluate_sumo(scenario, params, mesoscopic=True).loss)
+    return runner_result(evaluate_sumo(scenario, params, mesoscopic=True, backend="traci"))
 
 
-def cheap(scenario: Any, params: Mapping[str, float]) -> float:
+def cheap(scenario: Any, params: Mapping[str, float]) -> dict[str, Any]:
     """g: the numpy link queue model's loss at ξ (the bridge's cheap objective)."""
-    return _finite(evaluate_cheap(scenario, params).loss)
+    return runner_result(evaluate_cheap(scenario, params))
+
+
+def runner_result(fit: Fit) -> dict[str, Any]:
+    """The HPO runner's result protocol: the loss as value, the other figures as user attributes."""
+    figures = fit.to_dict()
+    return {"value": _finite(figures.pop("loss")), "user_attrs": figures}
 
 
 def _finite(value: float) -> float:

@@ -23,13 +23,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import subprocess
 import tempfile
 import threading
 import time
-import warnings
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
 from collections.abc import Mapping
@@ -187,15 +185,12 @@ def _run_traci(args: list[str], end: float, chunk: float, timeout: float, folder
     watchdog.start()
     label = f"kakehashi-{port}-{threading.get_ident()}"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # traci prints every retry while SUMO starts
-            connection = traci.connect(port=port, numRetries=200, proc=process, waitBetweenRetries=0.05, label=label)
+        connection = _connect(traci, port, process, label, deadline=time.monotonic() + timeout)
         try:
             now = 0.0
-            with warnings.catch_warnings():  # traci warns that steps are seconds, which is what we pass
-                warnings.simplefilter("ignore", UserWarning)
-                while now < end:
-                    now = min(end, now + chunk)
-                    connection.simulationStep(now)
+            while now < end:
+                now = min(end, now + chunk)
+                connection.simulationStep(float(now))  # an int ≥ 1000 makes traci warn that steps are seconds
         finally:
             with contextlib.suppress(Exception):
                 connection.close()
@@ -210,6 +205,23 @@ def _run_traci(args: list[str], end: float, chunk: float, timeout: float, folder
             process.kill()
             process.wait()
         log.close()
+
+
+def _connect(traci: Any, port: int, process: subprocess.Popen[bytes], label: str, deadline: float) -> Any:
+    """Connect to the SUMO child once it listens. traci.connect prints every retry, and silencing it with
+    ``redirect_stdout`` swaps ``sys.stdout`` for the whole process, which concurrent runs in threads get wrong."""
+
+    from traci.connection import Connection
+
+    while True:
+        try:
+            return Connection("localhost", port, process, None, True, label)
+        except OSError:
+            if process.poll() is not None:
+                raise SimulationError(f"SUMO exited with code {process.returncode} before accepting traci") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError("SUMO did not accept a traci connection in time") from None
+            time.sleep(0.05)
 
 
 def _check_well_formed(path: Path) -> None:

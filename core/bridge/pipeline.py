@@ -261,7 +261,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
     import numpy as np
     import sklearn
 
-    from core.bridge.regressors import MODELS, cross_validate, make_model
+    from core.bridge.regressors import MODELS, cross_validate, make_model, min_pairs
 
     rows = [r for r in _read_csv(workspace.pairs) if r["split"] == "train"]
     inputs, outputs = _columns(rows, "xi."), _columns(rows, "theta.")
@@ -275,7 +275,11 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
                 f"fit.select must be cv or one of {', '.join(MODELS)}, not {select!r}", where="fit.select"
             )
         names = [select]
-    scores = cross_validate(names, x, y, seed=int(cfg.seed))
+    usable = [n for n in names if len(x) >= min_pairs(n, x.shape[1])]
+    if usable and len(usable) < len(names):
+        skipped = ", ".join(n for n in names if n not in usable)
+        log(f"fit: {skipped} skipped: {len(x)} pairs are too few for them")
+    scores = cross_validate(usable or names, x, y, seed=int(cfg.seed))
     chosen = min(scores, key=scores.__getitem__)
     model = make_model(chosen, x.shape[1], int(cfg.seed)).fit(x, y)
     workspace.model_dir.mkdir(parents=True, exist_ok=True)

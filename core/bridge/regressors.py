@@ -80,7 +80,8 @@ def cross_validate(names: Sequence[str], inputs: Any, targets: Any, seed: int = 
             raise UserError(
                 f"{len(x)} scenario pairs are too few for the {name} model (it needs {needed})",
                 where="fit.models",
-                hint="add training scenarios, or choose a simpler model such as ridge",
+                hint=f"add training scenarios, or list models that need fewer (linear needs {x.shape[1] + 2}, "
+                "ridge and gp 4)",
             )
         errors = []
         template = make_model(name, x.shape[1], seed)

@@ -35,7 +35,9 @@ def test_scenario_builds_observes_and_reports_the_noise_floor(
     assert len(json.loads((tmp_path / "run" / "observed.json").read_text())["detectors"]) == 5
 
 
-def test_calibrate_runs_trials_in_processes_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_runs_trials_on_the_hpo_runner_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["traffic", "calibrate", CALIBRATE, *_tiny(tmp_path), "n_jobs=2", "sampler.n_startup_trials=4"]
     assert main([*args, "n_trials=4"]) == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
@@ -43,7 +45,18 @@ def test_calibrate_runs_trials_in_processes_and_resumes(tmp_path: Path, capsys: 
     assert result["noise_floor"]["count_rmse"] > 0 and set(result["parameter_error"]) == set(result["best_params"])
     assert (tmp_path / "run" / "calibration.png").stat().st_size > 1000
     assert main([*args, "n_trials=6"]) == 0  # resumes: 2 more trials, not 6
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["n_complete"] == 6
+    again = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert again["n_complete"] == 6 and again["best_loss"] <= result["best_loss"]
+    # the study is the HPO runner's: its SQLite storage, with each trial's fit as user attributes
+    import optuna
+
+    study = optuna.load_study(study_name="traffic-expensive", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    best = study.best_trial
+    assert len(study.trials) == 6 and best.value == again["best_loss"]
+    assert {k: best.user_attrs[k] for k in ("count_rmse", "speed_rmse", "geh_share")} == {
+        k: again["best_fit"][k] for k in ("count_rmse", "speed_rmse", "geh_share")
+    }
+    assert (tmp_path / "run" / "hpo" / "trials.csv").is_file()
     assert "calibration of" in capsys.readouterr().out
 
 

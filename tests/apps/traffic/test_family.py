@@ -50,10 +50,15 @@ def test_objectives_take_a_bridge_scenario_and_parameters(tmp_path: Path) -> Non
     (scenario,) = TrafficFamily(n_train=1, n_test=0, seed=1, workdir=tmp_path, progress=False, **SMALL).scenarios()  # type: ignore[arg-type]
     theta_star = scenario.context["traffic"]["theta_star"]
     at_star = expensive(scenario, theta_star)
-    assert 0 < at_star < expensive(scenario, {**theta_star, "speed_factor": theta_star["speed_factor"] - 0.12})
+    assert set(at_star["user_attrs"]) == {"count_rmse", "speed_rmse", "geh_share"}  # the bridge's columns
+    moved = expensive(scenario, {**theta_star, "speed_factor": theta_star["speed_factor"] - 0.12})
+    assert 0 < at_star["value"] < moved["value"]
+    fit = evaluate_sumo(scenario, theta_star)
+    assert at_star == {"value": fit.loss, "user_attrs": {"count_rmse": fit.count_rmse, "speed_rmse": fit.speed_rmse,
+                                                         "geh_share": fit.geh_share}}  # fmt: skip
     assert evaluate_sumo(scenario, theta_star, seed=scenario.context["traffic"]["observation_seed"]).loss < 1e-4
-    assert 0 < mesoscopic(scenario, theta_star) < 2
-    assert 0 < cheap(scenario, {"demand": 1.0, "free_speed": 0.9, "saturation_flow": 1800}) < 2
+    assert 0 < mesoscopic(scenario, theta_star)["value"] < 2
+    assert 0 < cheap(scenario, {"demand": 1.0, "free_speed": 0.9, "saturation_flow": 1800})["value"] < 2
     # the built files may be gone (another node, a cleaned disk): a trial rebuilds them
     for folder in tmp_path.iterdir():
         if folder.is_dir():

@@ -80,6 +80,24 @@ def test_parallel_threads_use_libsumo_once_and_sumo_processes_beside_it(tiny: Ti
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def test_concurrent_sumo_processes_leave_stdout_alone(tiny: Tiny) -> None:
+    """Runs in the HPO runner's threads each start a SUMO child; none may swap the process's sys.stdout."""
+    import sys
+
+    spec, built = tiny
+    stdout = sys.stdout
+    counts: list[float] = []
+    threads = [
+        threading.Thread(target=lambda: counts.append(simulate(built, spec, {}, seed=3, backend="traci").counts.sum()))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sys.stdout is stdout and len(counts) == 3 and len(set(counts)) == 1
+
+
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_a_run_sumo_rejects_is_reported_with_its_log(tiny: Tiny, backend: str, private_tmp: Path) -> None:
     spec, built = tiny
