@@ -179,8 +179,12 @@ def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedS
         kind = "postgresql"
     else:
         lock, kind = BudgetLock(), "rdb"
+    # runners starting together on an empty PostgreSQL database race to create Optuna's tables ("duplicate key
+    # ... pg_type_typname_nsp_index"): create them one runner at a time
+    creating = PostgresAdvisoryLock(url, "kakehashi-hpo:create-tables") if kind == "postgresql" else BudgetLock()
     try:
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        with creating:
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except ImportError as exc:
         raise DependencyError(
             f"no database driver for {scheme}", where="study.storage", hint="pip install 'kakehashi[postgres]'"
@@ -192,6 +196,8 @@ def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedS
             where=hide_password(url),
             hint="check the URL and that the database server runs",
         ) from None
+    finally:
+        creating.close()
     return OpenedStorage(rdb, kind, hide_password(url), lock)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -104,8 +105,7 @@ def test_four_runners_on_one_journal_file(tmp_path: Path) -> None:
     assert len(owners) >= 2  # the work was shared
 
 
-@pytest.mark.postgres
-def test_four_runners_on_postgresql(tmp_path: Path) -> None:
+def _postgres_url() -> str:
     env_file = Path(os.environ.get("KAKEHASHI_POSTGRES_DIR", "/tmp/kakehashi-postgres")) / "env.sh"
     url = os.environ.get("KAKEHASHI_POSTGRES_URL")
     if url is None and env_file.exists():
@@ -114,6 +114,36 @@ def test_four_runners_on_postgresql(tmp_path: Path) -> None:
                 url = line.split("=", 1)[1].strip().strip('"')
     if url is None:
         pytest.skip("no PostgreSQL server: run tools/ci/postgres-up.sh")
+    return url
+
+
+@pytest.mark.postgres
+def test_runners_starting_together_on_an_empty_database(tmp_path: Path) -> None:
+    """Six processes open the storage of a new database at once: Optuna's tables are created once, no error."""
+    import sqlalchemy
+
+    base = _postgres_url()
+    database = f"kh_empty_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
+    url = base.rsplit("/", 1)[0] + "/" + database
+    code = f"from pathlib import Path; from core.hpo.storage import open_storage; open_storage({url!r}, Path('.'))"
+    try:
+        processes = [
+            subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 6, "\n".join(e for e in errors if e)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE {database} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_four_runners_on_postgresql(tmp_path: Path) -> None:
+    url = _postgres_url()
     name = f"t-{uuid.uuid4().hex[:8]}"
     cfg = config(tmp_path, n_trials=12, n_max_jobs=2, command=objective_command(0.2))
     cfg["study"].update(name=name, storage=url)
