@@ -9,8 +9,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from core.bridge.analytic import AnalyticFamily
@@ -20,20 +21,14 @@ if TYPE_CHECKING:
 
 # imported on first use, so that the CLI (and core.bridge.scenario users) do not pay for the pipeline
 _LAZY = {
-    "AnalyticFamily": ("core.bridge.analytic", "AnalyticFamily"),
-    "STAGES": ("core.bridge.pipeline", "STAGES"),
-    "Workspace": ("core.bridge.pipeline", "Workspace"),
-    "run_bridge": ("core.bridge.pipeline", "run"),
-    "Scenario": ("core.bridge.scenario", "Scenario"),
-    "ScenarioFamily": ("core.bridge.scenario", "ScenarioFamily"),
+    "AnalyticFamily": "core.bridge.analytic",
+    "STAGES": "core.bridge.pipeline",
+    "Workspace": "core.bridge.pipeline",
+    "run_bridge": "core.bridge.pipeline:run",
+    "Scenario": "core.bridge.scenario",
+    "ScenarioFamily": "core.bridge.scenario",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module), attribute)
-    raise AttributeError(f"module 'core.bridge' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["STAGES", "AnalyticFamily", "Scenario", "ScenarioFamily", "Workspace", "run_bridge"]

@@ -14,8 +14,9 @@ Heavy dependencies (torch, h5py, av, lightning) load only when the name that nee
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 
 _EXPORTS = {
     "CachedDataset": "core.data.cache",
@@ -55,10 +56,4 @@ if TYPE_CHECKING:
     from core.data.writer import HDF5Writer as HDF5Writer
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

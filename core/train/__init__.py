@@ -14,8 +14,9 @@ Heavy dependencies (torch, lightning) load only when a name that needs them is f
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 
 _EXPORTS = {
     "FitResult": "core.train.run",
@@ -77,10 +78,4 @@ if TYPE_CHECKING:
     from core.train.tasks import ClassificationTask as ClassificationTask
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
