@@ -61,6 +61,7 @@ class ScriptBackend:
         self.poll_interval = config.float("poll_interval", 2.0)
         self.lost_after = config.float("lost_after", 60.0)
         self._missing_since: dict[Key, float] = {}
+        self._seen_queued: dict[Key, JobState] = {}  # state each element last had in the queue, as seen here
         self.queries = 0  # scheduler status queries made (the benchmark counts them)
 
     # ------------------------------------------------------------------ rendering
@@ -200,6 +201,8 @@ class ScriptBackend:
             cancelled = is_cancelled(handle.state_dir)
             for element in range(handle.n_array):
                 key = (handle.job_id, element)
+                if key in queued:
+                    self._seen_queued[key] = queued[key].state
                 result = decide(queued.get(key), codes.get(element), cancelled)
                 if result is None:
                     missing.append((handle, element))
@@ -214,8 +217,15 @@ class ScriptBackend:
                     info = found[key]
                     decided[key] = (info.state, info.exit_code, info.reason)
                     continue
-                since = self._missing_since.setdefault(key, _submitted_at(handle, now))
-                if now - since >= self.lost_after:
+                # seen queued by this process: it just left, give the accounting lost_after to catch up;
+                # never seen (another process asks): it has been missing since its submission at the latest
+                first = now if key in self._seen_queued else _submitted_at(handle, now)
+                since = self._missing_since.setdefault(key, first)
+                if now - since >= self.lost_after and self._seen_queued.get(key) is JobState.PENDING:
+                    # a job deleted before it started leaves no accounting record (SGE, PBS): not lost, removed
+                    reason = "removed from the queue before it started (qdel?)"
+                    decided[key] = (JobState.CANCELLED, None, reason)
+                elif now - since >= self.lost_after:
                     reason = f"not in the queue and no exit status after {self.lost_after:.0f} s"
                     decided[key] = (JobState.LOST, None, reason)
                 else:
