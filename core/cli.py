@@ -1,19 +1,22 @@
 """The ``kakehashi`` command (alias ``kh``): ``kakehashi AREA VERB ...``.
 
-Areas are found, not listed: every ``core/<area>/cli.py`` and ``apps/<app>/cli.py`` defines
-``register(subparsers)``, which adds one area parser with its verbs, each with ``set_defaults(handler=...)``;
-a handler takes the parsed arguments and returns the exit status. Adding a verb never edits this file.
+Areas are plug-ins: each is a ``register(subparsers)`` function published under the package entry-point group
+``kakehashi.areas`` (core's own areas the same way, in ``pyproject.toml``). ``register`` adds one area parser with
+its verbs, each with ``set_defaults(handler=...)``; a handler takes the parsed arguments and returns the exit
+status. A lab adds an area from its own package without touching core::
+
+    [project.entry-points."kakehashi.areas"]
+    mylab = "mylab.cli:register"
+
 A :class:`~core.errors.UserError` anywhere prints one ``error:`` line and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, NoReturn
 
 from core import __version__
@@ -58,16 +61,18 @@ def add_area(areas: SubParsers, name: str, help: str, description: str) -> SubPa
     return area.add_subparsers(title="verbs", metavar="VERB")
 
 
-def cli_modules() -> Iterator[str]:
-    """Dotted names of every ``core/*/cli.py`` and ``apps/*/cli.py``, found on disk without importing them."""
-    for package in ("core", "apps"):
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for folder in spec.submodule_search_locations:
-            for child in sorted(Path(folder).iterdir()):
-                if (child / "cli.py").is_file() and (child / "__init__.py").is_file():
-                    yield f"{package}.{child.name}.cli"
+AREA_GROUP = "kakehashi.areas"
+
+
+def area_entry_points() -> list[EntryPoint]:
+    """The registered areas (entry-point group ``kakehashi.areas``), one per name, sorted by name.
+
+    Example:
+        >>> "config" in [point.name for point in area_entry_points()]
+        True
+    """
+    unique = {point.name: point for point in entry_points(group=AREA_GROUP)}
+    return [unique[name] for name in sorted(unique)]
 
 
 def build_parser() -> ArgumentParser:
@@ -78,28 +83,33 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kakehashi {__version__}")
     areas = parser.add_subparsers(title="areas", metavar="AREA")
-    for name in cli_modules():
+    for point in area_entry_points():
         try:
-            module = importlib.import_module(name)
+            register = point.load()
         except ImportError as exc:
-            _register_unavailable(areas, name, exc)
+            _register_unavailable(areas, point, exc)
             continue
-        module.register(areas)
+        register(areas)
     return parser
 
 
-def _register_unavailable(areas: SubParsers, module: str, exc: ImportError) -> None:
-    area = module.split(".")[1]
+def _register_unavailable(areas: SubParsers, point: EntryPoint, exc: ImportError) -> None:
+    area = point.name
     missing = exc.name or str(exc)
 
     def unavailable(_: argparse.Namespace) -> int:
         raise DependencyError(
             f"the {area} commands need {missing!r}, which does not import",
-            where=module,
+            where=point.value,
             hint="install the matching extra, e.g. pip install 'kakehashi[all]'",
         )
 
-    parser = areas.add_parser(area, help=f"(unavailable: {missing} is missing)", add_help=False)
+    parser = areas.add_parser(
+        area,
+        help=f"(unavailable: {missing} is missing)",
+        description=f"The {area} commands are unavailable here: {missing} does not import.",
+        epilog="example:\n  pip install 'kakehashi[all]'",
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     parser.set_defaults(handler=unavailable)
 

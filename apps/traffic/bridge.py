@@ -42,7 +42,7 @@ def run_bridge(cfg: Any, force: bool = False, log: Log = print, n_jobs: int = 2)
 
 def headline(workspace: str | Path, n_jobs: int = 2, force: bool = False) -> dict[str, Any]:
     """The traffic figures of a finished bridge workspace (cached in ``report/traffic.json``)."""
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
 
     root = Path(workspace)
     out = root / "report" / "traffic.json"

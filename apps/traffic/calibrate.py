@@ -77,7 +77,7 @@ def calibrate(
     from apps.traffic.family import observe
     from apps.traffic.objective import discrepancy
     from apps.traffic.simulator import simulate
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
     from core.hpo import optimize
 
     if model not in MODELS:

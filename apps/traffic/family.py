@@ -128,7 +128,7 @@ class TrafficFamily:
 
 def observe(scenario: TrafficScenario, workdir: str | Path, timeout: float = 300.0) -> DetectorSeries:
     """Y: the detector series of θ* with the observation seed (cached next to the built scenario)."""
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
 
     built = build(scenario, workdir)
     tag = json.dumps([dict(sorted(scenario.theta_star.items())), scenario.observation_seed], sort_keys=True)

@@ -280,6 +280,6 @@ def _read_statistics(path: Path) -> tuple[int, int]:
 
 
 def dump_series(series: DetectorSeries, path: Path) -> None:
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
 
     write_atomic(path, json.dumps(series.to_dict()) + "\n")

@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="where to write the result JSON (the runner's {out_file})")
     parser.add_argument("--model", default="expensive", choices=MODELS)
     args = parser.parse_intermixed_args(argv)
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
 
     try:
         params = parse_params(args.params)

@@ -31,8 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from core.bridge.scenario import Scenario
 from core.bridge.studies import StudyResult, run_study
 from core.config import instantiate, save_run_config
-from core.config.provenance import write_atomic
 from core.errors import ConfigError, UserError
+from core.files import write_atomic
 
 STAGES = ("prepare", "optimize", "collect", "fit", "evaluate", "report")
 ROLES = ("cheap", "expensive")

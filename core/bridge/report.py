@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from core.config.provenance import write_atomic
+from core.files import write_atomic
 
 if TYPE_CHECKING:
     from core.bridge.pipeline import Workspace

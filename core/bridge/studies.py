@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from core.bridge.scenario import Scenario
-from core.config.provenance import write_atomic
+from core.files import write_atomic
 
 
 @dataclass

@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from core.config.instantiate import iter_targets
 from core.config.loader import config_error_from
 from core.errors import UserError
+from core.files import write_atomic
 
 _PACKAGES = (
     "kakehashi",
@@ -140,16 +141,6 @@ def save_run_config(cfg: DictConfig, run_dir: str | Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write the run directory: {exc.strerror or exc}", where=str(run)) from None
     return run
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _module_folder(target: str) -> Path | None:

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from core.data.hdf5 import open_hdf5, write_group
 from core.errors import UserError
+from core.files import write_atomic
 
 SampleResult = Mapping[str, Any] | tuple[str, Mapping[str, Any]]
 
@@ -96,12 +97,6 @@ def _finished_chunk(path: Path, locking: bool | None) -> list[str] | None:
         path.unlink(missing_ok=True)  # torn by a crash outside our control: redo it
         return None
     return list(names)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class HDF5Writer:
@@ -168,7 +163,7 @@ class HDF5Writer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.work_dir.glob(".*.tmp-*"):
             stale.unlink(missing_ok=True)
-        _atomic_write_text(manifest_path, json.dumps(manifest))
+        write_atomic(manifest_path, json.dumps(manifest))
 
     def write(self, items: Iterable[Any], make_sample: Callable[[Any], SampleResult] | None = None) -> Path:
         """Write one group per item and return ``path``.
@@ -248,7 +243,7 @@ class HDF5Writer:
                     with open_hdf5(self.work_dir / _chunk_name(k), "r", self.locking) as src:
                         for name in chunk:
                             src.copy(src[name], out, name=name)
-            _atomic_write_text(self.path.with_name(self.path.name + ".json"), json.dumps(names))
+            write_atomic(self.path.with_name(self.path.name + ".json"), json.dumps(names))
             if self.layout == "linked":
                 shutil.rmtree(self.parts_dir, ignore_errors=True)
                 (self.work_dir / "manifest.json").unlink()

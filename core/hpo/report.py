@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from core.config.provenance import write_atomic
+from core.files import write_atomic
 
 if TYPE_CHECKING:
     import optuna

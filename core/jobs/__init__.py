@@ -12,10 +12,9 @@ Example:
 
 from core.jobs.base import Backend, JobHandle, JobSpec, JobState, JobStatus, Mode, TaskStatus
 from core.jobs.ranks import get_local_rank, get_rank, get_world_size, split_tasks
-from core.jobs.registry import BACKENDS, get_backend
+from core.jobs.registry import backend_names, get_backend
 
 __all__ = [
-    "BACKENDS",
     "Backend",
     "JobHandle",
     "JobSpec",
@@ -23,6 +22,7 @@ __all__ = [
     "JobStatus",
     "Mode",
     "TaskStatus",
+    "backend_names",
     "get_backend",
     "get_local_rank",
     "get_rank",

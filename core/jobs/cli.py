@@ -15,7 +15,6 @@ from core.errors import UserError
 if TYPE_CHECKING:
     from core.jobs.base import Backend, JobHandle, JobState, JobStatus
 
-_BACKENDS = ("local", "slurm", "sge", "pbs")
 _MODES = ("cpu", "gpu", "mpi", "train")
 _EXIT_TIMEOUT = 124  # like timeout(1): the job hit its walltime
 _EXIT_NO_CODE = 1  # cancelled or lost: the job ended without an exit code of its own
@@ -30,7 +29,10 @@ def register(areas: SubParsers) -> None:
         "Exit status when waiting: the job's exit code (arrays: the first non-zero), 124 for a walltime,\n"
         "1 for a job cancelled or lost; 2 for a usage error. Ctrl-C cancels what was submitted.",
     )
-    for backend in _BACKENDS:
+    from core.jobs.registry import backend_names
+
+    backends = backend_names()
+    for backend in backends:
         _add_submit_verb(verbs, backend)
 
     status = verbs.add_parser(
@@ -40,7 +42,7 @@ def register(areas: SubParsers) -> None:
         "  kakehashi job status logs/.kakehashi/train.20250101-120000.ab12cd",
     )
     status.add_argument("jobs", metavar="JOB", nargs="+", help="job id as printed at submission, or its state dir")
-    status.add_argument("--backend", choices=_BACKENDS, help="where the id is ambiguous")
+    status.add_argument("--backend", choices=backends, help="where the id is ambiguous")
     status.add_argument("--wait", action="store_true", help="wait until they finish; exit with their exit code")
     status.set_defaults(handler=_status)
 
@@ -48,7 +50,7 @@ def register(areas: SubParsers) -> None:
         "cancel", help="cancel jobs (every array element)", epilog="example:\n  kakehashi job cancel 12345"
     )
     cancel.add_argument("jobs", metavar="JOB", nargs="+", help="job id or state dir")
-    cancel.add_argument("--backend", choices=_BACKENDS, help="where the id is ambiguous")
+    cancel.add_argument("--backend", choices=backends, help="where the id is ambiguous")
     cancel.set_defaults(handler=_cancel)
 
     logs = verbs.add_parser(
@@ -57,7 +59,7 @@ def register(areas: SubParsers) -> None:
         epilog="example:\n  kakehashi job logs 12345 --element 3 --tail 20",
     )
     logs.add_argument("job", metavar="JOB", help="job id or state dir")
-    logs.add_argument("--backend", choices=_BACKENDS, help="where the id is ambiguous")
+    logs.add_argument("--backend", choices=backends, help="where the id is ambiguous")
     logs.add_argument("--element", type=int, help="array element (default: all, each under a header)")
     logs.add_argument("--tail", type=int, help="only the last N lines")
     logs.set_defaults(handler=_logs)
@@ -69,7 +71,7 @@ def _add_submit_verb(verbs: SubParsers, backend: str) -> None:
         "slurm": "kakehashi job slurm gpu --n-gpus 1 --walltime 1:00:00 logs/train.log -- python train.py lr=0.1",
         "sge": "kakehashi job sge mpi --n-procs 4 --config site.yaml logs/mpi.log -- ./solver input.dat",
         "pbs": "kakehashi job pbs train --n-nodes 2 --n-procs 4 --config abci.yaml logs/ddp.log -- python fit.py",
-    }[backend]
+    }.get(backend, f"kakehashi job {backend} cpu logs/run.log -- python run.py")
     parser = verbs.add_parser(
         backend,
         help=f"run a command as a {backend} job",

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from core.config.provenance import write_atomic
 from core.errors import UserError
+from core.files import write_atomic
 from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, ProgressCallback, TaskStatus, poll_until_finished
 from core.jobs.ranks import n_array_elements, task_environment
 from core.jobs.state import (

@@ -1,5 +1,11 @@
 """``get_backend(name, config)``: a backend by name, configured by its YAML template (or a site file extending it).
 
+Backends are plug-ins: a class published under the entry-point group ``kakehashi.backends`` (core's own the same
+way, in ``pyproject.toml``), so a site adds, say, LSF from its own package without editing core::
+
+    [project.entry-points."kakehashi.backends"]
+    lsf = "mysite.lsf:LSFBackend"
+
 Example:
     >>> from core.jobs.registry import get_backend
     >>> get_backend("local").name
@@ -8,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +25,21 @@ from core.jobs.base import Backend, JobHandle
 from core.jobs.state import read_handle_record
 from core.jobs.template import BackendConfig, load_backend_config
 
-BACKENDS: dict[str, str] = {
-    "local": "core.jobs.local:LocalBackend",
-    "slurm": "core.jobs.slurm:SlurmBackend",
-    "sge": "core.jobs.sge:SGEBackend",
-    "pbs": "core.jobs.pbs:PBSBackend",
-}
+BACKEND_GROUP = "kakehashi.backends"
+
+
+def backend_names() -> tuple[str, ...]:
+    """Names of the registered backends, core's first (``local``, ``slurm``, ``sge``, ``pbs``), then the rest."""
+    names = {point.name for point in entry_points(group=BACKEND_GROUP)}
+    core_first = [name for name in ("local", "slurm", "sge", "pbs") if name in names]
+    return (*core_first, *sorted(names - set(core_first)))
 
 
 def _backend_class(name: str) -> Any:
-    if name not in BACKENDS:
-        raise UserError(f"unknown job backend {name!r}", hint=f"one of {', '.join(BACKENDS)}")
-    module, _, cls = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    points = {point.name: point for point in entry_points(group=BACKEND_GROUP)}
+    if name not in points:
+        raise UserError(f"unknown job backend {name!r}", hint=f"one of {', '.join(backend_names())}")
+    return points[name].load()
 
 
 def get_backend(name: str, config: DictConfig | str | Path | None = None) -> Backend:
@@ -56,4 +64,4 @@ def backend_of(handle: JobHandle) -> Backend:
     return backend
 
 
-__all__ = ["BACKENDS", "backend_of", "get_backend"]
+__all__ = ["BACKEND_GROUP", "backend_names", "backend_of", "get_backend"]

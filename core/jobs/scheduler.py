@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config.provenance import write_atomic
 from core.errors import DependencyError, UserError
+from core.files import write_atomic
 from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, ProgressCallback, TaskStatus, poll_until_finished
 from core.jobs.ranks import n_array_elements
 from core.jobs.state import (

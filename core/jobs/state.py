@@ -32,8 +32,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core.config.provenance import write_atomic
 from core.errors import UserError
+from core.files import write_atomic
 from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, TaskStatus
 
 HANDLE_FILE = "handle.json"

@@ -34,8 +34,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from core.config.provenance import write_atomic
 from core.errors import UserError
+from core.files import write_atomic
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -14,7 +14,6 @@ Example (after ``kakehashi train fit core/train/config/digits.yaml --run-dir run
 from __future__ import annotations
 
 import ast
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from core.errors import UserError
+from core.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
@@ -169,12 +169,8 @@ def merge_top_k(run_dir: str | Path, top_k: int, monitor: str | None = None, out
         merged.pop(stale, None)
     merged["merged_from"] = [{"path": str(path), "score": score, "monitor": record.monitor} for path, score in chosen]
     target = Path(output) if output else checkpoint_dir(run_dir) / f"merged-top{top_k}.ckpt"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(target) as temporary:
         torch.save(merged, temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     return target
 
 

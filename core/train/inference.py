@@ -25,13 +25,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.files import atomic_path
 from core.jobs.ranks import split_tasks
 
 
@@ -65,12 +65,8 @@ class InferencePipeline(ABC):
             raise UserError("input not found", where=str(source))
         self._setup_once()
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
-        try:
+        with atomic_path(target) as temporary:
             self.process(source, temporary)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
         return target
 
     def batch(

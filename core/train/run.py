@@ -37,8 +37,8 @@ from typing import Any, Literal
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from core.config import check_targets, instantiate, load_config, save_run_config
-from core.config.provenance import write_atomic
 from core.errors import ConfigError, UserError
+from core.files import atomic_path, write_atomic
 from core.jobs.ranks import get_local_rank, get_rank
 from core.train.checkpoints import LAST, checkpoint_dir, load_checkpoint, resolve_checkpoint
 
@@ -119,9 +119,8 @@ def evaluate(
     if stage == "predict":
         predictions = trainer.predict(task, datamodule=datamodule, ckpt_path=str(path))
         out = results_dir / f"predict-{path.stem}.pt"
-        temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        torch.save(predictions, temporary)
-        os.replace(temporary, out)
+        with atomic_path(out) as temporary:
+            torch.save(predictions, temporary)
         return predictions, out
     run_stage = trainer.validate if stage == "validate" else trainer.test
     logged = run_stage(task, datamodule=datamodule, ckpt_path=str(path))[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core import __version__
-from core.cli import build_parser, cli_modules, main
+from core.cli import area_entry_points, build_parser, main
 from core.config import package_dir
 
 DEMO = str(package_dir("core.config") / "examples" / "demo.yaml")
@@ -35,9 +35,42 @@ def _verbs() -> list[list[str]]:
     return found
 
 
-def test_areas_are_discovered_from_cli_modules() -> None:
-    assert "core.config.cli" in set(cli_modules())
+def test_every_area_is_registered_through_an_entry_point() -> None:
+    names = {point.name for point in area_entry_points()}
+    assert {"config", "job", "hpo", "bridge", "train", "traffic", "avsl", "audioqa", "robots"} <= names
     assert ["config", "show"] in _verbs()
+
+
+def test_a_package_outside_core_adds_an_area_and_a_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lab's own distribution (here a dist-info folder on sys.path) plugs in a verb and a job backend."""
+    (tmp_path / "mylab_plugin.py").write_text(
+        "from core.cli import add_area\n"
+        "from core.jobs.local import LocalBackend\n"
+        "def register(areas):\n"
+        "    verbs = add_area(areas, 'mylab', help='a lab area', description='a lab area')\n"
+        "    hello = verbs.add_parser('hello', help='say hello', epilog='example:\\n  kakehashi mylab hello')\n"
+        "    hello.set_defaults(handler=lambda args: print('hello from mylab') or 0)\n"
+        "class SiteBackend(LocalBackend):\n"
+        "    pass\n"
+    )
+    info = tmp_path / "mylab_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mylab-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[kakehashi.areas]\nmylab = mylab_plugin:register\n\n[kakehashi.backends]\nsite = mylab_plugin:SiteBackend\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["mylab", "hello"]) == 0
+    assert "hello from mylab" in capsys.readouterr().out
+    from core.jobs.registry import backend_names, get_backend
+
+    assert backend_names()[:4] == ("local", "slurm", "sge", "pbs")
+    assert "site" in backend_names()
+    site_config = tmp_path / "site.yaml"
+    site_config.write_text("_base_: ${pkg:core.jobs.config}/local.yaml\nbackend: site\n")
+    assert type(get_backend("site", site_config)).__name__ == "SiteBackend"
 
 
 @pytest.mark.parametrize("words", [[], *_verbs()], ids=lambda w: " ".join(w) or "root")

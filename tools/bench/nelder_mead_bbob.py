@@ -317,7 +317,7 @@ def _indices(text: str) -> list[int]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
 
     write_atomic(path, text)
 

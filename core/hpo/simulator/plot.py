@@ -13,11 +13,11 @@ Example:
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import atomic_path
 from core.hpo.simulator.records import SimulationResult
 
 
@@ -83,13 +83,11 @@ def plot_best_so_far(
     figure.tight_layout()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
     try:
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, target)
+        with atomic_path(target) as temporary:
+            figure.savefig(temporary, dpi=120)
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
     return target
 
 

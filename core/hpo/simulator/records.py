@@ -156,7 +156,7 @@ class SimulationResult:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write :meth:`to_csv_text` to ``path`` atomically and return the path."""
-        from core.config.provenance import write_atomic
+        from core.files import write_atomic
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -117,7 +117,7 @@ def run_config(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> d
             rows.extend(f"{_csv_cell(label)},{n_workers},{seed},{line}" for line in lines[1:])
             runs.append(_summary(label, n_workers, seed, result))
             bar.done()
-    from core.config.provenance import write_atomic
+    from core.files import write_atomic
 
     write_atomic(run / "trials.csv", "\n".join(rows) + "\n")
     summary = {"benchmark": getattr(benchmark, "name", type(benchmark).__name__), "runs": runs}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config.provenance import write_atomic
 from core.errors import DependencyError, UserError
+from core.files import write_atomic
 from core.jobs import JobHandle, JobSpec, JobState, get_backend
 from core.jobs.scheduler import ScriptBackend
 from core.jobs.state import save_handle
