@@ -86,6 +86,19 @@ def _tail(trials: Sequence[FrozenTrial], start: int) -> Sequence[FrozenTrial]:
     return trials if start < len(trials) else ()
 
 
+class SingleObjectiveError(UserError, ValueError):
+    """A multi-objective study (a ``ValueError`` too, as Optuna's single-objective samplers raise)."""
+
+
+def _check_single_objective(study: Study) -> None:
+    if len(study.directions) != 1:
+        raise SingleObjectiveError(
+            f"NelderMeadSampler optimizes one objective, this study has {len(study.directions)}",
+            where=f"study {study.study_name!r}",
+            hint="create the study with a single direction, or use a multi-objective sampler such as NSGAII",
+        )
+
+
 class _Run:
     """The planner of one study in this process, advanced as far as the study's finished trials allow."""
 
@@ -245,17 +258,16 @@ class NelderMeadSampler(BaseSampler):
             if self._search_space is not None:
                 box = UnitBox(self._search_space)
             else:
-                complete = [t for t in trials if t.state == TrialState.COMPLETE]
-                if not complete:
-                    return None
-                distributions = complete[0].distributions
-                box = UnitBox({name: distributions[name] for name in sorted(distributions)})
+                # the first finished trial with a numeric parameter (low < high) sets the box; until there is
+                # one (an objective with only categorical or fixed parameters), every trial runs on the sub-sampler
+                box = UnitBox({})
+                for t in trials:
+                    if t.state == TrialState.COMPLETE:
+                        box = UnitBox({name: t.distributions[name] for name in sorted(t.distributions)})
+                        if box.dim:
+                            break
                 if box.dim == 0:
-                    raise UserError(
-                        "NelderMeadSampler found no numeric parameter to optimize",
-                        where=f"trial {complete[0].number}",
-                        hint="suggest at least one float or int parameter, or use another sampler",
-                    )
+                    return None
             run = self._make_run(box)
             self._runs[key] = run
         return run
@@ -317,11 +329,7 @@ class NelderMeadSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if len(study.directions) != 1:
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            raise UserError(
-                f"NelderMeadSampler optimizes one objective, this study has {len(study.directions)}",
-                where=f"study {study.study_name!r}",
-                hint="create the study with a single direction, or use a multi-objective sampler such as NSGAII",
-            )
+            _check_single_objective(study)
         if self._sub_sampler is not None:
             self._sub_sampler.before_trial(study, trial)
         if "fixed_params" in trial.system_attrs:
@@ -333,7 +341,13 @@ class NelderMeadSampler(BaseSampler):
                 trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
                 run = self._runs.get((id(study._storage), study._study_id))
                 if not self._unsettled(trials, trial.number, run.log.watermark if run is not None else 0):
-                    self._assign(study, trial, self._choose(study, trials))
+                    try:
+                        role = self._choose(study, trials)
+                    except BaseException:
+                        # never leave a RUNNING trial without a role: later asks would wait for it
+                        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                        raise
+                    self._assign(study, trial, role)
                     return
             time.sleep(delay)
             delay = min(2 * delay, 0.05)
@@ -394,6 +408,7 @@ class NelderMeadSampler(BaseSampler):
         return sampler
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        _check_single_objective(study)
         role = self._role(study, trial)
         if "key" in role:
             run = self._runs.get((id(study._storage), study._study_id))
@@ -409,6 +424,7 @@ class NelderMeadSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        _check_single_objective(study)
         role = self._role(study, trial)
         if "key" in role:
             run = self._runs.get((id(study._storage), study._study_id))
@@ -419,11 +435,14 @@ class NelderMeadSampler(BaseSampler):
             return box.to_params(point)
         if role.get("role") == "sub" and self._sub_sampler is not None and search_space:
             return self._sub_sampler.sample_relative(study, trial, search_space)
-        return {}
+        # a trial that never passed through ``before_trial`` (a direct call): every parameter from the sub-sampler
+        sampler = self._sub_sampler or self._default_sub_sampler(trial)
+        return {name: sampler.sample_independent(study, trial, name, d) for name, d in search_space.items()}
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
+        _check_single_objective(study)
         role = self._role(study, trial)
         if role.get("role") == "probe" and is_box_distribution(param_distribution):
             return UnitBox({param_name: param_distribution}).value(param_name, 0.5)
