@@ -51,14 +51,15 @@ class Parameter:
     meaning: str
 
 
-# θ: chosen so each leaves its own mark on (counts, speeds): demand_scale moves counts, speed_factor moves
-# free-flow speeds, tau (the driver's headway) moves saturation flow and so queues and congested speeds.
+# θ: chosen so each leaves its own mark on the observations: demand_scale moves counts, speed_factor moves
+# free-flow speeds, tau (the driver's headway) moves saturation flow and so queues, occupancy and congested speeds.
+# tau's lower bound is SUMO's default step length (1 s): below the step, Krauss drivers collide and teleport.
 THETA = {
     p.name: p
     for p in (
         Parameter("demand_scale", 0.6, 1.4, 1.0, "multiplies every route's flow"),
         Parameter("speed_factor", 0.8, 1.2, 1.0, "mean desired speed / speed limit (vType speedFactor)"),
-        Parameter("tau", 0.5, 2.0, 1.0, "desired time headway in s (Krauss tau)"),
+        Parameter("tau", 1.0, 2.5, 1.2, "desired time headway in s (Krauss tau; >= the step length)"),
         Parameter("accel", 1.0, 4.0, 2.6, "maximum acceleration in m/s² (weakly identifiable; off by default)"),
         Parameter("sigma", 0.0, 1.0, 0.5, "driver imperfection (Krauss sigma; off by default)"),
         Parameter("min_gap", 1.0, 4.0, 2.5, "standstill gap in m (vType minGap; off by default)"),
@@ -111,7 +112,8 @@ class TrafficScenario:
     """One scenario: what the road looks like, what drives on it, where it is observed, and the hidden θ*.
 
     ``observation_seed`` is SUMO's seed for the observations Y; ``calibration_seed`` the one a calibration
-    simulates with (another seed, so that θ* itself scores the noise floor, not zero).
+    simulates with (another seed, so that θ* itself scores the noise floor, not zero). ``step_length`` is SUMO's
+    time step in seconds; every tau simulated must be at least that long (see :func:`check_physics`).
     """
 
     name: str = "scenario"
@@ -123,6 +125,7 @@ class TrafficScenario:
     )
     observation_seed: int = 1
     calibration_seed: int = 2
+    step_length: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -174,9 +177,35 @@ def check_theta(theta: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"unknown traffic parameter {name!r}", where=where, hint=f"known: {', '.join(THETA)}")
 
 
+def check_physics(space: Mapping[str, Any], step_length: float, where: str) -> None:
+    """Refuse a θ (a value or a ``[low, high]`` range per name) that SUMO cannot simulate faithfully.
+
+    A Krauss driver whose headway ``tau`` is shorter than the simulation step collides with its leader (SUMO
+    teleports it away), so tau must be at least ``step_length``.
+
+    >>> check_physics({"tau": [1.0, 2.0]}, 1.0, "params")
+    >>> check_physics({"tau": 0.5}, 1.0, "params")
+    Traceback (most recent call last):
+    core.errors.ConfigError: tau 0.5 is below SUMO's step length 1 s: vehicles would collide and teleport (params.tau) — search tau >= 1, or set a smaller step_length
+    """
+    value = space.get("tau")
+    if value is None:
+        return
+    low = min(float(v) for v in value) if isinstance(value, list | tuple) else float(value)
+    if low < step_length - 1e-9:
+        raise ConfigError(
+            f"tau {low:g} is below SUMO's step length {step_length:g} s: vehicles would collide and teleport",
+            where=f"{where}.tau",
+            hint=f"search tau >= {step_length:g}, or set a smaller step_length",
+        )
+
+
 def validate(scenario: TrafficScenario, where: str = "scenario") -> None:
     """Reject values SUMO would choke on, naming the key."""
     net, demand, det = scenario.network, scenario.demand, scenario.detectors
+    if not 0.05 <= scenario.step_length <= 1.0:
+        raise ConfigError("step_length must be in [0.05, 1] s", where=f"{where}.step_length")
+    check_physics(dict(scenario.theta_star), scenario.step_length, f"{where}.theta_star")
     if net.kind not in NETWORK_KINDS:
         raise ConfigError(
             f"unknown network kind {net.kind!r}",
@@ -462,8 +491,11 @@ def write_routes(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def write_detectors(built: BuiltScenario, interval: float, output: Path, path: Path) -> None:
-    """The SUMO additional file with one induction loop per lane of every detector edge."""
+def write_detectors(
+    built: BuiltScenario, interval: float, output: Path, path: Path, area_output: Path | None = None
+) -> None:
+    """The SUMO additional file: one induction loop per lane of every detector edge (counts, speeds, occupancy)
+    and, with ``area_output``, one lane-area detector over the whole lane (queue length)."""
     lines = ["<additional>"]
     for edge in built.detectors:
         for lane in built.detector_lanes[edge]:
@@ -471,6 +503,12 @@ def write_detectors(built: BuiltScenario, interval: float, output: Path, path: P
                 f'  <inductionLoop id="{lane}" lane="{lane}" pos="{built.detector_positions[edge]:g}" '
                 f'period="{interval:g}" file="{output}"/>'
             )
+            if area_output is not None:
+                length = built.edges[edge]["length"]
+                lines.append(
+                    f'  <laneAreaDetector id="area_{lane}" lane="{lane}" pos="0" endPos="{length - 0.1:g}" '
+                    f'period="{interval:g}" file="{area_output}"/>'
+                )
     lines.append("</additional>")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -7,7 +7,9 @@ another thread of this process is using it. ``mesoscopic=True`` switches SUMO to
 model (several times faster, coarser).
 
 Every run works in a temporary folder (route file with θ, detector file, logs) that is removed afterwards,
-whatever happens. A run that exceeds ``timeout`` seconds of wall time is stopped — the traci child is killed
+whatever happens. SUMO's warnings go to the run's error log and are read back, with its statistics, into a
+:class:`RunInfo` (``series.run``): a run with collisions or mass teleports is ``flagged`` and logged. A run that
+exceeds ``timeout`` seconds of wall time is stopped — the traci child is killed
 by a watchdog, libsumo is closed between simulation chunks — and raises :class:`SimulationTimeout`; a run SUMO
 rejects raises :class:`SimulationError` with the tail of SUMO's error log.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import tempfile
 import threading
@@ -39,6 +42,7 @@ import numpy as np
 
 from apps.traffic.scenario import BuiltScenario, TrafficScenario, sumo_binary, write_detectors, write_routes
 
+log = logging.getLogger(__name__)
 BACKENDS = ("auto", "libsumo", "traci")
 _LIBSUMO = threading.Lock()  # libsumo holds one simulation per process
 
@@ -53,35 +57,77 @@ class SimulationTimeout(SimulationError):
 
 @dataclass
 class DetectorSeries:
-    """Counts and mean speeds (m/s, NaN where no vehicle passed) per detector (rows) and interval (columns)."""
+    """Per detector (rows) and interval (columns): vehicle counts, mean speeds (m/s), occupancy (% of time a
+    vehicle stood over the loop) and queue length (mean of the longest jam on the edge, metres). Speeds are NaN
+    where no vehicle passed; occupancy and queue are NaN where the model does not measure them."""
 
     detectors: list[str]
     interval: float
     counts: np.ndarray
     speeds: np.ndarray
+    occupancy: np.ndarray | None = None
+    queue: np.ndarray | None = None
+    run: RunInfo | None = None  # what the simulation cost and did (not serialised)
+
+    def __post_init__(self) -> None:
+        if self.occupancy is None:
+            self.occupancy = np.full_like(self.counts, np.nan, dtype=float)
+        if self.queue is None:
+            self.queue = np.full_like(self.counts, np.nan, dtype=float)
 
     def to_dict(self) -> dict[str, Any]:
+        def rows(values: np.ndarray) -> list[list[float | None]]:
+            return [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in values]
+
         return {
             "detectors": list(self.detectors),
             "interval": self.interval,
             "counts": self.counts.tolist(),
-            "speeds": [[None if np.isnan(v) else round(float(v), 4) for v in row] for row in self.speeds],
+            "speeds": rows(self.speeds),
+            "occupancy": rows(self.occupancy),  # type: ignore[arg-type]
+            "queue": rows(self.queue),  # type: ignore[arg-type]
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DetectorSeries:
-        speeds = np.array([[np.nan if v is None else v for v in row] for row in data["speeds"]], dtype=float)
-        return cls(list(data["detectors"]), float(data["interval"]), np.asarray(data["counts"], dtype=float), speeds)
+        def array(key: str) -> np.ndarray | None:
+            if key not in data:
+                return None
+            return np.array([[np.nan if v is None else v for v in row] for row in data[key]], dtype=float)
+
+        counts = np.asarray(data["counts"], dtype=float)
+        return cls(
+            list(data["detectors"]), float(data["interval"]), counts, array("speeds"),  # type: ignore[arg-type]
+            array("occupancy"), array("queue"),
+        )  # fmt: skip
+
+
+# a run is flagged (and never silently scored) when vehicles collide, or when more than this share teleports
+MASS_TELEPORT_SHARE = 0.05
 
 
 @dataclass
 class RunInfo:
-    """What a run cost and did: wall seconds, the backend used, vehicles inserted and teleported."""
+    """What a run cost and did: wall seconds, the backend used, vehicles inserted, teleported and colliding,
+    SUMO's warnings (count, and the first few lines), and ``flagged``: why the run is not a faithful simulation
+    ("" when it is)."""
 
     wall_s: float
     backend: str
     inserted: int
     teleports: int
+    collisions: int = 0
+    warnings: int = 0
+    warning_lines: tuple[str, ...] = ()
+
+    @property
+    def flagged(self) -> str:
+        reasons = []
+        if self.collisions:
+            reasons.append(f"{self.collisions} collisions")
+        if self.teleports > max(2, MASS_TELEPORT_SHARE * self.inserted):
+            reasons.append(f"{self.teleports} teleports of {self.inserted} vehicles")
+        return "; ".join(reasons)
 
 
 def simulate(
@@ -97,20 +143,30 @@ def simulate(
 ) -> DetectorSeries:
     """Simulate ``scenario`` (already :func:`~apps.traffic.scenario.build`-t) with θ and SUMO seed ``seed``.
 
-    ``info``, if given, receives one :class:`RunInfo`.
+    ``info``, if given, receives one :class:`RunInfo` (also kept as the series' ``run``).
+
+    Raises:
+        ConfigError: If θ asks for a tau below the step length (see :func:`apps.traffic.scenario.check_physics`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    from apps.traffic.scenario import check_physics
+
+    check_physics(dict(theta), scenario.step_length, "params")
     interval = scenario.detectors.interval
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kakehashi-sumo-") as tmp:
         folder = Path(tmp)
         write_routes(built, scenario.demand, theta, folder / "routes.rou.xml", interval)
-        write_detectors(built, interval, folder / "loops.xml", folder / "loops.add.xml")
+        # the mesoscopic model has no lanes to measure a jam on: loops only
+        area = None if mesoscopic else folder / "areas.xml"
+        write_detectors(built, interval, folder / "loops.xml", folder / "loops.add.xml", area)
+        # SUMO's warnings (collisions, teleports, a tau below the step) go to errors.log and are read back
         args = [
             "-n", str(built.net_file), "-r", str(folder / "routes.rou.xml"), "-a", str(folder / "loops.add.xml"),
             "--seed", str(int(seed)), "--begin", "0", "--end", f"{scenario.demand.duration:g}",
-            "--time-to-teleport", "300", "--no-step-log", "--no-warnings", "--xml-validation", "never",
+            "--step-length", f"{scenario.step_length:g}",
+            "--time-to-teleport", "300", "--no-step-log", "--xml-validation", "never",
             "--duration-log.disable", "--error-log", str(folder / "errors.log"),
             "--statistic-output", str(folder / "statistics.xml"),
         ]  # fmt: skip
@@ -118,9 +174,16 @@ def simulate(
             args += ["--mesosim"]  # queues on edges, signals not modelled: coarse and fast
         used = _run(args, scenario.demand.duration, interval, backend, timeout, folder)
         series = _read_loops(folder / "loops.xml", built, interval, scenario.demand.duration)
+        if area is not None:
+            series.queue = _read_areas(area, built, interval, scenario.demand.duration)
+        inserted, teleports, collisions = _read_statistics(folder / "statistics.xml")
+        count, lines = _read_warnings(folder / "errors.log")
+        run = RunInfo(time.perf_counter() - started, used, inserted, teleports, collisions, count, lines)
+        if run.flagged:
+            log.warning("SUMO run flagged (seed %s, θ %s): %s", seed, dict(theta), run.flagged)
+        series.run = run
         if info is not None:
-            inserted, teleports = _read_statistics(folder / "statistics.xml")
-            info.append(RunInfo(time.perf_counter() - started, used, inserted, teleports))
+            info.append(run)
     return series
 
 
@@ -250,6 +313,9 @@ def _read_loops(path: Path, built: BuiltScenario, interval: float, duration: flo
     n = round(duration / interval)
     counts = np.zeros((len(built.detectors), n))
     speed_sum = np.zeros_like(counts)
+    occupancy = np.zeros_like(counts)
+    lanes = np.array([len(built.detector_lanes[edge]) for edge in built.detectors], dtype=float)[:, None]
+    has_occupancy = False
     for _, element in ET.iterparse(path):
         if element.tag != "interval":
             continue
@@ -263,20 +329,53 @@ def _read_loops(path: Path, built: BuiltScenario, interval: float, duration: flo
         counts[row[lane], column] += count
         if count > 0 and speed >= 0:
             speed_sum[row[lane], column] += count * speed
+        if element.get("occupancy") is not None:
+            has_occupancy = True
+            occupancy[row[lane], column] += float(element.get("occupancy") or 0.0)
         element.clear()
     with np.errstate(invalid="ignore", divide="ignore"):
         speeds = np.where(counts > 0, speed_sum / counts, np.nan)
-    return DetectorSeries(list(built.detectors), interval, counts, speeds)
+    # occupancy: the mean over the edge's lanes (the mesoscopic loops do not report it)
+    occupied = occupancy / lanes if has_occupancy else None
+    return DetectorSeries(list(built.detectors), interval, counts, speeds, occupied)
 
 
-def _read_statistics(path: Path) -> tuple[int, int]:
+def _read_areas(path: Path, built: BuiltScenario, interval: float, duration: float) -> np.ndarray:
+    """Queue length per detector edge: the lanes' mean longest jam (``meanMaxJamLengthInMeters``), summed."""
     if not path.is_file():
-        return 0, 0
+        raise SimulationError(f"SUMO wrote no lane-area detector output ({path.name})")
+    row = {f"area_{lane}": i for i, edge in enumerate(built.detectors) for lane in built.detector_lanes[edge]}
+    queue = np.zeros((len(built.detectors), round(duration / interval)))
+    for _, element in ET.iterparse(path):
+        if element.tag != "interval":
+            continue
+        column = int(float(element.get("begin", "0")) // interval)
+        name = element.get("id", "")
+        if name in row and column < queue.shape[1]:
+            queue[row[name], column] += float(element.get("meanMaxJamLengthInMeters") or 0.0)
+        element.clear()
+    return queue
+
+
+def _read_warnings(path: Path, keep: int = 5) -> tuple[int, tuple[str, ...]]:
+    """How many warnings SUMO wrote to its error log, and the first ``keep`` of them."""
+    if not path.is_file():
+        return 0, ()
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if "Warning" in line]
+    return len(lines), tuple(lines[:keep])
+
+
+def _read_statistics(path: Path) -> tuple[int, int, int]:
+    """Vehicles inserted, teleports and collisions from SUMO's statistic output."""
+    if not path.is_file():
+        return 0, 0, 0
     root = ET.parse(path).getroot()
-    vehicles = root.find("vehicles")
-    teleports = root.find("teleports")
-    inserted = int(vehicles.get("inserted", "0")) if vehicles is not None else 0
-    return inserted, int(teleports.get("total", "0")) if teleports is not None else 0
+
+    def number(tag: str, attribute: str) -> int:
+        node = root.find(tag)
+        return int(float(node.get(attribute, "0"))) if node is not None else 0
+
+    return number("vehicles", "inserted"), number("teleports", "total"), number("safety", "collisions")
 
 
 def dump_series(series: DetectorSeries, path: Path) -> None:
