@@ -12,10 +12,14 @@ from core.config.instantiate import check_targets, instantiate, iter_targets, lo
 from core.config.loader import apply_overrides, load_config
 from core.config.provenance import RepoState, check_git, collect_provenance, save_run_config
 from core.config.resolvers import package_dir, register_resolvers, safe_eval
+from core.config.schema import Problem, bounds, check_config, option, schema_problems
 
 __all__ = [
+    "Problem",
     "RepoState",
     "apply_overrides",
+    "bounds",
+    "check_config",
     "check_git",
     "check_targets",
     "collect_provenance",
@@ -23,8 +27,10 @@ __all__ = [
     "iter_targets",
     "load_config",
     "locate",
+    "option",
     "package_dir",
     "register_resolvers",
     "safe_eval",
     "save_run_config",
+    "schema_problems",
 ]
