@@ -27,24 +27,24 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import GrammarParseError, OmegaConfBaseException
 
 from core.config.resolvers import register_resolvers
-from core.errors import ConfigError
+from core.errors import ConfigError, UserError
 
 BASE_KEY = "_base_"
 INHERIT_KEY = "_inherit_"
 
 _PATH_INTERPOLATION = re.compile(r"\$\{path:")
-_OVERRIDE = re.compile(
-    r"(?P<prefix>\+\+|\+|~)?(?P<key>[A-Za-z_][\w\-]*(?:\.[\w\-]+|\[\d+\])*)(?:=(?P<value>.*))?", re.S
-)
 _NODE_INTERPOLATION = re.compile(r"\$\{(?P<key>[^${}:]+)\}")
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = (), schema: type[Any] | None = None) -> DictConfig:
     """Load ``path`` with its bases, inherited nodes and overrides, and check every interpolation.
 
     Args:
         path: A YAML file whose top level is a mapping.
-        overrides: Dotlist overrides, applied last: ``key=value``, ``+new=value``, ``++key=value``, ``~key``.
+        overrides: Overrides in Hydra's grammar, applied last: ``key=value``, ``+new=value``, ``++key=value``,
+            ``~key``; see :func:`apply_overrides`.
+        schema: A dataclass (see :mod:`core.config.schema`): its defaults go under the file, before the
+            overrides, and the result is checked against it.
 
     Returns:
         The merged config; interpolations stay lazy (``${now:}`` and ``${eval:}`` resolve on access).
@@ -59,57 +59,31 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
         0.5
     """
     register_resolvers()
-    file = Path(path).expanduser().resolve()
     where = str(path)
     try:
-        tree = _load_file(file, chain=())
+        file = Path(path).expanduser().resolve()
+    except (RuntimeError, ValueError, OSError) as exc:  # ~nosuchuser, an embedded NUL
+        raise ConfigError(f"bad config path: {exc}", where=where, hint="check the path") from None
+    try:
+        tree = _load_tree(file)
         tree = _resolve_inherits(tree, where)
+        if schema is not None:
+            defaults = OmegaConf.to_container(OmegaConf.structured(schema), resolve=False, enum_to_str=True)
+            tree = _to_tree(OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(tree)))
         tree = apply_overrides(tree, overrides, where)
         cfg = OmegaConf.create(tree)
     except OmegaConfBaseException as exc:  # e.g. an interpolation that does not parse
         raise config_error_from(exc, where) from None
+    except RecursionError:
+        raise ConfigError(
+            "config nested too deeply", where=where, hint=f"keep nesting under {MAX_DEPTH} levels"
+        ) from None
+    if schema is not None:
+        from core.config.schema import check_config
+
+        cfg = check_config(cfg, schema, where=where)
     validate(cfg, where)
     return cfg
-
-
-def apply_overrides(tree: dict[str, Any], overrides: Iterable[str], where: str) -> dict[str, Any]:
-    """Apply dotlist overrides to a plain config tree (``load_config`` step 4). Returns the same tree."""
-    for override in overrides:
-        match = _OVERRIDE.fullmatch(override.strip())
-        prefix = match["prefix"] if match else None
-        if match is None or (prefix != "~" and match["value"] is None) or (prefix == "~" and match["value"]):
-            raise ConfigError(
-                f"override {override!r} is not key=value",
-                where=where,
-                hint="write key.sub=value, +new.key=value to add a key, ~key to delete one",
-            )
-        parts = _key_parts(match["key"])
-        parent = _walk_to_parent(tree, parts, override, where, create=prefix in ("+", "++"))
-        last = parts[-1]
-        exists = _has_child(parent, last)
-        if prefix == "~":
-            if not exists:
-                raise _unknown_key(parent, parts, override, where)
-            del parent[int(last) if isinstance(parent, list) else last]
-            continue
-        if prefix == "+" and exists:
-            raise ConfigError(
-                f"override {override!r} adds a key that exists",
-                where=f"{where}: {match['key']}",
-                hint=f"write {match['key']}={match['value']} to change it",
-            )
-        if prefix is None and not exists:
-            raise _unknown_key(parent, parts, override, where)
-        value = _parse_value(match["value"], override, where)
-        if isinstance(parent, list):
-            index = int(last)
-            if index == len(parent):
-                parent.append(value)
-            else:
-                parent[index] = value
-        else:
-            parent[last] = value
-    return tree
 
 
 def validate(cfg: DictConfig, where: str) -> None:
@@ -118,10 +92,17 @@ def validate(cfg: DictConfig, where: str) -> None:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:
         raise config_error_from(exc, where) from None
+    except RecursionError:  # an interpolation chain deeper than Python's stack
+        raise ConfigError("interpolations nested too deeply", where=where, hint="shorten the ${...} chain") from None
 
 
 def config_error_from(exc: OmegaConfBaseException, where: str) -> ConfigError:
     """Turn an OmegaConf exception into one ``ConfigError`` line with the key path."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, UserError) and not isinstance(exc, GrammarParseError):  # a resolver's own one line
+        key = getattr(exc, "full_key", None)
+        place = f"{where}: {key}" if key else where
+        return ConfigError(cause.what, where=f"{place}, {cause.where}" if cause.where else place, hint=cause.hint)
     message = str(exc).split("\n")[0]
     message = re.sub(r"^\w*Error raised while resolving interpolation: ", "", message)
     key = getattr(exc, "full_key", None)
@@ -130,31 +111,113 @@ def config_error_from(exc: OmegaConfBaseException, where: str) -> ConfigError:
         hint = "check the key path it points to"
     elif isinstance(exc, GrammarParseError):
         hint = "quote resolver arguments that hold ( ) [ ] or quotes: ${eval:'max(1, 2)'}"
-    return ConfigError(message, where=f"{where}: {key}" if key else where, hint=hint)
+    return ConfigError(shorten(message), where=f"{where}: {key}" if key else where, hint=hint)
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters (a huge value must not flood the one error line).
+
+    Example:
+        >>> shorten("x" * 1000, 10)
+        'xxxxxxx...'
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- step 1 and 2: files and bases ---------------------------------------------------------------------------
 
+MAX_FILE_BYTES = 16 * 1024 * 1024  # a config, not a data set
+MAX_NODES = 100_000  # after alias expansion: a 2 KB alias bomb expands to billions
+MAX_DEPTH = 64  # OmegaConf recurses per level; deeper trees hit Python's stack
+MAX_FILES = 2_000  # files in one _base_ graph
 
-def _load_file(file: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    if file in chain:
-        cycle = " → ".join(p.name for p in (*chain[chain.index(file) :], file))
-        raise ConfigError(f"_base_ cycle: {cycle}", where=str(chain[-1]), hint="remove one of these _base_ entries")
-    if not file.is_file():
-        included = f", included from {chain[-1]}" if chain else ""
-        raise ConfigError("config file not found", where=f"{file}{included}", hint="check the path")
-    tree = _read_yaml(file)
-    tree = _anchor_paths(tree, file.parent)
-    expanded = _expand_bases(tree, file, (*chain, file), key_path="")
-    assert isinstance(expanded, dict)
-    return expanded
+
+def _load_tree(root: Path) -> dict[str, Any]:
+    """Load ``root`` and its ``_base_`` files, bases first, with an explicit stack (a chain of any length)."""
+    raw: dict[Path, dict[str, Any]] = {}
+    done: dict[Path, dict[str, Any]] = {}
+    stack: list[tuple[Path, tuple[Path, ...]]] = [(root, ())]
+    while stack:
+        file, chain = stack[-1]
+        if file in done:
+            stack.pop()
+            continue
+        if file not in raw:
+            _check_readable(file, chain)
+            if len(raw) >= MAX_FILES:
+                raise ConfigError(
+                    f"more than {MAX_FILES} files in the _base_ graph", where=str(file), hint="flatten the bases"
+                )
+            raw[file] = _anchor_paths(_read_yaml(file), file.parent)
+        pending = []
+        for base in _base_files(raw[file], file):
+            if base in done:
+                continue
+            if base == file or base in chain:
+                cycle_from = (*chain, file)
+                start = cycle_from.index(base)
+                cycle = " → ".join(p.name for p in (*cycle_from[start:], base))
+                raise ConfigError(f"_base_ cycle: {cycle}", where=str(file), hint="remove one of these _base_ entries")
+            pending.append(base)
+        if pending:
+            stack.extend((base, (*chain, file)) for base in reversed(pending))
+            continue
+        expanded = _expand_bases(raw[file], file, done, key_path="")
+        assert isinstance(expanded, dict)
+        done[file] = expanded
+        stack.pop()
+    return done[root]
+
+
+def _check_readable(file: Path, chain: tuple[Path, ...]) -> None:
+    included = f", included from {chain[-1]}" if chain else ""
+    try:
+        if file.is_dir():
+            raise ConfigError("the config path is a directory", where=f"{file}{included}", hint="give a YAML file")
+        if not file.is_file():
+            hint = "check the path" if file.parent.is_dir() else f"check the path: {file.parent} does not exist"
+            raise ConfigError("config file not found", where=f"{file}{included}", hint=hint)
+    except OSError as exc:  # e.g. a folder without search permission
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", where=f"{file}{included}") from None
+
+
+def _base_files(node: Any, file: Path) -> list[Path]:
+    """The files the ``_base_`` entries anywhere in ``node`` name, in order (iterative walk)."""
+    found: list[Path] = []
+    todo: list[tuple[Any, str]] = [(node, "")]
+    while todo:
+        item, key_path = todo.pop()
+        if isinstance(item, dict):
+            if BASE_KEY in item:
+                for entry in _base_entries(item[BASE_KEY], file, _join(key_path, BASE_KEY)):
+                    found.append(_base_path(entry, file))
+            todo.extend((v, _join(key_path, k)) for k, v in item.items() if k != BASE_KEY)
+        elif isinstance(item, list):
+            todo.extend((v, f"{key_path}[{i}]") for i, v in enumerate(item))
+    return found
+
+
+def _base_entries(bases: Any, file: Path, key_path: str) -> list[str]:
+    entries = bases if isinstance(bases, list) else [bases]
+    if not entries or not all(isinstance(e, str) and e for e in entries):
+        raise ConfigError("_base_ must be a path or a list of paths", where=f"{file}: {key_path}")
+    return entries
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:
     try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"config file too large ({size} bytes, at most {MAX_FILE_BYTES})",
+                where=str(file),
+                hint="a config describes data, it does not hold it",
+            )
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config: {exc}", where=str(file)) from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config: {reason}", where=str(file)) from None
+    _check_size(text, str(file))
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -163,12 +226,57 @@ def _read_yaml(file: Path) -> dict[str, Any]:
         problem = exc.problem or exc.context or "syntax error"
         raise ConfigError(f"YAML syntax error: {problem}", where=f"{file}, {position}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML error: {exc}", where=str(file)) from None
+        raise ConfigError(f"YAML error: {shorten(str(exc))}", where=str(file)) from None
+    except RecursionError:  # pragma: no cover - _check_size bounds the depth first
+        raise ConfigError("YAML nested too deeply", where=str(file)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"the top level of a config must be a mapping, not a {type(data).__name__}", where=str(file))
     return data
+
+
+def _check_size(text: str, where: str) -> None:
+    """Refuse YAML nested deeper than ``MAX_DEPTH`` or larger than ``MAX_NODES`` once aliases are expanded.
+
+    Reads the event stream (libyaml when available: fast and not recursive) before anything is built.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, expanded size] per open collection
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                stack.append([event.anchor, 1])
+                if len(stack) - 1 > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else "?"
+                    raise ConfigError(
+                        f"YAML nested deeper than {MAX_DEPTH} levels",
+                        where=f"{where}, line {line}",
+                        hint="flatten the config",
+                    )
+                continue
+            if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                anchor, size = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, size = event.anchor, 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, size = None, sizes.get(str(event.anchor), 1)
+            else:
+                continue
+            if anchor is not None:
+                sizes[str(anchor)] = size
+            stack[-1][1] += size
+            if stack[0][1] > MAX_NODES or size > MAX_NODES:
+                raise ConfigError(
+                    f"YAML expands to more than {MAX_NODES} values (anchors and aliases included)",
+                    where=where,
+                    hint="a config this large is likely an alias bomb; write the values out",
+                )
+    except yaml.MarkedYAMLError:
+        return  # the loader reports syntax errors with their line and column
+    except yaml.YAMLError as exc:  # libyaml's own limits, e.g. its maximum nesting depth
+        raise ConfigError(f"YAML error: {shorten(str(exc).splitlines()[0])}", where=where) from None
 
 
 class _Loader(yaml.SafeLoader):
@@ -178,7 +286,13 @@ class _Loader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key ([1]: x, {a: 1}: x)
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
+            if duplicate:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -203,24 +317,25 @@ def _anchor_paths(node: Any, folder: Path) -> Any:
     return node
 
 
-def _expand_bases(node: Any, file: Path, chain: tuple[Path, ...], key_path: str) -> Any:
+def _expand_bases(node: Any, file: Path, done: dict[Path, dict[str, Any]], key_path: str) -> Any:
+    """Merge the (already expanded) bases under each mapping of ``node`` that names them."""
     if isinstance(node, list):
-        return [_expand_bases(v, file, chain, f"{key_path}[{i}]") for i, v in enumerate(node)]
+        return [_expand_bases(v, file, done, f"{key_path}[{i}]") for i, v in enumerate(node)]
     if not isinstance(node, dict):
         return node
-    own = {k: _expand_bases(v, file, chain, _join(key_path, k)) for k, v in node.items() if k != BASE_KEY}
+    own = {k: _expand_bases(v, file, done, _join(key_path, k)) for k, v in node.items() if k != BASE_KEY}
     if BASE_KEY not in node:
         return own
-    bases = node[BASE_KEY]
-    entries = bases if isinstance(bases, list) else [bases]
-    if not entries or not all(isinstance(e, str) and e for e in entries):
-        raise ConfigError(
-            "_base_ must be a path or a list of paths",
-            where=f"{file}: {_join(key_path, BASE_KEY)}",
-        )
-    layers = [_load_file(_base_path(entry, file), chain) for entry in entries]
+    entries = _base_entries(node[BASE_KEY], file, _join(key_path, BASE_KEY))
+    layers = [done[_base_path(entry, file)] for entry in entries]
     merged = OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers), OmegaConf.create(own))
-    return OmegaConf.to_container(merged, resolve=False)
+    return _to_tree(merged)
+
+
+def _to_tree(cfg: Any) -> dict[str, Any]:
+    tree = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    assert isinstance(tree, dict)
+    return {str(k): v for k, v in tree.items()}
 
 
 def _base_path(entry: str, file: Path) -> Path:
@@ -229,8 +344,11 @@ def _base_path(entry: str, file: Path) -> Path:
             entry = str(OmegaConf.create({"base": entry}).base)
         except OmegaConfBaseException as exc:
             raise config_error_from(exc, f"{file}: {BASE_KEY}") from None
-    base = Path(entry).expanduser()
-    return (base if base.is_absolute() else file.parent / base).resolve()
+    try:
+        base = Path(entry).expanduser()
+        return (base if base.is_absolute() else file.parent / base).resolve()
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ConfigError(f"bad _base_ path {entry!r}: {exc}", where=f"{file}: {BASE_KEY}") from None
 
 
 # -- step 3: _inherit_ -----------------------------------------------------------------------------------------
@@ -312,8 +430,179 @@ def _inherit_source(source: Any, path: tuple[str | int, ...], where: str) -> tup
     parts = _key_parts(key.lstrip("."))
     if dots == 0:
         return parts
-    base = path[: len(path) - (dots - 1)] if dots - 1 <= len(path) else ()
+    if dots - 1 > len(path):
+        raise ConfigError(
+            f"_inherit_ {source!r} goes up {dots - 1} levels from a node {len(path)} deep",
+            where=f"{where}: {_format_path((*path, INHERIT_KEY))}",
+            hint="use fewer dots, or an absolute key: ${models.base}",
+        )
+    base = path[: len(path) - (dots - 1)]
     return (*base, *parts)
+
+
+# -- step 4: overrides in Hydra's grammar -----------------------------------------------------------------------
+
+MAX_OVERRIDE_CHARS = 100_000
+_KEY_HEAD = re.compile(r"(?P<prefix>\+\+|\+|~)?(?P<key>[^=]*)(?P<rest>=.*)?", re.S)
+_INDEX = re.compile(r"\[(\d+)\]")
+_KEY_SYNTAX = re.compile(r"[A-Za-z_$][\w\-$]*(?:\.[\w\-$]+)*")
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Iterable[str], where: str) -> dict[str, Any]:
+    """Apply overrides to a plain config tree (``load_config`` step 4). Returns the same tree.
+
+    The grammar is Hydra's (its own parser reads each override): ``key=value`` (the key must exist; a mapping
+    value merges into the node, as in Hydra), ``+key=value`` (adds a key), ``++key=value`` (sets, adding if
+    needed), ``~key`` or ``~key=value`` (deletes). Values are Hydra's: ``[1,2]``, ``{user: alice}``, ``'a b'``,
+    ``null``, ``1e-3``, ``${interpolation}``. On top of Hydra: a typo names the nearest key, and list items are
+    addressed as ``lst[1]=x`` as well as ``lst.1=x`` (``+lst[2]=x`` appends). A sweep (``lr=1,2,3``,
+    ``range(...)``, ``choice(...)``) is refused: one command runs one config.
+
+    Example:
+        >>> tree = {"db": {"user": "root", "port": 5432}, "lr": 0.1, "tags": ["a"]}
+        >>> apply_overrides(tree, ["db={user: alice}", "lr=1e-3", "+tags[1]=b", "++seed=1"], "c.yaml")
+        {'db': {'user': 'alice', 'port': 5432}, 'lr': 0.001, 'tags': ['a', 'b'], 'seed': 1}
+        >>> apply_overrides(tree, ["lr=1,2,3"], "c.yaml")
+        Traceback (most recent call last):
+        ...
+        core.errors.ConfigError: override 'lr=1,2,3' is a sweep of several values (c.yaml) — ...
+    """
+    for override in overrides:
+        key, prefix, value = parse_override(override, where)
+        _apply_one(tree, override, key, prefix, value, where)
+    return tree
+
+
+def parse_override(override: str, where: str = "override") -> tuple[str, str, Any]:
+    """Read one override with Hydra's parser: ``(key with list indices as dots, prefix, value)``.
+
+    The prefix is ``""``, ``"+"``, ``"++"`` or ``"~"``; the value is Hydra's (``None`` for a bare ``~key``).
+
+    Example:
+        >>> parse_override("db={user: alice}")
+        ('db', '', {'user': 'alice'})
+        >>> parse_override("+lst[2]=yes"), parse_override("name="), parse_override("~a")
+        (('lst.2', '+', 'yes'), ('name', '', ''), ('a', '~', None))
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    text = override.strip() if isinstance(override, str) else ""
+    head = _KEY_HEAD.fullmatch(text)
+    prefix = (head["prefix"] or "") if head else ""
+    key = _INDEX.sub(r".\1", head["key"].strip()) if head else ""
+    if not text or head is None or not key or (prefix != "~" and head["rest"] is None):
+        raise ConfigError(
+            f"override {shorten(repr(override), 80)} is not key=value",
+            where=where,
+            hint="write key.sub=value, +new.key=value to add a key, ~key to delete one",
+        )
+    if not _KEY_SYNTAX.fullmatch(key):
+        raise ConfigError(
+            f"override {shorten(repr(override), 80)} has a key that is not a dotted path",
+            where=where,
+            hint="write key.sub=value (config groups key/name and @package are not used here)",
+        )
+    if len(text) > MAX_OVERRIDE_CHARS or _nesting(text) > MAX_DEPTH:
+        raise ConfigError(
+            f"override {shorten(repr(override), 80)} is too large or too deeply nested",
+            where=where,
+            hint=f"keep it under {MAX_OVERRIDE_CHARS} characters and {MAX_DEPTH} levels; put big values in a file",
+        )
+    rest = head["rest"] or ""
+    try:
+        parsed = _PARSER.get(OverridesParser).parse_override(f"{prefix}{key}{rest}")
+    except HydraException as exc:
+        problem = str(exc).split("\n")[0]
+        problem = re.sub(r"^Error (parsing|when parsing) override '.*?'\s*", "", problem).strip() or "syntax error"
+        raise ConfigError(
+            f"override {shorten(repr(override), 80)} does not parse: {shorten(problem, 120)}",
+            where=where,
+            hint="quote values with special characters: key='a b, c' (Hydra's override grammar)",
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"override {shorten(repr(override), 80)} is nested too deeply", where=where) from None
+    if parsed.is_sweep_override():
+        raise ConfigError(
+            f"override {shorten(repr(override), 80)} is a sweep of several values",
+            where=where,
+            hint="give one value, quote a value with commas (key='1,2,3'), or search with kakehashi hpo",
+        )
+    return key, prefix, parsed.value() if prefix != "~" or head["rest"] is not None else None
+
+
+class _ParserCache:
+    """One Hydra ``OverridesParser`` per process (building one costs milliseconds)."""
+
+    def __init__(self) -> None:
+        self.parser: Any = None
+
+    def get(self, kind: Any) -> Any:
+        if self.parser is None:
+            self.parser = kind.create()
+        return self.parser
+
+
+_PARSER = _ParserCache()
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "[{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]})":
+            depth -= 1
+    return deepest
+
+
+def _apply_one(tree: dict[str, Any], override: str, key: str, prefix: str, value: Any, where: str) -> None:
+    parts = _key_parts(key)
+    parent = _walk_to_parent(tree, parts, override, where, create=prefix in ("+", "++"))
+    last = parts[-1]
+    exists = _has_child(parent, last)
+    slot: Any = int(last) if isinstance(parent, list) else last
+    if prefix == "~":
+        if not exists:
+            raise _unknown_key(parent, parts, override, where)
+        if value is not None and parent[slot] != value:
+            raise ConfigError(
+                f"override {override!r} deletes only if the value is {value!r}, but it is {parent[slot]!r}",
+                where=f"{where}: {key}",
+                hint=f"write ~{key} to delete it whatever its value",
+            )
+        del parent[slot]
+        return
+    if prefix == "+" and exists and not isinstance(value, dict | list):
+        raise ConfigError(
+            f"override {override!r} adds a key that exists",
+            where=f"{where}: {key}",
+            hint=f"write {override[1:]} to change it, or +{override} to set it either way",
+        )
+    if prefix == "" and not exists:
+        raise _unknown_key(parent, parts, override, where)
+    if isinstance(parent, list):
+        index = int(last)
+        if index == len(parent):
+            parent.append(value)
+        elif index > len(parent):
+            raise _unknown_key(parent, parts, override, where)
+        else:
+            parent[index] = _merged(parent[index], value, prefix, override, parts, where)
+    else:
+        parent[last] = _merged(parent.get(last), value, prefix, override, parts, where) if exists else value
+
+
+def _merged(old: Any, new: Any, prefix: str, override: str, parts: tuple[str | int, ...], where: str) -> Any:
+    """A mapping value merges into a mapping, as Hydra merges it; new keys inside need ``+``/``++`` (Hydra too)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    for key, value in new.items():
+        if key not in old and prefix == "":
+            raise _unknown_key(old, (*parts, key), override, where)
+        old[key] = _merged(old.get(key), value, prefix, override, (*parts, key), where)
+    return old
 
 
 # -- step 4 helpers ---------------------------------------------------------------------------------------------
@@ -375,15 +664,6 @@ def _unknown_key(parent: Any, parts: tuple[str | int, ...], override: str, where
     return ConfigError(f"override {override!r}: no key {key!r} in the config", where=where, hint=hint)
 
 
-def _parse_value(text: str, override: str, where: str) -> Any:
-    try:
-        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)
-        assert isinstance(parsed, dict)
-        return parsed["value"]
-    except (OmegaConfBaseException, yaml.YAMLError) as exc:
-        raise ConfigError(f"override {override!r} has a value that is not YAML: {exc}", where=where) from None
-
-
 def _join(key_path: str, key: Any) -> str:
     return f"{key_path}.{key}" if key_path else str(key)
 
@@ -391,5 +671,6 @@ def _join(key_path: str, key: Any) -> str:
 def _format_path(parts: Iterable[str | int]) -> str:
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        index = isinstance(part, int) or (text and str(part).isdigit())  # lst.7 reads as lst[7]
+        text += f"[{part}]" if index else (f".{part}" if text else str(part))
     return text

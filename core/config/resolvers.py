@@ -53,11 +53,19 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.NotEq: operator.ne,
 }
 _FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs, "round": round}
-_MAX_POWER_BITS = 4096  # refuse 9**9**9 and friends instead of hanging
+MAX_INT_BITS = 4096  # about 1,233 digits: every int eval makes or reads is at most this large
+MAX_EXPRESSION_CHARS = 2000
+MAX_EXPRESSION_NODES = 500
+MAX_ROUND_DIGITS = 400  # round(x, -10**9) would build 10**(10**9)
+_HINT = "use numbers, + - * / // % **, comparisons, and min/max/abs/round"
 
 
 def safe_eval(expression: str) -> int | float | bool:
-    """Evaluate an arithmetic expression without executing any code.
+    """Evaluate an arithmetic expression without executing any code, in bounded time and memory.
+
+    Every int (a literal, an operand, a result) is at most ``MAX_INT_BITS`` bits, ``round`` takes at most
+    ``MAX_ROUND_DIGITS`` digits, and the expression is at most ``MAX_EXPRESSION_CHARS`` characters; anything
+    larger is refused with one line instead of running for minutes.
 
     Example:
         >>> safe_eval("2 ** 10 // 3 + max(1, 2.5)")
@@ -66,36 +74,56 @@ def safe_eval(expression: str) -> int | float | bool:
         Traceback (most recent call last):
         ...
         core.errors.ConfigError: eval allows only arithmetic, not a call to '__import__' ...
+        >>> safe_eval("round(7, -10**9)")
+        Traceback (most recent call last):
+        ...
+        core.errors.ConfigError: eval refuses round(..., -1000000000): at most 400 digits, in 'round(7, -10**9)' — ...
     """
+    text = expression.strip()
+    shown = _shown(text)
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ConfigError(
+            f"eval expression too long ({len(text)} characters, at most {MAX_EXPRESSION_CHARS})", hint=_HINT
+        )
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ConfigError(f"eval cannot parse {expression!r}: {exc.msg}", hint="write plain arithmetic") from None
-    result = _evaluate(tree.body, expression)
+        raise ConfigError(f"eval cannot parse {shown}: {exc.msg}", hint="write plain arithmetic") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ConfigError(f"eval cannot parse {shown}: nested too deeply", hint="write plain arithmetic") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_EXPRESSION_NODES:
+        raise ConfigError(f"eval expression {shown} has more than {MAX_EXPRESSION_NODES} parts", hint=_HINT)
+    try:
+        result = _evaluate(tree.body, shown)
+    except RecursionError:
+        raise ConfigError(f"eval expression {shown} is nested too deeply", hint=_HINT) from None
     if not isinstance(result, int | float | bool):  # pragma: no cover - every allowed node yields a number
-        raise ConfigError(f"eval of {expression!r} gave {type(result).__name__}, not a number")
+        raise ConfigError(f"eval of {shown} gave {type(result).__name__}, not a number")
     return result
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
 
 
 def _evaluate(node: ast.AST, source: str) -> Any:
     def refuse(what: str) -> ConfigError:
-        return ConfigError(
-            f"eval allows only arithmetic, not {what} in {source!r}",
-            hint="use numbers, + - * / // % **, comparisons, and min/max/abs/round",
-        )
+        return ConfigError(f"eval allows only arithmetic, not {what} in {source}", hint=_HINT)
 
     if isinstance(node, ast.Constant):
         if isinstance(node.value, int | float | bool):
-            return node.value
-        raise refuse(f"the constant {node.value!r}")
+            return _bounded(node.value, source)
+        raise refuse(f"the constant {_shown(str(node.value))}")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left, source), _evaluate(node.right, source)
         if isinstance(node.op, ast.Pow) and _power_too_large(left, right):
-            raise refuse(f"a power this large ({left}**{right})")
+            raise _too_large(f"a power this large ({_number(left)}**{_number(right)})", source)
+        if isinstance(node.op, ast.Mult) and _product_too_large(left, right):
+            raise _too_large("a product this large", source)
         try:
-            return _BINARY[type(node.op)](left, right)
-        except (ArithmeticError, ValueError) as exc:
-            raise ConfigError(f"eval of {source!r} failed: {exc}") from None
+            return _bounded(_BINARY[type(node.op)](left, right), source)
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            raise ConfigError(f"eval of {source} failed: {exc}") from None
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand, source))
     if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
@@ -116,18 +144,60 @@ def _evaluate(node: ast.AST, source: str) -> Any:
         name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
         if name not in _FUNCTIONS or node.keywords or not isinstance(node.func, ast.Name):
             raise refuse(f"a call to {name!r}")
-        return _FUNCTIONS[name](*(_evaluate(arg, source) for arg in node.args))
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise refuse("a starred argument")
+        args = [_evaluate(arg, source) for arg in node.args]
+        if name == "round" and len(args) == 2 and _round_too_large(args[1]):
+            raise ConfigError(
+                f"eval refuses round(..., {_number(args[1])}): at most {MAX_ROUND_DIGITS} digits, in {source}",
+                hint="round to fewer digits",
+            )
+        try:
+            return _bounded(_FUNCTIONS[name](*args), source)
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            raise ConfigError(f"eval of {source} failed: {name}: {exc}") from None
     if isinstance(node, ast.Name):
         raise refuse(f"the name {node.id!r}")
     raise refuse(f"{type(node).__name__!r}")
 
 
+def _too_large(what: str, source: str) -> ConfigError:
+    return ConfigError(
+        f"eval refuses {what} in {source}: ints are limited to {MAX_INT_BITS} bits",
+        hint="use a float (2.0 ** 5000 is inf) or smaller numbers",
+    )
+
+
+def _bounded(value: Any, source: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise _too_large(f"an int of {value.bit_length()} bits", source)
+    return value
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<int of {value.bit_length()} bits>"
+    return repr(value)
+
+
 def _power_too_large(base: Any, exponent: Any) -> bool:
     if not isinstance(base, int | float) or not isinstance(exponent, int | float):
         return False
+    if isinstance(base, float) or isinstance(exponent, float):
+        return False  # float powers overflow to an OverflowError, they do not hang
     if abs(base) <= 1 or exponent <= 0:
         return False
-    return float(exponent) * math.log2(abs(base)) > _MAX_POWER_BITS
+    return float(exponent) * math.log2(abs(base)) > MAX_INT_BITS
+
+
+def _product_too_large(left: Any, right: Any) -> bool:
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return False
+    return left.bit_length() + right.bit_length() > MAX_INT_BITS + 1
+
+
+def _round_too_large(digits: Any) -> bool:
+    return isinstance(digits, int) and abs(digits) > MAX_ROUND_DIGITS
 
 
 def package_dir(dotted: str) -> Path:
