@@ -144,6 +144,11 @@ def _optimize(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         progress=not (args.no_progress or options.get("no_progress")),
     )
+    from rich.markup import escape
+
+    from core.hpo.report import console
+
+    console().print(escape(result.summary))  # with or without the progress line
     return 0 if result.n_complete + result.n_pruned > 0 or result.n_trials == 0 else 1
 
 

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,20 @@ class ParamSpec:
     choices: tuple[Scalar, ...] = ()
     value: Any = None
     sampler: Callable[[Any, str], Any] | None = None  # for kind "callable"
+
+    def rejects(self, value: Any) -> str | None:
+        """Why ``value`` is not a value of this parameter (None: it is), e.g. for an enqueued point."""
+        if self.kind in ("float", "int"):
+            assert self.low is not None and self.high is not None
+            if not _is_number(value) or not math.isfinite(value):
+                return f"is not a number for the {self.kind} parameter"
+            if self.kind == "int" and not float(value).is_integer():
+                return "is not an integer"
+            if not self.low <= value <= self.high:
+                return f"is outside the range [{self.low}, {self.high}]"
+        elif self.kind == "categorical" and value not in self.choices:
+            return f"is not one of the choices {list(self.choices)}"
+        return None
 
     def suggest(self, trial: optuna.Trial) -> Any:
         """The value of this parameter for ``trial`` (fixed values of an enqueued trial win, as in Optuna)."""
@@ -114,7 +129,7 @@ def _parse_one(name: str, definition: Any, where: str) -> ParamSpec:
     if isinstance(definition, list | tuple):
         if len(definition) != 2 or not all(_is_number(v) for v in definition):
             raise ConfigError(
-                "the short form of a range is [low, high] with two numbers",
+                "the short form of a range is [low, high] with two finite numbers",
                 where=where,
                 hint="or write {type: float|int|categorical, ...}",
             )
@@ -156,9 +171,10 @@ def _numeric(name: str, kind: str, definition: Mapping[str, Any], where: str) ->
     low, high, step = definition.get("low"), definition.get("high"), definition.get("step")
     log = definition.get("log", False)
     if low is None or high is None or not _is_number(low) or not _is_number(high):
-        raise ConfigError(f"a {kind} parameter needs numeric low and high", where=where)
-    if low > high:
-        raise ConfigError(f"low ({low}) is above high ({high})", where=where)
+        raise ConfigError(f"a {kind} parameter needs finite numeric low and high", where=where)
+    if low >= high:
+        what = "equals" if low == high else "is above"
+        raise ConfigError(f"low ({low}) {what} high ({high})", where=where, hint="for a fixed value write NAME: VALUE")
     if step is not None and (not _is_number(step) or step <= 0):
         raise ConfigError("step must be a positive number", where=where)
     if not isinstance(log, bool):
@@ -181,4 +197,5 @@ def _check_keys(definition: Mapping[str, Any], allowed: set[str], where: str) ->
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (not a bool, NaN or infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

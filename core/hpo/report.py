@@ -14,10 +14,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import warnings
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,8 +160,7 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
     for name, draw in plots:
         path = folder / f"{name}.png"
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet_plot_warnings():
                 axes = draw()
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             figure.set_size_inches(8, 5)
@@ -172,6 +173,19 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
         finally:
             plt.close("all")
     return written
+
+
+@contextlib.contextmanager
+def quiet_plot_warnings() -> Iterator[None]:
+    """Optuna's matplotlib plots are experimental and say so on every call; importances of a study with few trials
+    and matplotlib's layout notes are not the reader's concern. Other warnings pass."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ExperimentalWarning)
+        warnings.filterwarnings("ignore", message=r".*(tight_layout|[Ll]ayout|constant|same value).*")
+        warnings.filterwarnings("ignore", message=r"PedAnovaImportanceEvaluator computes", category=UserWarning)
+        yield
 
 
 def load_run_study(run_dir: Path, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
@@ -190,7 +204,7 @@ def load_run_study(run_dir: Path, storage: str | None = None, study_name: str | 
         raise UserError("no merged_config.yaml here", where=str(run_dir), hint="pass an HPO run directory or --storage")
     study_cfg = cfg.get("study") or {}
     spec = storage if storage is not None else study_cfg.get("storage")
-    opened = open_storage(spec, run_dir, study_name or study_cfg.get("name") or "hpo")
+    opened = open_storage(spec, run_dir, study_name or study_cfg.get("name") or "hpo", read_only=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(opened.storage)]
     name = study_name or study_cfg.get("name") or (names[0] if len(names) == 1 else None)
     if name not in names:

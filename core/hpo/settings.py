@@ -50,7 +50,40 @@ def load_hpo_config(config: str | Path | Mapping[str, Any] | DictConfig, overrid
         merged = OmegaConf.create(apply_overrides({str(k): v for k, v in tree.items()}, overrides, where))
     assert isinstance(merged, DictConfig)
     validate(merged, where)
+    check_keys(merged, defaults, where)
     return merged
+
+
+# nodes whose keys are the user's own (parameters, constructor arguments, job fields), not the runner's settings
+_FREE_NODES = ("params", "objective", "enqueue", "study.sampler", "study.pruner", "jobs.config", "jobs.spec")
+_EXTRA_KEYS = {"": ("_base_",)}
+
+
+def check_keys(cfg: DictConfig, defaults: DictConfig, where: str) -> None:
+    """Refuse keys the runner does not know (``n_trails``), naming the nearest known one.
+
+    Example:
+        >>> check_keys(OmegaConf.create({"n_trails": 3}), OmegaConf.create({"n_trials": 20}), "c.yaml")
+        Traceback (most recent call last):
+        ...
+        core.errors.ConfigError: unknown key 'n_trails' (c.yaml: n_trails) — did you mean n_trials?
+    """
+    import difflib
+
+    def walk(node: Any, known: Any, path: str) -> None:
+        if path in _FREE_NODES or not isinstance(node, DictConfig) or not isinstance(known, DictConfig):
+            return
+        allowed = [str(k) for k in known] + list(_EXTRA_KEYS.get(path, ()))
+        for key in node:
+            key = str(key)
+            child = f"{path}.{key}" if path else key
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]}?" if close else f"known keys here: {', '.join(sorted(allowed))}"
+                raise ConfigError(f"unknown key {key!r}", where=f"{where}: {child}", hint=hint)
+            walk(node._get_node(key), known._get_node(key), child)
+
+    walk(cfg, defaults, "")
 
 
 @dataclass
@@ -76,6 +109,7 @@ class HpoSettings:
     backend_config: Any
     job_spec: dict[str, Any]
     poll_interval: float
+    kill_grace: float
     cwd: Path | None
     heartbeat_interval: float
     grace: float
@@ -133,7 +167,8 @@ class HpoSettings:
             backend=backend,
             backend_config=cfg.jobs.get("config"),
             job_spec=spec,
-            poll_interval=_seconds(poll, "jobs.poll_interval") or (0.01 if backend == "local" else 5.0),
+            poll_interval=_seconds(poll, "jobs.poll_interval") or (1.0 if backend == "local" else 5.0),
+            kill_grace=_seconds(jobs.get("kill_grace", 5), "jobs.kill_grace") or 5.0,
             cwd=None if jobs.get("cwd") is None else Path(jobs["cwd"]),
             heartbeat_interval=_seconds(liveness.get("heartbeat_interval", 10), "liveness.heartbeat_interval") or 10,
             grace=_seconds(liveness.get("grace", 60), "liveness.grace") or 60,
@@ -144,11 +179,15 @@ class HpoSettings:
             raise ConfigError(
                 "liveness.grace must exceed liveness.heartbeat_interval", where="liveness", hint="e.g. 6× of it"
             )
-        names = {p.name for p in settings.space}
+        specs = {p.name: p for p in settings.space}
         for i, point in enumerate(settings.enqueue):
-            unknown = sorted(set(point) - names)
+            unknown = sorted(set(point) - set(specs))
             if unknown:
                 raise ConfigError(f"enqueued point names unknown parameter {unknown[0]!r}", where=f"enqueue[{i}]")
+            for name, value in point.items():
+                problem = specs[name].rejects(value)
+                if problem:
+                    raise ConfigError(f"enqueued value {value!r} {problem}", where=f"enqueue[{i}].{name}")
         return settings
 
 

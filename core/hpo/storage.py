@@ -27,19 +27,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
+import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, DependencyError, UserError
+from core.files import write_atomic
 
 if TYPE_CHECKING:
     import optuna
 
 JOURNAL_NAME = "study.journal"
+log = logging.getLogger(__name__)
 
 
 class BudgetLock:
@@ -146,8 +151,13 @@ class OpenedStorage:
     lock: BudgetLock
 
 
-def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedStorage:
-    """Open the storage that ``spec`` names (see the module docstring) and its budget lock."""
+def open_storage(spec: Any, run_dir: Path, study_name: str = "study", read_only: bool = False) -> OpenedStorage:
+    """Open the storage that ``spec`` names (see the module docstring) and its budget lock.
+
+    A path that exists and is not a storage of ours (a directory, a YAML file, ...) is refused. With
+    ``read_only`` (``hpo trials``, ``hpo report``) nothing is created: a storage that does not exist is an error,
+    and a journal's torn last record is skipped rather than repaired.
+    """
     import optuna
 
     if spec is None or spec == "":
@@ -161,7 +171,7 @@ def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedS
             hint="e.g. runs/x/study.journal, sqlite:///study.db, postgresql+psycopg2://user:pw@host/db",
         )
     if "://" not in spec:
-        return _open_journal(Path(spec).expanduser())
+        return _open_journal(Path(spec).expanduser(), read_only)
     url = normalize_url(spec)
     scheme = url.split("://", 1)[0]
     engine_kwargs: dict[str, Any] = {}
@@ -169,7 +179,7 @@ def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedS
         file = url.split("///", 1)[1] if "///" in url else ""
         if not file or file == ":memory:":
             raise ConfigError("an in-memory SQLite storage cannot be shared or resumed", where="study.storage")
-        Path(file).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite(Path(file).expanduser(), read_only)
         engine_kwargs = {"connect_args": {"timeout": 60}}
         lock: BudgetLock = FileLock(Path(file + ".budget-lock"))
         kind = "sqlite"
@@ -184,7 +194,7 @@ def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedS
     creating = PostgresAdvisoryLock(url, "kakehashi-hpo:create-tables") if kind == "postgresql" else BudgetLock()
     try:
         with creating:
-            rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=read_only)
     except ImportError as exc:
         raise DependencyError(
             f"no database driver for {scheme}", where="study.storage", hint="pip install 'kakehashi[postgres]'"
@@ -201,16 +211,97 @@ def open_storage(spec: Any, run_dir: Path, study_name: str = "study") -> OpenedS
     return OpenedStorage(rdb, kind, hide_password(url), lock)
 
 
-def _open_journal(path: Path) -> OpenedStorage:
+def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+    if path.exists() and not path.is_file():
+        raise UserError("the storage path is not a file", where=str(path), hint="name a journal file (.journal)")
+    if read_only and not path.is_file():
+        raise UserError("no journal file here", where=str(path), hint="check the path, or the run directory")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file():
+            _check_journal(path, repair=not read_only)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(path))
+        storage = JournalStorage(backend)
     except OSError as exc:
         raise UserError(f"cannot open the journal file: {exc.strerror or exc}", where=str(path)) from None
-    storage = JournalStorage(backend)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"the journal file is damaged: {exc}",
+            where=str(path),
+            hint="restore it from a copy; only a torn last record is repaired on its own",
+        ) from None
     return OpenedStorage(storage, "journal", str(path), FileLock(path.with_name(path.name + ".budget-lock")))
+
+
+def _check_journal(path: Path, repair: bool) -> None:
+    """Refuse a file that is not an Optuna journal; repair a torn last record (a writer killed mid-line), which
+    would otherwise poison the next append. The cut bytes are kept in ``<journal>.torn-<time>``."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+    from optuna.storages.journal._file import get_lock_file
+
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if not head:
+        return
+    first = head.split(b"\n", 1)[0]
+    if not first.startswith(b'{"op_code"') and b'"op_code"' not in first[:200]:
+        raise UserError(
+            "this file is not an Optuna journal; it is left as it is",
+            where=str(path),
+            hint="give study.storage a new file name (e.g. study.journal) or an RDB URL",
+        )
+    if _ends_with_newline(path):
+        return
+    if not repair:
+        log.warning("%s: its last record is torn (a writer was killed mid-line); reading without it", path)
+        return
+    # under the journal's own lock: no runner is appending while we cut
+    with get_lock_file(JournalFileSymlinkLock(str(path))), path.open("r+b") as f:
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep == len(data):
+            return
+        torn = data[keep:]
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    saved = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+    write_atomic(saved, torn)
+    log.warning(
+        "%s: its last record was torn (%d bytes; a writer was killed mid-line); cut off and kept in %s",
+        path,
+        len(torn),
+        saved.name,
+    )
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _check_sqlite(file: Path, read_only: bool) -> None:
+    if file.exists() and not file.is_file():
+        raise UserError("the storage path is not a file", where=str(file), hint="name an SQLite database file")
+    if file.is_file() and file.stat().st_size > 0:
+        with file.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise UserError(
+                    "this file is not an SQLite database; it is left as it is",
+                    where=str(file),
+                    hint="give study.storage a new file name",
+                )
+    elif read_only:
+        raise UserError("no SQLite database here", where=str(file), hint="check the storage URL")
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
 
 
 def normalize_url(url: str) -> str:
