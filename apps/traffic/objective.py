@@ -21,8 +21,8 @@ Example:
     >>> y = DetectorSeries(["a"], 300.0, np.array([[10.0, 20.0]]), np.array([[12.0, 10.0]]))
     >>> f = DetectorSeries(["a"], 300.0, np.array([[12.0, 20.0]]), np.array([[11.0, 10.0]]))
     >>> fit = discrepancy(y, f)
-    >>> round(fit.count_rmse, 3), round(fit.speed_rmse, 3), fit.geh_share
-    (1.414, 0.707, 1.0)
+    >>> round(fit.count_rmse, 3), round(fit.speed_rmse, 3), fit.geh_share, round(fit.loss, 4)
+    (1.414, 0.707, 1.0, 0.0767)
 """
 
 from __future__ import annotations
@@ -40,15 +40,28 @@ from apps.traffic.simulator import DetectorSeries
 
 @dataclass(frozen=True)
 class Fit:
-    """How well simulated series match observed ones (see the module docstring)."""
+    """How well simulated series match observed ones (see the module docstring). ``flagged`` says why the
+    simulation behind it is not faithful (collisions, mass teleports; "" when it is)."""
 
     loss: float
     count_rmse: float
     speed_rmse: float
     geh_share: float
+    occupancy_rmse: float = math.nan
+    queue_rmse: float = math.nan
+    teleports: int = 0
+    collisions: int = 0
+    flagged: str = ""
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# the smallest scale each term is divided by (its unit's "one"), so a quiet detector does not blow a term up
+SCALE_FLOORS = {"count": 1.0, "speed": 1.0, "occupancy": 1.0, "queue": 7.5}
+# the weight of each term in the loss: occupancy and queue length swing with the seed once queues spill back (one
+# spillback more or less), so they count a quarter; counts and speeds carry the rest (see `traffic identify`)
+TERM_WEIGHTS = {"count": 1.0, "speed": 1.0, "occupancy": 0.25, "queue": 0.25}
 
 
 def geh(model_per_hour: np.ndarray, observed_per_hour: np.ndarray) -> np.ndarray:
@@ -59,20 +72,55 @@ def geh(model_per_hour: np.ndarray, observed_per_hour: np.ndarray) -> np.ndarray
     return np.where(total > 0, value, 0.0)
 
 
+def _term(observed: np.ndarray | None, simulated: np.ndarray | None, empty_is_zero: bool) -> tuple[float, float]:
+    """(RMSE over the cells observed, root mean square of the observed values) of one kind of observation."""
+    if observed is None or simulated is None:
+        return math.nan, math.nan
+    seen = ~np.isnan(observed)
+    if empty_is_zero:
+        model = np.nan_to_num(simulated, nan=0.0)
+    else:
+        seen &= ~np.isnan(simulated)
+        model = simulated
+    if not seen.any():
+        return math.nan, math.nan
+    error = float(np.sqrt(np.mean((observed[seen] - model[seen]) ** 2)))
+    return error, float(np.sqrt(np.mean(observed[seen] ** 2)))
+
+
 def discrepancy(observed: DetectorSeries, simulated: DetectorSeries) -> Fit:
-    """d(Y, f(θ)); both series must have the same detectors and intervals."""
+    """d(Y, f(θ)); both series must have the same detectors and intervals.
+
+    Each kind of observation (counts, speeds, occupancy, queue length) gives an RMSE over the cells where it was
+    observed; the loss is the weighted mean (:data:`TERM_WEIGHTS`) over the kinds both series measure of
+    RMSE / max(RMS of the observed values, a floor of one unit), so every term is a relative error and none
+    dominates by its units. A simulated cell
+    with no vehicle counts as speed 0 (nothing got through).
+    """
     if observed.detectors != simulated.detectors or observed.counts.shape != simulated.counts.shape:
         raise ValueError("observed and simulated series differ in detectors or intervals")
-    count_rmse = float(np.sqrt(np.mean((observed.counts - simulated.counts) ** 2)))
-    seen = ~np.isnan(observed.speeds)
-    model_speeds = np.nan_to_num(simulated.speeds, nan=0.0)
-    speed_rmse = float(np.sqrt(np.mean((observed.speeds[seen] - model_speeds[seen]) ** 2))) if seen.any() else 0.0
+    terms = {
+        "count": _term(observed.counts, simulated.counts, empty_is_zero=False),
+        "speed": _term(observed.speeds, simulated.speeds, empty_is_zero=True),
+        "occupancy": _term(observed.occupancy, simulated.occupancy, empty_is_zero=False),
+        "queue": _term(observed.queue, simulated.queue, empty_is_zero=False),
+    }
+    used = [k for k, (error, _) in terms.items() if not math.isnan(error)]
+    relative = [TERM_WEIGHTS[k] * terms[k][0] / max(terms[k][1], SCALE_FLOORS[k]) for k in used]
     per_hour = 3600.0 / observed.interval
     geh_share = float(np.mean(geh(simulated.counts * per_hour, observed.counts * per_hour) < 5.0))
-    mean_count = max(float(observed.counts.mean()), 1e-9)
-    mean_speed = max(float(np.nanmean(observed.speeds)), 1e-9) if seen.any() else 1.0
-    loss = count_rmse / mean_count + speed_rmse / mean_speed
-    return Fit(loss=loss, count_rmse=count_rmse, speed_rmse=speed_rmse, geh_share=geh_share)
+    run = simulated.run
+    return Fit(
+        loss=float(np.sum(relative) / sum(TERM_WEIGHTS[k] for k in used)),
+        count_rmse=terms["count"][0],
+        speed_rmse=0.0 if math.isnan(terms["speed"][0]) else terms["speed"][0],
+        geh_share=geh_share,
+        occupancy_rmse=terms["occupancy"][0],
+        queue_rmse=terms["queue"][0],
+        teleports=run.teleports if run else 0,
+        collisions=run.collisions if run else 0,
+        flagged=run.flagged if run else "",
+    )
 
 
 # ---------------------------------------------------------------------------------------- objectives (callables)
@@ -136,9 +184,14 @@ def cheap(scenario: Any, params: Mapping[str, float]) -> dict[str, Any]:
 
 
 def runner_result(fit: Fit) -> dict[str, Any]:
-    """The HPO runner's result protocol: the loss as value, the other figures as user attributes."""
+    """The HPO runner's result protocol: the loss as value, the other figures as user attributes (NaN ones,
+    figures a model does not measure, left out). A flagged run keeps its loss but carries ``flagged``."""
     figures = fit.to_dict()
-    return {"value": _finite(figures.pop("loss")), "user_attrs": figures}
+    value = _finite(figures.pop("loss"))
+    attrs = {k: v for k, v in figures.items() if not (isinstance(v, float) and math.isnan(v))}
+    if not attrs.get("flagged"):
+        attrs.pop("flagged", None)
+    return {"value": value, "user_attrs": attrs}
 
 
 def _finite(value: float) -> float:

@@ -1,14 +1,19 @@
-"""The cheap model g(ξ): a link queue model of the same network and demand, in numpy (milliseconds a run).
+"""The cheap model g(ξ): a spatial queue model of the same network and demand, in numpy (milliseconds a run).
 
-Each edge on a route is a link with a free-flow part and a queue at its downstream end. Vehicles (as a fluid,
-one commodity per route) enter a link, travel its length at the free speed ``speed_limit × free_speed``, join
-its exit queue, and leave at most at the link's capacity ``saturation_flow × lanes × green share`` (the green
-share of its traffic light, read from the network) into the next link of their route, if that link has room
-(storage: one vehicle per 7.5 m of lane). Vehicles that cannot enter their first link wait at the origin, as
-SUMO's insertion backlog does. The demand is :func:`apps.traffic.scenario.route_rates` × ``demand``.
+Each edge on a route is a link with a running part and a queue at its downstream end. Vehicles (as a fluid, one
+commodity per route position) enter a link, travel its length at the free speed ``speed_limit × free_speed``, join
+its exit queue, and leave at most at the link's capacity ``saturation_flow × lanes × green share`` (the green share
+of its traffic light, read from the network), shared among the queued commodities in proportion. A link holds at
+most ``lanes × length / 7.5 m`` vehicles (its storage): when the next link of a route is full, the vehicles
+bound for it wait in the queue, and the queue spills back upstream — the congestion SUMO shows on a busy
+network. Vehicles that cannot enter their first link wait at the origin, as SUMO's insertion backlog does. The
+demand is :func:`apps.traffic.scenario.route_rates` × ``demand``. The loop is stepped in time (``dt`` seconds),
+vectorised over every (route, link) pair.
 
-The detectors see the flow that enters a link, delayed by the free-flow time to the loop; their speed is the
-Greenshields speed of the link's density, v_free (1 − k / k_jam). So ξ = (``demand``, ``free_speed``,
+The detectors see the flow that enters a link, delayed by the free-flow time to the loop; the speed there is the
+free speed while the link's queue stays short of the loop and falls towards a crawl as it reaches it; occupancy
+is flow × vehicle length / speed; the queue length is the queued vehicles × 7.5 m, plus the queue a signal's red
+phase builds up (half the red time's arrivals, on average). So ξ = (``demand``, ``free_speed``,
 ``saturation_flow``) is a coarse, biased cousin of θ: the bridge learns the map between them.
 
 Example:
@@ -38,6 +43,9 @@ XI = {
         Parameter("saturation_flow", 600.0, 2400.0, 1800.0, "discharge rate of a queue in veh/h/lane of green"),
     )
 }
+VEHICLE_LENGTH = 5.0  # metres, as in the route files
+SIGNAL_CYCLE = 90.0  # seconds: netgenerate's default programs (42 + 3 + 42 + 3)
+CRAWL = 0.1  # speed at the loop, as a share of the free speed, once the queue reaches it
 
 
 class LinkQueueModel:
@@ -49,7 +57,7 @@ class LinkQueueModel:
         self.dt = dt
 
     def simulate(self, xi: Mapping[str, float]) -> DetectorSeries:
-        """Detector counts and speeds for ξ (missing entries take their defaults)."""
+        """Detector counts, speeds, occupancy and queue lengths for ξ (missing entries take their defaults)."""
         unknown = sorted(set(xi) - set(XI))
         if unknown:
             raise ConfigError(
@@ -64,63 +72,111 @@ class LinkQueueModel:
         rates = route_rates(built, self.scenario.demand, x["demand"], interval)  # veh/s per route and interval
         demand = np.repeat(rates * dt, per_interval, axis=1)[:, :steps]  # vehicles per step and route
 
-        links: dict[str, list[tuple[int, int]]] = {}  # link -> (route, position on the route)
-        for r, route in enumerate(built.routes):
+        links = sorted({edge for route in built.routes for edge in route})
+        index = {edge: i for i, edge in enumerate(links)}
+        table = [built.edges[edge] for edge in links]
+        lanes = np.array([t["lanes"] for t in table], dtype=float)
+        length = np.array([t["length"] for t in table], dtype=float)
+        green = np.array([t["green"] for t in table], dtype=float)
+        v_free = np.array([t["speed"] for t in table], dtype=float) * x["free_speed"]
+        storage = np.maximum(lanes * length / JAM_SPACING, 1.0)
+        capacity = x["saturation_flow"] / 3600.0 * lanes * green * dt  # vehicles per step out of a link's queue
+        insertion = x["saturation_flow"] / 3600.0 * lanes * dt  # vehicles per step into a first link
+
+        slot_link, slot_next, first_slot, first_link = [], [], [], []
+        for route in built.routes:
+            start = len(slot_link)
+            first_slot.append(start)
+            first_link.append(index[route[0]])
             for k, edge in enumerate(route):
-                links.setdefault(edge, []).append((r, k))
-        order, acyclic = _upstream_first(built.routes)
-        ramp = np.arange(1, steps + 1) * 1e-9  # makes cumulative arrivals strictly increasing for interp
-        exits: dict[tuple[int, int], np.ndarray] = {}  # (route, position) -> vehicles leaving the link per step
-        entered: dict[str, np.ndarray] = {}  # link -> vehicles entering it per step
-        on_link: dict[str, np.ndarray] = {}  # link -> vehicles on it (running and queued) per step
-        for _ in range(1 if acyclic else _SWEEPS):
-            for edge in order:
-                table = built.edges[edge]
-                v_free = table["speed"] * x["free_speed"]
-                travel = max(1, round(table["length"] / v_free / dt))
-                capacity = (
-                    np.inf if table["sink"] else x["saturation_flow"] / 3600.0 * table["lanes"] * table["green"] * dt
-                )
-                flows = [demand[r] if k == 0 else exits.get((r, k - 1), np.zeros(steps)) for r, k in links[edge]]
-                inflow = np.sum(flows, axis=0)
-                arrive_each = np.cumsum(np.stack([_delay(f, travel) for f in flows]), axis=1)
-                arrived = arrive_each.sum(axis=0)
-                departed = queue_departures(arrived, capacity)
-                for (r, k), arrive_r in zip(links[edge], arrive_each, strict=True):
-                    # FIFO: who leaves at t arrived when the total arrivals equalled the total departures at t
-                    exits[(r, k)] = np.diff(np.interp(departed, arrived + ramp, arrive_r), prepend=0.0)
-                entered[edge] = inflow
-                on_link[edge] = np.cumsum(inflow) - departed
+                slot_link.append(index[edge])
+                slot_next.append(start + k + 1 if k + 1 < len(route) else -1)
+        link_of = np.array(slot_link)
+        nxt = np.array(slot_next)
+        has_next = nxt >= 0
+        target = np.where(has_next, link_of[np.maximum(nxt, 0)], 0)
+        first = np.array(first_slot)
+        origin_link = np.array(first_link)
+        n_links, n_slots = len(links), len(link_of)
+        travel = np.maximum(1, np.round(length / v_free / dt)).astype(int)[link_of]
+        ring = int(travel.max()) + 1
+        slots = np.arange(n_slots)
 
-        counts = np.zeros((len(built.detectors), n_intervals))
-        speed_sum = np.zeros_like(counts)
+        running = np.zeros((ring, n_slots))  # vehicles that reach their link's queue at step t (mod ring)
+        queue = np.zeros(n_slots)
+        backlog = np.zeros(len(built.routes))
+        on_link = np.zeros(n_links)
+        entered = np.zeros((steps, n_links))
+        queued = np.zeros((steps, n_links))
+        for t in range(steps):
+            backlog += demand[:, t]
+            queue += running[t % ring]
+            running[t % ring] = 0.0
+            # sending: each link's capacity shared among its queued commodities; the last link of a route exits
+            waiting = np.bincount(link_of, queue, n_links)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(waiting > capacity, capacity / waiting, 1.0)
+            send = np.where(has_next, queue * share[link_of], queue)
+            # receiving: a link takes no more than its free storage (plus what leaves it this step)
+            leaving = np.bincount(link_of, send, n_links)
+            room = np.maximum(storage - on_link + leaving, 0.0)
+            insert = np.minimum(backlog, insertion[origin_link])
+            wanted = np.bincount(target[has_next], send[has_next], n_links) + np.bincount(origin_link, insert, n_links)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                accept = np.where(wanted > room, room / wanted, 1.0)
+            send = np.where(has_next, send * accept[target], send)
+            insert = insert * accept[origin_link]
+            queue -= send
+            backlog -= insert
+            entering = np.zeros(n_slots)
+            entering[nxt[has_next]] = send[has_next]
+            entering[first] += insert
+            on_link += np.bincount(link_of, entering, n_links) - np.bincount(link_of, send, n_links)
+            running[(t + travel) % ring, slots] += entering
+            entered[t] = np.bincount(link_of, entering, n_links)
+            queued[t] = np.bincount(link_of, queue, n_links)
+        return self._observe(built, index, entered, queued, lanes, length, green, v_free, n_intervals, per_interval)
+
+    def _observe(
+        self,
+        built: BuiltScenario,
+        index: dict[str, int],
+        entered: np.ndarray,
+        queued: np.ndarray,
+        lanes: np.ndarray,
+        length: np.ndarray,
+        green: np.ndarray,
+        v_free: np.ndarray,
+        n_intervals: int,
+        per_interval: int,
+    ) -> DetectorSeries:
+        """The detector series: what enters a detector's link, seen at its loop, aggregated per interval."""
+        dt = self.dt
+        shape = (len(built.detectors), n_intervals)
+        counts, speeds, occupancy, queue = (np.zeros(shape) for _ in range(4))
+        cells = n_intervals * per_interval
         for row, edge in enumerate(built.detectors):
-            table = built.edges[edge]
-            v_free = table["speed"] * x["free_speed"]
-            lag = round(built.detector_positions[edge] / v_free / dt)
-            passing = _delay(entered[edge], lag)
-            storage = max(table["lanes"] * table["length"] / JAM_SPACING, 1.0)
-            speed = v_free * (1.0 - np.minimum(_delay(on_link[edge], lag) / storage, 0.95))
-            counts[row] = passing[: n_intervals * per_interval].reshape(n_intervals, -1).sum(axis=1)
-            speed_sum[row] = (passing * speed)[: n_intervals * per_interval].reshape(n_intervals, -1).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            speeds = np.where(counts > 1e-6, speed_sum / counts, np.nan)
-        return DetectorSeries(list(built.detectors), interval, counts, speeds)
-
-
-_SWEEPS = 4  # passes over the links when routes make their upstream relation cyclic
-
-
-def queue_departures(arrived: np.ndarray, capacity: float) -> np.ndarray:
-    """Cumulative departures of a FIFO queue served at most ``capacity`` per step, from cumulative arrivals.
-
-    Lindley's recursion Q_t = max(0, Q_{t−1} + a_t − c), solved in one pass: with S_t = Σ_{s≤t} (a_s − c),
-    Q_t = S_t − min(0, min_{s≤t} S_s); departures are arrivals minus the queue.
-    """
-    if np.isinf(capacity):
-        return arrived
-    slack = np.cumsum(np.diff(arrived, prepend=0.0) - capacity)
-    return np.asarray(arrived - (slack - np.minimum(0.0, np.minimum.accumulate(slack))))
+            i = index[edge]
+            position = built.detector_positions[edge]
+            lag = round(position / v_free[i] / dt)
+            passing = _delay(entered[:, i], lag)[:cells]
+            jam = queued[:, i] * JAM_SPACING / lanes[i]  # metres of queue per lane
+            reach = np.clip(jam / max(length[i] - position, 1.0), 0.0, 1.0)[:cells]
+            speed = v_free[i] * (1.0 - (1.0 - CRAWL) * reach)
+            count = passing.reshape(n_intervals, -1).sum(axis=1)
+            counts[row] = count
+            with np.errstate(invalid="ignore", divide="ignore"):
+                speeds[row] = np.where(
+                    count > 1e-6, (passing * speed).reshape(n_intervals, -1).sum(axis=1) / count, np.nan
+                )
+            # occupancy: time share over the loop (flow × length / speed) per lane, in %
+            rate = passing / dt / lanes[i]
+            occupied = np.clip(rate * VEHICLE_LENGTH / speed, 0.0, 1.0)
+            occupancy[row] = 100.0 * occupied.reshape(n_intervals, -1).mean(axis=1)
+            # queue: the spilled queue plus half a red phase's arrivals at a signal (lane-area detector, summed)
+            red_queue = (1.0 - green[i]) * SIGNAL_CYCLE * rate * lanes[i] / 2.0 * JAM_SPACING if green[i] < 1 else 0.0
+            queue[row] = (jam[:cells] * lanes[i] + red_queue).reshape(n_intervals, -1).mean(axis=1)
+        return DetectorSeries(list(built.detectors), self.scenario.detectors.interval, counts, speeds, occupancy, queue)
 
 
 def _delay(series: np.ndarray, steps: int) -> np.ndarray:
@@ -128,23 +184,3 @@ def _delay(series: np.ndarray, steps: int) -> np.ndarray:
     if steps <= 0:
         return series
     return np.concatenate((np.zeros(min(steps, len(series))), series[: max(len(series) - steps, 0)]))
-
-
-def _upstream_first(routes: list[list[str]]) -> tuple[list[str], bool]:
-    """Links ordered so each comes after every link that feeds it on some route; False if no such order exists."""
-    from graphlib import CycleError, TopologicalSorter
-
-    graph: dict[str, set[str]] = {}
-    for route in routes:
-        for k, edge in enumerate(route):
-            graph.setdefault(edge, set())
-            if k:
-                graph[edge].add(route[k - 1])
-    try:
-        return list(TopologicalSorter(graph).static_order()), True
-    except CycleError:
-        mean_position: dict[str, list[float]] = {}
-        for route in routes:
-            for k, edge in enumerate(route):
-                mean_position.setdefault(edge, []).append(k / len(route))
-        return sorted(graph, key=lambda e: (float(np.mean(mean_position[e])), e)), False

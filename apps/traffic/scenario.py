@@ -85,7 +85,11 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class DemandSpec:
-    """Routes between fringe edges and their time profile (mean rate ``vehicles_per_hour`` at demand_scale 1)."""
+    """Routes between fringe edges and their time profile (mean rate ``vehicles_per_hour`` at demand_scale 1).
+
+    ``arrivals``: ``regular`` departs a route's vehicles evenly spaced at its rate (the demand is known; SUMO's seed
+    varies the drivers), ``random`` draws a departure each second (counts vary with the seed like Poisson counts).
+    """
 
     vehicles_per_hour: float = 1600.0
     n_routes: int = 12
@@ -94,6 +98,7 @@ class DemandSpec:
     peak_width: float = 0.25
     peak_amplitude: float = 1.0
     seed: int = 0
+    arrivals: str = "regular"
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,8 @@ def validate(scenario: TrafficScenario, where: str = "scenario") -> None:
         raise ConfigError(
             "demand needs duration >= detectors.interval, vehicles_per_hour > 0, n_routes >= 1", where=f"{where}.demand"
         )
+    if demand.arrivals not in ("regular", "random"):
+        raise ConfigError("arrivals must be regular or random", where=f"{where}.demand.arrivals")
     if not 0.0 < det.position < 1.0 or det.count < 1:
         raise ConfigError("detectors need 0 < position < 1 and count >= 1", where=f"{where}.detectors")
 
@@ -481,12 +488,17 @@ def write_routes(
     for block in range(rates.shape[1]):
         begin, end = block * interval, (block + 1) * interval
         for route in range(rates.shape[0]):
-            probability = min(1.0, float(rates[route, block]))
-            if probability > 0:
-                lines.append(
-                    f'  <flow id="f{route}_{block}" type="car" route="r{route}" begin="{begin:g}" end="{end:g}" '
-                    f'probability="{probability:.6g}" departLane="best" departSpeed="max"/>'
-                )
+            rate = float(rates[route, block])  # vehicles per second
+            if rate <= 0:
+                continue
+            # random: a Bernoulli draw each second (Poisson-like counts); regular: evenly spaced departures
+            spacing = (
+                f'probability="{min(1.0, rate):.6g}"' if demand.arrivals == "random" else f'vehsPerHour="{3600 * rate:.6g}"'
+            )
+            lines.append(
+                f'  <flow id="f{route}_{block}" type="car" route="r{route}" begin="{begin:g}" end="{end:g}" '
+                f'{spacing} departLane="best" departSpeed="max"/>'
+            )
     lines.append("</routes>")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
