@@ -1,0 +1,172 @@
+"""The neural part: a causal mask network and the full-rank spatial-model likelihood it is trained with.
+
+The model of a multichannel STFT bin ``x_ft`` (C channels) is the full-rank spatial covariance analysis (FCA)
+model: a sum of K zero-mean complex Gaussian components,
+
+    x_ft ~ CN(0, Y_ft),   Y_ft = Σ_k λ_kft H_kf,
+
+with a time-varying power spectral density ``λ_kft`` and a full-rank spatial covariance ``H_kf`` per component.
+Components ``0 .. K-2`` are speakers; the last is diffuse noise, whose spatial covariance is fixed to the
+spherically isotropic coherence of the array (``sinc(2 f d_ij / c)``), which makes it identifiable.
+
+Amortized inference (as in neural FCA, Bando et al. 2021): a causal network reads the mixture and outputs
+masks ``m_kft`` (softmax over k); the PSDs are ``λ_kft = m_kft p_ft`` with ``p_ft = ‖x_ft‖² / C``, and the speakers'
+spatial covariances follow in closed form from the masks (one M-step of FCA, ``H_kf = Σ_t m_kft x xᴴ /
+Σ_t m_kft p_ft``). The loss is the negative log-likelihood of the mixture, ``log det Y + xᴴ Y⁻¹ x`` averaged over
+bins: nothing but the mixture enters it, so training needs no clean signal.
+
+Example:
+    >>> import torch
+    >>> net = MaskNet(n_freq=65, n_mics=2, n_components=3, hidden=16)
+    >>> X = torch.randn(1, 2, 65, 10, dtype=torch.complex64)
+    >>> masks, _ = net(X)
+    >>> masks.shape, bool(torch.allclose(masks.sum(1), torch.ones(1, 65, 10)))
+    (torch.Size([1, 3, 65, 10]), True)
+    >>> gamma = torch.eye(2, dtype=torch.complex64).expand(65, 2, 2)
+    >>> bool(torch.isfinite(fca_nll(X, masks, gamma)))
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+def features(X: Tensor, eps: float = 1e-8) -> Tensor:
+    """Per-frame input features of ``X`` ``(B, C, F, T)`` → ``(B, T, (2C - 1) F)``: the log power averaged over
+    channels, centred per frame (level-invariant), and the cosine and sine of each channel's phase against mic 0.
+
+    >>> features(torch.ones(1, 3, 5, 2, dtype=torch.complex64)).shape
+    torch.Size([1, 2, 25])
+    """
+    power = (X.abs() ** 2).mean(1)  # (B, F, T)
+    log_power = torch.log(power + eps)
+    log_power = log_power - log_power.mean(1, keepdim=True)
+    cross = X[:, 1:] * X[:, :1].conj()  # (B, C-1, F, T)
+    unit = cross / (cross.abs() + eps)
+    feats = torch.cat([log_power.unsqueeze(1) / 5.0, unit.real, unit.imag], dim=1)  # (B, 2C-1, F, T)
+    batch, parts, freqs, frames = feats.shape
+    return feats.permute(0, 3, 1, 2).reshape(batch, frames, parts * freqs)
+
+
+class MaskNet(nn.Module):
+    """Causal mask estimator: linear → GRU → linear, a softmax over ``n_components`` per bin.
+
+    Causal in time (a unidirectional GRU), so the same weights run offline and block-online: ``forward`` takes
+    and returns the GRU state.
+
+    Args:
+        n_freq: Frequency bins (``n_fft // 2 + 1``).
+        n_mics: Channels.
+        n_components: Speakers + 1 (the last component is the diffuse noise).
+        hidden: Width of the GRU.
+        layers: GRU layers.
+    """
+
+    def __init__(self, n_freq: int = 257, n_mics: int = 4, n_components: int = 3, hidden: int = 256, layers: int = 1):
+        super().__init__()
+        self.n_freq = n_freq
+        self.n_mics = n_mics
+        self.n_components = n_components
+        self.inp = nn.Sequential(nn.Linear((2 * n_mics - 1) * n_freq, hidden), nn.LayerNorm(hidden), nn.ReLU())
+        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True)
+        self.out = nn.Linear(hidden, n_components * n_freq)
+
+    def forward(self, X: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Masks ``(B, K, F, T)`` of the STFT ``X`` ``(B, C, F, T)``, and the GRU state after the last frame."""
+        h = self.inp(features(X))
+        h, state = self.gru(h, state)
+        logits = self.out(h)  # (B, T, K F)
+        batch, frames, _ = logits.shape
+        logits = logits.reshape(batch, frames, self.n_components, self.n_freq).permute(0, 2, 3, 1)
+        return torch.softmax(logits, dim=1), state
+
+
+def speaker_covariances(X: Tensor, masks: Tensor, eps: float = 1e-6) -> Tensor:
+    """Closed-form spatial covariances of the speaker components, ``H_kf = Σ_t m_kft x xᴴ / Σ_t m_kft p_ft``,
+    ``(B, K - 1, F, C, C)``, with a small diagonal load.
+
+    >>> X = torch.ones(1, 2, 3, 4, dtype=torch.complex64)
+    >>> H = speaker_covariances(X, torch.full((1, 2, 3, 4), 0.5))
+    >>> H.shape, round(float(H[0, 0, 0, 0, 1].real), 3)
+    (torch.Size([1, 1, 3, 2, 2]), 1.0)
+    """
+    power = (X.abs() ** 2).mean(1)  # (B, F, T)
+    m = masks[:, :-1].to(X.dtype)  # (B, K-1, F, T)
+    weighted = torch.einsum("bkft,bcft,bdft->bkfcd", m, X, X.conj())
+    norm = (masks[:, :-1] * power.unsqueeze(1)).sum(-1)  # (B, K-1, F)
+    H = weighted / (norm[..., None, None] + 1e-10)
+    channels = X.shape[1]
+    return H + eps * torch.eye(channels, dtype=X.dtype, device=X.device)
+
+
+def fca_nll(X: Tensor, masks: Tensor, noise_scm: Tensor, floor: float = 1e-3) -> Tensor:
+    """Mean negative log-likelihood per bin (up to the constant ``C log π``) of ``X`` ``(B, C, F, T)`` under
+    the FCA model with PSDs ``m p``, closed-form speaker covariances and the fixed ``noise_scm`` ``(F, C, C)``.
+
+    ``floor`` adds ``floor · p_ft · I`` to every ``Y_ft`` (sensor noise), so that no bin is singular.
+    """
+    power = (X.abs() ** 2).mean(1) + 1e-10  # (B, F, T)
+    H = speaker_covariances(X, masks)  # (B, K-1, F, C, C)
+    channels = X.shape[1]
+    lam = (masks * power.unsqueeze(1)).to(X.dtype)  # (B, K, F, T)
+    noise = noise_scm.to(X.dtype)
+    floor_term = (floor * power).to(X.dtype)
+
+    def element(i: int, j: int) -> Tensor:  # Y_ft[i, j] for every bin, without building the (…, C, C) tensor
+        y = torch.einsum("bkft,bkf->bft", lam[:, :-1], H[..., i, j]) + lam[:, -1] * noise[:, i, j, None]
+        return y + floor_term if i == j else y
+
+    logdet, quad = _gaussian_terms(element, [X[:, c] for c in range(channels)])
+    return (logdet + quad - channels * torch.log(power)).mean()  # − C log p: a constant that keeps it near 0
+
+
+def gaussian_terms(Y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``log det Y`` and ``xᴴ Y⁻¹ x`` for Hermitian positive definite ``Y`` ``(..., C, C)`` and ``x`` ``(..., C)``.
+
+    An unrolled Cholesky factorization over the (small) channel axis, each step one elementwise operation over
+    all bins: for millions of 4 × 4 matrices this is several times faster than batched LAPACK calls, forward
+    and backward.
+
+    >>> A = torch.randn(5, 3, 3, dtype=torch.complex128)
+    >>> Y = A @ A.mH + torch.eye(3)
+    >>> x = torch.randn(5, 3, dtype=torch.complex128)
+    >>> logdet, quad = gaussian_terms(Y, x)
+    >>> bool(torch.allclose(logdet, torch.linalg.slogdet(Y)[1]))
+    True
+    >>> bool(torch.allclose(quad, (x.conj().unsqueeze(-2) @ torch.linalg.solve(Y, x.unsqueeze(-1))).real[..., 0, 0]))
+    True
+    """
+    return _gaussian_terms(lambda i, j: Y[..., i, j], [x[..., c] for c in range(Y.shape[-1])])
+
+
+def _gaussian_terms(element: Callable[[int, int], Tensor], x: list[Tensor]) -> tuple[Tensor, Tensor]:
+    channels = len(x)
+    L: list[list[Tensor | None]] = [[None] * channels for _ in range(channels)]
+    diag: list[Tensor] = []
+    for j in range(channels):
+        d = element(j, j).real
+        for k in range(j):
+            d = d - L[j][k].abs() ** 2  # type: ignore[union-attr]
+        root = torch.sqrt(torch.clamp(d, min=1e-20))
+        diag.append(root)
+        for i in range(j + 1, channels):
+            v = element(i, j)
+            for k in range(j):
+                v = v - L[i][k] * L[j][k].conj()  # type: ignore[operator,union-attr]
+            L[i][j] = v / root
+    z: list[Tensor] = []
+    for i in range(channels):
+        v = x[i]
+        for k in range(i):
+            v = v - L[i][k] * z[k]  # type: ignore[operator]
+        z.append(v / diag[i])
+    logdet = 2.0 * sum(torch.log(d) for d in diag)
+    quad = sum(v.abs() ** 2 for v in z)
+    return logdet, quad  # type: ignore[return-value]
+
+
+__all__ = ["MaskNet", "fca_nll", "features", "gaussian_terms", "speaker_covariances"]
