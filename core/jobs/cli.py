@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.cli import SubParsers, add_area
+from core.cli import SubParsers, add_area, console
 from core.errors import UserError
 
 if TYPE_CHECKING:
@@ -20,6 +20,38 @@ _EXIT_TIMEOUT = 124  # like timeout(1): the job hit its walltime
 _EXIT_NO_CODE = 1  # cancelled or lost: the job ended without an exit code of its own
 
 
+def _non_negative(text: str) -> float:
+    """``--timeout``: seconds, at least 0 (argparse turns the ``ValueError`` into one ``error:`` line)."""
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
+_non_negative.__name__ = "non-negative number of seconds"
+
+
+def _count(text: str) -> int:
+    """``--tail``, ``--n-tasks`` and friends: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_count.__name__ = "positive integer"
+
+
+def _index(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_index.__name__ = "non-negative integer"
+
+
 def register(areas: SubParsers) -> None:
     verbs = add_area(
         areas,
@@ -27,7 +59,8 @@ def register(areas: SubParsers) -> None:
         help="run commands as jobs on local processes, Slurm, SGE or PBS",
         description="Submit a command as a job (or an array of jobs) and wait for it; query, cancel, read logs.\n"
         "Exit status when waiting: the job's exit code (arrays: the first non-zero), 124 for a walltime,\n"
-        "1 for a job cancelled or lost; 2 for a usage error. Ctrl-C cancels what was submitted.",
+        "1 for a job cancelled or lost; 2 for a usage error. Ctrl-C cancels what was submitted.\n"
+        "`job status` exits the same way for jobs that have ended unsuccessfully, 0 while all are fine or running.",
     )
     from core.jobs.registry import backend_names
 
@@ -60,8 +93,8 @@ def register(areas: SubParsers) -> None:
     )
     logs.add_argument("job", metavar="JOB", help="job id or state dir")
     logs.add_argument("--backend", choices=backends, help="where the id is ambiguous")
-    logs.add_argument("--element", type=int, help="array element (default: all, each under a header)")
-    logs.add_argument("--tail", type=int, help="only the last N lines")
+    logs.add_argument("--element", type=_index, help="array element (default: all, each under a header)")
+    logs.add_argument("--tail", type=_count, help="only the last N lines")
     logs.set_defaults(handler=_logs)
 
 
@@ -79,11 +112,11 @@ def _add_submit_verb(verbs: SubParsers, backend: str) -> None:
         epilog=f"example:\n  {example}",
     )
     parser.add_argument("mode", choices=_MODES, help="cpu | gpu | mpi (mpirun -np N) | train (DDP ranks)")
-    parser.add_argument("--n-tasks", type=int, default=1, help="array: number of tasks (default 1: no array)")
-    parser.add_argument("--n-tasks-per-proc", type=int, default=1, help="array: tasks per array element")
-    parser.add_argument("--n-procs", type=int, default=1, help="MPI ranks (mpi) or processes per node (train)")
-    parser.add_argument("--n-nodes", type=int, default=1, help="nodes")
-    parser.add_argument("--n-gpus", type=int, default=0, help="GPUs per node")
+    parser.add_argument("--n-tasks", type=_count, default=1, help="array: number of tasks (default 1: no array)")
+    parser.add_argument("--n-tasks-per-proc", type=_count, default=1, help="array: tasks per array element")
+    parser.add_argument("--n-procs", type=_count, default=1, help="MPI ranks (mpi) or processes per node (train)")
+    parser.add_argument("--n-nodes", type=_count, default=1, help="nodes")
+    parser.add_argument("--n-gpus", type=_index, default=0, help="GPUs per node")
     parser.add_argument("--walltime", help="[D-]HH:MM:SS")
     parser.add_argument("--name", help="job name (default: the command's name)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="export to the job")
@@ -91,7 +124,9 @@ def _add_submit_verb(verbs: SubParsers, backend: str) -> None:
     parser.add_argument("--cwd", type=Path, help="working directory of the job (default: here)")
     parser.add_argument("--config", type=Path, help=f"site config extending the bundled {backend}.yaml")
     parser.add_argument("--no-wait", action="store_true", help="submit, print the job id and return")
-    parser.add_argument("--timeout", type=float, help="stop waiting after this many seconds (the job keeps running)")
+    parser.add_argument(
+        "--timeout", type=_non_negative, help="stop waiting after this many seconds (the job keeps running)"
+    )
     parser.add_argument(
         "log", metavar="LOG", type=Path, help="log file (arrays: LOG with .<element> before its suffix)"
     )
@@ -212,12 +247,16 @@ def exit_status(statuses: Sequence[JobStatus]) -> int:
 
 
 def _print_table(statuses: Sequence[JobStatus]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from core.jobs import JobState
 
-    table = Table("job", "backend", "state", "exit", "elements", "log / reason")
+    # ids and paths are what a person copies: never cut them at the terminal's width (paths fold onto more lines)
+    table = Table()
+    table.add_column("job", no_wrap=True, min_width=max((len(s.handle.job_id) for s in statuses), default=3))
+    for name in ("backend", "state", "exit", "elements"):
+        table.add_column(name)
+    table.add_column("log / reason", overflow="fold")
     for status in statuses:
         h = status.handle
         failed = [t for t in status.tasks if t.state.finished and t.state is not JobState.COMPLETED]
@@ -229,7 +268,7 @@ def _print_table(statuses: Sequence[JobStatus]) -> None:
         done = sum(t.state is JobState.COMPLETED for t in status.tasks)
         code = "" if status.exit_code is None else str(status.exit_code)
         table.add_row(h.job_id, h.backend, status.state.value, code, f"{done}/{h.n_array} done", detail)
-    Console().print(table)
+    console().print(table)
 
 
 def _handles(refs: Sequence[str], backend: str | None) -> list[JobHandle]:
@@ -260,6 +299,8 @@ def _status(args: argparse.Namespace) -> int:
             statuses += backend.status(handles)
     if not args.wait:
         _print_table(statuses)
+        ended_badly = [s for s in statuses if s.state.finished]
+        code = exit_status(ended_badly)
     return code
 
 

@@ -1,9 +1,11 @@
 """The ``local`` backend: each job (each array element) runs as a child process of this one.
 
-Every element runs in its own process group (``cancel`` kills the whole tree), at most ``max_parallel`` at a
-time (default: the number of CPUs); the rest wait as ``PENDING`` and start as slots free up, from a small
-background thread or from the next ``submit``/``status``/``wait`` call. A ``/bin/sh`` wrapper writes the
-command's exit code into the state directory, so another process (``kakehashi job status``) can read the result.
+Every element runs in its own process group: ``cancel`` and a walltime send SIGTERM to the whole group and
+SIGKILL after ``kill_grace`` seconds (default 5) if anything in it is left, and the status says which. At most
+``max_parallel`` run at a time (default: the number of CPUs); the rest wait as ``PENDING`` and start as slots
+free up, from a small background thread or from the next ``submit``/``status``/``wait`` call. A ``/bin/sh``
+wrapper writes the command's exit code into the state directory, so another process (``kakehashi job status``)
+can read the result.
 ``status`` never blocks: it polls child processes and reads files. A ``walltime`` is enforced here too.
 
 Example:
@@ -19,10 +21,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -34,23 +34,24 @@ from typing import IO
 
 from core.errors import UserError
 from core.files import write_atomic
-from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, ProgressCallback, TaskStatus, poll_until_finished
-from core.jobs.ranks import n_array_elements, task_environment
+from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, TaskStatus
+from core.jobs.common import BackendBase
+from core.jobs.processes import DEFAULT_GRACE, terminate_group
+from core.jobs.ranks import task_environment
 from core.jobs.state import (
     aggregate,
-    element_log_paths,
     exit_file,
     is_cancelled,
     mark_cancelled,
-    new_state_dir,
     pid_alive,
     process_start_time,
     read_exit_code,
     read_exit_codes,
     read_handle_record,
     save_handle,
+    state_of_exit_code,
 )
-from core.jobs.template import BackendConfig, render_argv, spec_fields, validate_spec, walltime_seconds
+from core.jobs.template import BackendConfig, render_argv, spec_fields, walltime_seconds
 
 # Runs "$@" and leaves its exit code in the file named by $1, atomically. The script is constant: every value
 # reaches it as an argument, never as shell text.
@@ -73,18 +74,21 @@ class _Final:
     reason: str = ""
 
 
-class LocalBackend:
+class LocalBackend(BackendBase):
     """Child processes with a concurrency limit. See the module docstring."""
 
     name = "local"
+    default_poll_interval = 0.1
 
     def __init__(self, config: BackendConfig) -> None:
-        self.config = config
+        super().__init__(config)
         limit = config.get("max_parallel") or os.cpu_count() or 1
         if int(limit) < 1:
             raise UserError("max_parallel must be at least 1", where=f"{config.where}:max_parallel")
         self.max_parallel = int(limit)
-        self.poll_interval = config.float("poll_interval", 0.1)
+        self.kill_grace = config.float("kill_grace", DEFAULT_GRACE)
+        if self.kill_grace < 0:
+            raise UserError("kill_grace must be at least 0 seconds", where=f"{config.where}:kill_grace")
         self._lock = threading.RLock()
         self._queue: deque[tuple[JobHandle, int, list[str], dict[str, str]]] = deque()
         self._running: dict[Key, _Running] = {}
@@ -95,29 +99,26 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ submit
     def submit(self, spec: JobSpec) -> JobHandle:
-        validate_spec(spec)
-        cwd = Path(spec.cwd) if spec.cwd is not None else Path.cwd()
-        if not cwd.is_dir():
-            raise UserError("working directory does not exist", where=str(cwd))
-        if shutil.which(spec.command[0], path=self._path(spec)) is None and not (cwd / spec.command[0]).is_file():
+        cwd = Path(spec.cwd).resolve() if spec.cwd is not None else Path.cwd()
+        if (
+            isinstance(spec.command, list)
+            and spec.command
+            and shutil.which(spec.command[0], path=self._path(spec)) is None
+            and not (cwd / spec.command[0]).is_file()
+        ):
             raise UserError(
                 f"command not found: {spec.command[0]!r}", where=f"job {spec.name}", hint="check the program and PATH"
             )
-        log_path = Path(spec.log_path) if spec.log_path is not None else Path(self.config.get("log_dir", "."))
-        if spec.log_path is None:
-            log_path = log_path / f"{spec.name}.log"
-        log_path = (cwd / log_path) if not log_path.is_absolute() else log_path
-        root = self.config.get("state_root")
-        state_dir = new_state_dir(Path(root).expanduser() if root else log_path.parent / ".kakehashi", spec.name)
-        n_array = n_array_elements(spec.n_tasks, spec.n_tasks_per_proc)
+        layout = self.layout(spec)
         handle = JobHandle(
             backend=self.name,
-            job_id=state_dir.name,
+            job_id=layout.state_dir.name,
             spec=spec,
-            n_array=n_array,
-            log_paths=element_log_paths(log_path, n_array),
-            state_dir=state_dir,
+            n_array=layout.n_array,
+            log_paths=layout.log_paths,
+            state_dir=layout.state_dir,
         )
+        n_array, state_dir = layout.n_array, layout.state_dir
         argv = self._argv(spec, n_array, state_dir)
         base_env = {**os.environ, **{str(k): str(v) for k, v in self.config.get("env", {}).items()}, **spec.env}
         base_env["KAKEHASHI_JOB_ID"] = handle.job_id
@@ -148,7 +149,7 @@ class LocalBackend:
             code = run.process.poll()
             if code is None and run.deadline is not None and now >= run.deadline:
                 write_atomic(self._state_dir_of(key) / f"{key[1]}.timeout", "walltime exceeded\n")
-                self._kill(run.process)
+                self._kill(run.process, self._state_dir_of(key), key[1])
                 code = run.process.wait()
             if code is None:
                 continue
@@ -191,26 +192,22 @@ class LocalBackend:
         deadline = None if seconds is None else time.monotonic() + seconds
         self._running[key] = _Running(process, deadline, log)
 
-    @staticmethod
-    def _kill(process: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=float(5))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    def _kill(self, process: subprocess.Popen[bytes], state_dir: Path, element: int) -> None:
+        """End the element's whole process group; record how (SIGTERM, or SIGKILL after the grace period)."""
+        how = terminate_group(process.pid, self.kill_grace, leader=process)
+        if how:
+            write_atomic(_ended_by_file(state_dir, element), how + "\n")
 
     @staticmethod
     def _classify(state_dir: Path, element: int, returncode: int) -> _Final:
+        how = _ended_by(state_dir, element)
         if (state_dir / f"{element}.timeout").exists():
-            return _Final(JobState.TIMEOUT, None, "walltime exceeded")
+            return _Final(JobState.TIMEOUT, None, _with_how("walltime exceeded", how))
         if returncode < 0 or is_cancelled(state_dir):
             if is_cancelled(state_dir):
-                return _Final(JobState.CANCELLED, None, "cancelled")
+                return _Final(JobState.CANCELLED, None, _with_how("cancelled", how))
             return _Final(JobState.FAILED, 128 - returncode, f"killed by signal {-returncode}")
-        return _Final(JobState.COMPLETED if returncode == 0 else JobState.FAILED, returncode)
+        return _Final(state_of_exit_code(returncode), returncode)
 
     def _ensure_pump_thread(self) -> None:
         if self._pumping is not None and self._pumping.is_alive():
@@ -270,13 +267,14 @@ class LocalBackend:
         submitter_alive = bool(submitter.get("pid")) and pid_alive(int(submitter["pid"]))
         result: dict[int, tuple[JobState, int | None, str]] = {}
         for element in range(handle.n_array):
+            how = _ended_by(handle.state_dir, element)
             if (handle.state_dir / f"{element}.timeout").exists():
-                result[element] = (JobState.TIMEOUT, None, "walltime exceeded")
+                result[element] = (JobState.TIMEOUT, None, _with_how("walltime exceeded", how))
+            elif cancelled and (element not in codes or codes[element] != 0):
+                result[element] = (JobState.CANCELLED, None, _with_how("cancelled", how))
             elif element in codes:
                 code = codes[element]
-                result[element] = (JobState.COMPLETED if code == 0 else JobState.FAILED, code, "")
-            elif cancelled:
-                result[element] = (JobState.CANCELLED, None, "cancelled")
+                result[element] = (state_of_exit_code(code), code, "")
             else:
                 result[element] = self._read_pid(handle, element, submitter_alive)
         return result
@@ -292,23 +290,15 @@ class LocalBackend:
         if pid_alive(int(pid_text), started.strip()):
             return JobState.RUNNING, None, ""
         if (code := read_exit_code(handle.state_dir, element)) is not None:  # it finished between the two reads
-            return (JobState.COMPLETED if code == 0 else JobState.FAILED), code, ""
+            return state_of_exit_code(code), code, ""
         return JobState.LOST, None, "its process is gone and left no exit status"
-
-    def wait(
-        self,
-        handles: Sequence[JobHandle],
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[JobStatus]:
-        return poll_until_finished(self, handles, timeout, on_progress, self.poll_interval)
 
     def cancel(self, handle: JobHandle) -> None:
         mark_cancelled(handle.state_dir)
         with self._lock:
             for key, run in list(self._running.items()):
                 if key[0] == handle.job_id:
-                    self._kill(run.process)
+                    self._kill(run.process, handle.state_dir, key[1])
             self._pump()
         if not any(key[0] == handle.job_id for key in self._final):
             self._cancel_foreign(handle)
@@ -320,8 +310,24 @@ class LocalBackend:
             except FileNotFoundError:
                 continue
             if pid_alive(int(pid_text), started.strip()):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(pid_text), signal.SIGTERM)
+                how = terminate_group(int(pid_text), self.kill_grace)
+                if how:
+                    write_atomic(_ended_by_file(handle.state_dir, element), how + "\n")
+
+
+def _ended_by_file(state_dir: Path, element: int) -> Path:
+    return state_dir / f"{element}.signal"
+
+
+def _ended_by(state_dir: Path, element: int) -> str:
+    try:
+        return _ended_by_file(state_dir, element).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _with_how(reason: str, how: str) -> str:
+    return f"{reason} ({how})" if how else reason
 
 
 __all__ = ["LocalBackend"]

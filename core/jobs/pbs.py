@@ -21,9 +21,12 @@ from typing import Any
 from core.errors import UserError
 from core.jobs.base import JobHandle, JobState
 from core.jobs.scheduler import Key, SchedulerState, ScriptBackend
+from core.jobs.state import state_of_exit_code
 from core.jobs.template import walltime_seconds
 
 _JOB_ID = re.compile(r"^(?P<seq>\d+)(?P<array>\[(?P<index>\d*)\])?(?P<server>\..*)?$")
+# the first line of Grid Engine's `qsub -help`: "SGE 8.1.9", "GE 2011.11", "UGE 8.6.4", "OGS/GE 2011.11p1"
+_GRID_ENGINE_BANNER = re.compile(r"^\s*(?:[SU]?GE|OGS/GE|Grid Engine)\b")
 # PBS's code for "killed for exceeding its walltime" (JOB_EXEC_KILL_WALLTIME)
 _KILLED_WALLTIME = -29
 
@@ -47,7 +50,7 @@ def pbs_state(job: Mapping[str, Any]) -> SchedulerState:
         return SchedulerState(JobState.CANCELLED, status - 256 + 128, f"killed by signal {status - 256} (qdel)")
     if status < 0:
         return SchedulerState(JobState.FAILED, None, f"PBS could not run the job (Exit_status {status})")
-    return SchedulerState(JobState.COMPLETED if status == 0 else JobState.FAILED, status)
+    return SchedulerState(state_of_exit_code(status), status)
 
 
 class PBSBackend(ScriptBackend):
@@ -58,6 +61,25 @@ class PBSBackend(ScriptBackend):
 
     def _first(self) -> int:
         return int(self.config.get("element", {}).get("first", 0))
+
+    def _run_submit(self, script: Path, cwd: Path) -> str:
+        self._refuse_grid_engine_qsub()
+        return super()._run_submit(script, cwd)
+
+    def _refuse_grid_engine_qsub(self) -> None:
+        """Grid Engine also calls its tool ``qsub``: refuse before submitting a PBS script to the wrong scheduler."""
+        if getattr(self, "_qsub_checked", False):
+            return
+        qsub = self.config.strings("submit")[0]
+        probe = self.run_tool([qsub, "-help"], check=False, timeout=30)
+        first = (probe.stdout or probe.stderr).strip().splitlines()[:1]
+        if first and _GRID_ENGINE_BANNER.match(first[0]):
+            raise UserError(
+                f"{qsub} on this host is Grid Engine's ({first[0].strip()}), not PBS's",
+                where=self.config.where,
+                hint="use kakehashi job sge (or get_backend('sge')) here",
+            )
+        self._qsub_checked = True
 
     def parse_job_id(self, output: str, script: Path) -> str:
         job_id = output.strip().splitlines()[-1].strip() if output.strip() else ""

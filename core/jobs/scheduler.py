@@ -19,24 +19,23 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import DependencyError, UserError
 from core.files import write_atomic
-from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, ProgressCallback, TaskStatus, poll_until_finished
-from core.jobs.ranks import n_array_elements
+from core.jobs.base import JobHandle, JobSpec, JobState, JobStatus, TaskStatus
+from core.jobs.common import BackendBase
 from core.jobs.state import (
     aggregate,
-    element_log_paths,
     is_cancelled,
     mark_cancelled,
-    new_state_dir,
     read_exit_codes,
     read_handle_record,
     save_handle,
+    state_of_exit_code,
 )
-from core.jobs.template import BackendConfig, render_argv, render_lines, spec_fields, validate_spec
+from core.jobs.template import BackendConfig, render_argv, render_lines, spec_fields
 
 Key = tuple[str, int]  # (job id, array element)
 
@@ -50,15 +49,15 @@ class SchedulerState:
     reason: str = ""
 
 
-class ScriptBackend:
+class ScriptBackend(BackendBase):
     """Base of the scheduler backends: subclasses parse ids and query the queue and the accounting."""
 
     name = ""
     directive_prefix = ""
+    default_poll_interval = 2.0
 
     def __init__(self, config: BackendConfig) -> None:
-        self.config = config
-        self.poll_interval = config.float("poll_interval", 2.0)
+        super().__init__(config)
         self.lost_after = config.float("lost_after", 60.0)
         self._missing_since: dict[Key, float] = {}
         self._seen_queued: dict[Key, JobState] = {}  # state each element last had in the queue, as seen here
@@ -87,6 +86,7 @@ class ScriptBackend:
             if variable
             else "KH_ELEMENT=0",
             f"KH_STATE={q(str(state_dir))}",
+            ': >"$KH_STATE/$KH_ELEMENT.started"',
             f"export TASK_INDEX=$(( KH_ELEMENT * {spec.n_tasks_per_proc} ))",
             f"export TASK_STEPSIZE={spec.n_tasks_per_proc} TASK_COUNT={spec.n_tasks}",
             f"export KAKEHASHI_JOB_ID=${{{cfg.get('job_id_variable', 'JOB_ID')}:-}}",
@@ -111,25 +111,14 @@ class ScriptBackend:
 
     # ------------------------------------------------------------------ submit
     def submit(self, spec: JobSpec) -> JobHandle:
-        validate_spec(spec)
-        cwd = Path(spec.cwd).resolve() if spec.cwd is not None else Path.cwd()
-        if not cwd.is_dir():
-            raise UserError("working directory does not exist", where=str(cwd))
-        spec = _with_cwd(spec, cwd)
-        log_path = Path(spec.log_path) if spec.log_path is not None else Path(self.config.get("log_dir", "."))
-        if spec.log_path is None:
-            log_path = log_path / f"{spec.name}.log"
-        log_path = log_path if log_path.is_absolute() else cwd / log_path
-        root = self.config.get("state_root")
-        state_dir = new_state_dir(Path(root).expanduser() if root else log_path.parent / ".kakehashi", spec.name)
-        n_array = n_array_elements(spec.n_tasks, spec.n_tasks_per_proc)
-        log_paths = element_log_paths(log_path, n_array)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        script = state_dir / "job.sh"
-        write_atomic(script, self.render(spec, n_array, state_dir, log_path))
+        layout = self.layout(spec)
+        spec = replace(spec, cwd=layout.cwd)
+        layout.log_path.parent.mkdir(parents=True, exist_ok=True)
+        script = layout.state_dir / "job.sh"
+        write_atomic(script, self.render(spec, layout.n_array, layout.state_dir, layout.log_path))
         script.chmod(0o755)
-        job_id = self.parse_job_id(self._run_submit(script, cwd), script)
-        handle = JobHandle(self.name, job_id, spec, n_array, log_paths, state_dir)
+        job_id = self.parse_job_id(self._run_submit(script, layout.cwd), script)
+        handle = JobHandle(self.name, job_id, spec, layout.n_array, layout.log_paths, layout.state_dir)
         save_handle(handle, {"backend_config": self.config.data})
         return handle
 
@@ -221,8 +210,11 @@ class ScriptBackend:
                 # never seen (another process asks): it has been missing since its submission at the latest
                 first = now if key in self._seen_queued else _submitted_at(handle, now)
                 since = self._missing_since.setdefault(key, first)
-                if now - since >= self.lost_after and self._seen_queued.get(key) is JobState.PENDING:
-                    # a job deleted before it started leaves no accounting record (SGE, PBS): not lost, removed
+                started = (handle.state_dir / f"{element}.started").exists()
+                if now - since >= self.lost_after and not started and self._seen_queued.get(key) is JobState.PENDING:
+                    # a job deleted before it started leaves no accounting record (SGE, PBS): not lost, removed;
+                    # one that began (its script left a mark) and vanished without an exit status is lost, even if
+                    # this process only ever saw it pending (it can run and end between two polls)
                     reason = "removed from the queue before it started (qdel?)"
                     decided[key] = (JobState.CANCELLED, None, reason)
                 elif now - since >= self.lost_after:
@@ -240,14 +232,6 @@ class ScriptBackend:
                 tasks.append(TaskStatus(element, state, code, handle.log_paths[element]))
             statuses.append(aggregate(handle, tasks, "; ".join(reasons)))
         return statuses
-
-    def wait(
-        self,
-        handles: Sequence[JobHandle],
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[JobStatus]:
-        return poll_until_finished(self, handles, timeout, on_progress, self.poll_interval)
 
     def cancel(self, handle: JobHandle) -> None:
         mark_cancelled(handle.state_dir)
@@ -271,7 +255,7 @@ def decide(
     if exit_code is not None:
         if cancelled and exit_code != 0:
             return JobState.CANCELLED, exit_code, "cancelled"
-        return (JobState.COMPLETED if exit_code == 0 else JobState.FAILED), exit_code, ""
+        return state_of_exit_code(exit_code), exit_code, ""
     if queued is not None and queued.state is JobState.FAILED:
         return JobState.FAILED, queued.exit_code, queued.reason or "the job script failed before the command ended"
     if queued is not None and queued.state is not JobState.COMPLETED:
@@ -286,12 +270,6 @@ def _submitted_at(handle: JobHandle, default: float) -> float:
         return float(read_handle_record(handle.state_dir).get("submitted_at", default))
     except (UserError, TypeError, ValueError):
         return default
-
-
-def _with_cwd(spec: JobSpec, cwd: Path) -> JobSpec:
-    from dataclasses import replace
-
-    return replace(spec, cwd=cwd)
 
 
 def user_name() -> str:

@@ -6,6 +6,8 @@ Layout of ``handle.state_dir``::
     <element>.exit     the element's exit code, written atomically by the job itself when its command returns
     <element>.pid      local backend: "<pid> <start time>" of the element's process
     <element>.timeout  local backend: the element hit its walltime
+    <element>.signal   local backend: how it was ended ("SIGTERM" or "SIGKILL after 5 s ...")
+    <element>.started  scheduler backends: the job script began (tells "deleted while queued" from "ran, lost")
     cancelled          cancel() was called
     job.sh             scheduler backends: the rendered job script
 
@@ -94,6 +96,11 @@ def read_exit_codes(state_dir: Path) -> dict[int, int]:
             if code is not None:
                 codes[int(stem)] = code
     return codes
+
+
+def state_of_exit_code(code: int) -> JobState:
+    """COMPLETED for exit code 0, FAILED for any other: the one rule every backend applies to an exit file."""
+    return JobState.COMPLETED if code == 0 else JobState.FAILED
 
 
 def mark_cancelled(state_dir: Path) -> None:

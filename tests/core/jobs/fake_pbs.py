@@ -49,6 +49,9 @@ def _hms(seconds: float) -> str:
 
 
 def qsub(args: list[str]) -> int:
+    if args == ["-help"]:
+        print("usage: qsub [-a date_time] [-A account_string] [-c interval] ... [script | -- command [arg1 ...]]")
+        return 0
     script = Path(args[-1])
     text = script.read_text()
     if re.search(r"^#PBS -q reject\b", text, re.M):

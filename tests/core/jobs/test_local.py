@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from core.jobs import JobSpec, JobState, get_backend
+from core.jobs import JobHandle, JobSpec, JobState, get_backend
 from core.jobs.local import LocalBackend
 from core.jobs.state import find_handle, load_handle
 from core.jobs.template import load_backend_config
@@ -299,3 +299,88 @@ def test_mpi_mode_runs_n_ranks(tmp_path: Path, mpi: None) -> None:
     log = handle.log_paths[0].read_text()
     assert status.state is JobState.COMPLETED, log
     assert sorted(p.read_text() for p in out.iterdir()) == [f"rank {i} of 3" for i in range(3)]
+
+
+def _start_stubborn(backend: LocalBackend, tmp_path: Path, **spec: object) -> tuple[JobHandle, int]:
+    """A job whose child ignores SIGTERM (its wrapper does not): returns the handle and the child's pid."""
+    child_pid = tmp_path / "stubborn.pid"
+    script = f"sh -c 'trap \"\" TERM; echo $$ > {child_pid}; while :; do sleep 0.1; done' & wait"
+    handle = backend.submit(JobSpec(["sh", "-c", script], log_path=tmp_path / "stubborn.log", **spec))  # type: ignore[arg-type]
+    deadline = time.monotonic() + 20
+    while not (child_pid.exists() and child_pid.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return handle, int(child_pid.read_text())
+
+
+@pytest.mark.parametrize("who", ["owner", "another process"])
+def test_cancel_kills_a_child_that_ignores_sigterm_after_the_grace_period(tmp_path: Path, who: str) -> None:
+    backend = local(tmp_path, kill_grace=0.5)
+    handle, child = _start_stubborn(backend, tmp_path)
+    (backend if who == "owner" else local(tmp_path, kill_grace=0.5)).cancel(handle)
+    [status] = backend.wait([handle], timeout=20)
+    assert status.state is JobState.CANCELLED
+    assert "SIGKILL after 0.5 s" in status.reason, status.reason
+    assert _gone(child), "the child that ignored SIGTERM outlived the cancel"
+
+
+def test_walltime_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
+    backend = local(tmp_path, kill_grace=0.5)
+    handle, child = _start_stubborn(backend, tmp_path, walltime="0:00:01")
+    [status] = backend.wait([handle], timeout=30)
+    assert status.state is JobState.TIMEOUT and "SIGKILL after 0.5 s" in status.reason, status.reason
+    assert _gone(child)
+
+
+def test_a_job_that_obeys_sigterm_says_so(tmp_path: Path) -> None:
+    backend = local(tmp_path, kill_grace=10)
+    handle = backend.submit(JobSpec(["sleep", "60"], log_path=tmp_path / "s.log"))
+    assert backend.status([handle])[0].state in (JobState.RUNNING, JobState.PENDING)
+    started = time.monotonic()
+    backend.cancel(handle)
+    [status] = backend.wait([handle], timeout=20)
+    assert status.state is JobState.CANCELLED and status.reason == "cancelled (SIGTERM)"
+    assert time.monotonic() - started < 5  # no grace period is spent on a group that is already gone
+
+
+def test_negative_kill_grace_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="kill_grace"):
+        local(tmp_path, kill_grace=-1)
+
+
+def test_job_status_exits_with_the_code_of_a_job_that_failed(tmp_path: Path) -> None:
+    from core.cli import main
+
+    log = tmp_path / "st.log"
+    assert main(["job", "local", "cpu", str(log), "--", "sh", "-c", "exit 3"]) == 3
+    [state_dir] = (tmp_path / ".kakehashi").iterdir()
+    assert main(["job", "status", str(state_dir)]) == 3
+    assert main(["job", "local", "cpu", str(tmp_path / "ok.log"), "--", "true"]) == 0
+    ok_dir = next(p for p in (tmp_path / ".kakehashi").iterdir() if p != state_dir)
+    assert main(["job", "status", str(ok_dir)]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--timeout", "-1"],
+        ["--timeout", "nan"],
+        ["--n-tasks", "0"],
+        ["--n-procs", "-2"],
+        ["--n-gpus", "-1"],
+    ],
+)
+def test_out_of_range_job_options_are_one_error_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["job", "local", "cpu", *argv, str(tmp_path / "x.log"), "--", "true"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: argument"), err
+
+
+def test_a_log_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="the log path is a directory"):
+        local(tmp_path).submit(JobSpec(["true"], log_path=tmp_path))

@@ -5,6 +5,7 @@ checked against golden files in test_templates.py."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -110,3 +111,22 @@ def test_pbs_states() -> None:
     assert pbs_state(killed_at_limit).state is JobState.TIMEOUT
     assert pbs_state({**killed_at_limit, "resources_used": {"walltime": "00:01:00"}}).state is JobState.CANCELLED
     assert pbs_state({"job_state": "F"}).state is JobState.CANCELLED  # deleted while queued
+
+
+def test_grid_engines_qsub_is_refused_before_anything_is_submitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an SGE host `qsub` is Grid Engine's: the PBS backend says so instead of submitting an SGE job."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    submitted = tmp_path / "submitted"
+    qsub = bin_dir / "qsub"
+    qsub.write_text(
+        f'#!/bin/sh\nif [ "$1" = -help ]; then echo "SGE 8.1.9"; echo "usage: qsub [options]"; exit 0; fi\n'
+        f"touch {submitted}; echo 'Your job 7 (\"x\") has been submitted'\n"
+    )
+    qsub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with pytest.raises(UserError, match=r"qsub on this host is Grid Engine's \(SGE 8\.1\.9\), not PBS's"):
+        get_backend("pbs").submit(JobSpec(["true"], log_path=tmp_path / "x.log"))
+    assert not submitted.exists()

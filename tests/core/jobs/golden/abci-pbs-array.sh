@@ -9,6 +9,7 @@
 # rendered by kakehashi for job sweep
 case ${PBS_ARRAY_INDEX:-} in ''|*[!0-9]*) KH_ELEMENT=0 ;; *) KH_ELEMENT=$(( PBS_ARRAY_INDEX - 0 )) ;; esac
 KH_STATE=/shared/state/job.1
+: >"$KH_STATE/$KH_ELEMENT.started"
 export TASK_INDEX=$(( KH_ELEMENT * 3 ))
 export TASK_STEPSIZE=3 TASK_COUNT=10
 export KAKEHASHI_JOB_ID=${PBS_JOBID:-}

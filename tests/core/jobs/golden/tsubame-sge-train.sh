@@ -8,6 +8,7 @@
 # rendered by kakehashi for job ddp
 case ${SGE_TASK_ID:-} in ''|*[!0-9]*) KH_ELEMENT=0 ;; *) KH_ELEMENT=$(( SGE_TASK_ID - 1 )) ;; esac
 KH_STATE=/shared/state/job.1
+: >"$KH_STATE/$KH_ELEMENT.started"
 export TASK_INDEX=$(( KH_ELEMENT * 1 ))
 export TASK_STEPSIZE=1 TASK_COUNT=1
 export KAKEHASHI_JOB_ID=${JOB_ID:-}
