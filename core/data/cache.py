@@ -19,6 +19,13 @@ How it stays correct:
   so a full ``/dev/shm`` means "stop caching" (with one warning), never a ``SIGBUS`` that kills a worker. When the
   cap is reached, new samples are served uncached; nothing is evicted (in epoch-order access every eviction policy
   turns into a miss per read, while keeping the first ``max_bytes`` keeps that share of hits every epoch).
+- **Whole batches.** When every cached sample has one layout (the same keys, dtypes and shapes: the common case
+  of fixed-size images and labels; numpy scalars count as 0-d arrays), each field lies at the same offset of
+  equal-sized records on a regular stride. The DataLoader calls :meth:`CachedDataset.__getitems__` with a batch's
+  indices; if all are hits, one ``index_select`` per field copies the rows straight from the segment into the
+  batch tensor (in shared memory when in a worker, as ``default_collate`` does). With
+  ``collate_fn=CachedDataset.collate`` that tensor is the batch: a hit costs about a ``memcpy``. Samples of
+  varying layout, and batches with a miss, take the per-item path.
 - **Cleanup.** The process that built the wrapper unlinks the segment when the wrapper is garbage collected, at
   interpreter exit, or on :meth:`CachedDataset.close`; if that process is killed, Python's resource tracker
   unlinks it. Nothing is left in ``/dev/shm``.
@@ -43,11 +50,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import secrets
 import shutil
+import sys
 import warnings
 import weakref
+from collections.abc import Callable, Sequence
 from multiprocessing import shared_memory
 from typing import Any, Protocol, TypeVar
 
@@ -58,7 +68,8 @@ from core.data import serialize
 T_co = TypeVar("T_co", covariant=True)
 
 _EMPTY, _WRITING, _READY = 0, 1, 2
-_HEADER_WORDS = 8  # [magic, length, bump pointer, disabled flag, reserved...]
+_HEADER_WORDS = 8  # [magic, length, bump pointer, disabled flag, record length, uniform, first offset, prefix]
+_UNKNOWN, _UNIFORM, _MIXED = 0, 1, 2  # header[5]: do all stored records share one layout?
 _MAGIC = 0x6B685F6361636865  # "kh_cache"
 _ALIGN = 64
 _SHM_DIR = "/dev/shm"
@@ -118,6 +129,7 @@ class CachedDataset:
         self._lock_fd: int | None = None
         self._lock_pid = -1
         self._warned = False
+        self._plan: _BatchPlan | None = None
 
     @staticmethod
     def _round_up(n: int) -> int:
@@ -138,7 +150,7 @@ class CachedDataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_segment", "_buf", "_header", "_table", "_finalizer", "_lock_fd"):
+        for key in ("_segment", "_buf", "_header", "_table", "_finalizer", "_lock_fd", "_plan"):
             state[key] = None
         state["_lock_pid"] = -1
         return state
@@ -176,6 +188,51 @@ class CachedDataset:
         sample = self.dataset[i]
         self._store(i, sample)
         return sample
+
+    def __getitems__(self, indices: Sequence[int]) -> Sequence[Any]:
+        """A whole batch (the DataLoader calls this instead of ``ds[i]`` per index).
+
+        When every index is a hit and all cached samples share one layout (the same keys, dtypes and shapes),
+        the batch is gathered with one ``numpy.take`` per field straight from the shared segment, already
+        collated: pass ``collate_fn=CachedDataset.collate`` to the DataLoader to use it as it is. Any other
+        ``collate_fn`` sees an ordinary sequence of samples. Otherwise each index is read as ``ds[i]``.
+        """
+        if self._table is None:
+            self._attach()
+        assert self._table is not None and self._header is not None
+        batch = self._gather(indices)
+        if batch is not None:
+            return batch
+        return [self[i] for i in indices]
+
+    @staticmethod
+    def collate(batch: Sequence[Any]) -> Any:
+        """``collate_fn`` for a DataLoader over a :class:`CachedDataset`: a gathered batch passes through as is,
+        anything else goes to torch's ``default_collate`` (which it equals on the same samples)."""
+        if isinstance(batch, GatheredBatch):
+            return batch.collated
+        from torch.utils.data import default_collate
+
+        return default_collate(list(batch))
+
+    def _gather(self, indices: Sequence[int]) -> GatheredBatch | None:
+        assert self._table is not None and self._header is not None
+        if self._header[5] != _UNIFORM or len(indices) == 0:
+            return None
+        if self._plan is None or self._plan.first_offset != int(self._header[6]):
+            self._plan = _BatchPlan.build(self)
+        plan = self._plan
+        if plan is None:
+            return None
+        idx = np.asarray(indices, dtype=np.int64)
+        idx = np.where(idx < 0, idx + self._length, idx)
+        if idx.min() < 0 or idx.max() >= self._length:
+            return None  # the per-item path raises the IndexError
+        rows = self._table[idx]
+        if not bool((rows[:, 0] == _READY).all()):
+            return None
+        slots = (rows[:, 1] - plan.first_offset) // plan.stride
+        return GatheredBatch(plan.gather(slots))
 
     # -- filling -------------------------------------------------------------------------------------------------
 
@@ -215,10 +272,34 @@ class CachedDataset:
             self._table[i, 1] = offset
             self._table[i, 2] = len(blob)
             self._table[i, 0] = _WRITING
+            written = self._track_layout(offset, blob)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
-        self._buf[offset:end] = blob
+        if not written:
+            self._buf[offset:end] = blob
         self._table[i, 0] = _READY  # published last: readers test this word before reading the bytes
+
+    def _track_layout(self, offset: int, blob: bytes) -> bool:
+        """Under the lock: keep header[5] saying whether every record so far has the first one's layout.
+
+        Records of one length sit on a regular stride (the bump pointer rounds to 64 bytes), and equal
+        structure bytes mean equal keys, dtypes and shapes at equal offsets. The first record is written here,
+        under the lock, so that later writers can compare with it. Returns whether the blob was written.
+        """
+        assert self._header is not None
+        state = int(self._header[5])
+        if state == _MIXED:
+            return False
+        prefix, _ = serialize.layout(blob)
+        if state == _UNKNOWN:
+            self._buf[offset : offset + len(blob)] = blob
+            self._header[4], self._header[6], self._header[7] = len(blob), offset, prefix
+            self._header[5] = _UNIFORM
+            return True
+        first, length = int(self._header[6]), int(self._header[4])
+        if len(blob) != length or prefix != int(self._header[7]) or self._buf[first : first + prefix] != blob[:prefix]:
+            self._header[5] = _MIXED
+        return False
 
     def _warn(self, message: str) -> None:
         if not self._warned:
@@ -247,6 +328,7 @@ class CachedDataset:
     def close(self) -> None:
         """Release the cache now; in the process that built it, also remove the segment."""
         self._header = self._table = None
+        self._plan = None
         self.__dict__.pop("_buf", None)
         if self._lock_fd is not None and self._lock_pid == os.getpid():
             os.close(self._lock_fd)
@@ -257,3 +339,121 @@ class CachedDataset:
         elif self._segment is not None:
             self._segment.close()
         self._segment = None
+
+
+class _NoPlan(Exception):
+    pass
+
+
+class GatheredBatch(list[Any]):
+    """A batch gathered from the cache: a list of its samples (row views of ``collated``), so any ``collate_fn``
+    works on it, and ``collated``, what ``default_collate`` would make of them, which
+    :meth:`CachedDataset.collate` passes through without a second copy.
+    """
+
+    def __init__(self, collated: Any) -> None:
+        super().__init__(_rows(collated))
+        self.collated = collated
+
+
+def _rows(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        columns = [_rows(v) for v in node.values()]
+        return [dict(zip(node, values, strict=True)) for values in zip(*columns, strict=True)]
+    if isinstance(node, list):
+        return [list(values) for values in zip(*(_rows(v) for v in node), strict=True)]
+    return list(node.unbind(0))
+
+
+class _BatchPlan:
+    """How one process gathers a batch: a strided view of every field over all record slots of the segment."""
+
+    def __init__(
+        self, first_offset: int, stride: int, fields: list[np.ndarray[Any, Any]], assemble: Callable[..., Any]
+    ):
+        self.first_offset = first_offset
+        self.stride = stride
+        self.fields = fields
+        self.assemble = assemble
+        self._tensors: list[Any] | None = None
+
+    @classmethod
+    def build(cls, cache: CachedDataset) -> _BatchPlan | None:
+        header = cache._header
+        assert header is not None
+        first, length = int(header[6]), int(header[4])
+        stride = cache._round_up(length)
+        record = cache._buf[first : first + length]
+        template = serialize.loads(record)
+        _, buffers = serialize.layout(record)
+        leaves: list[tuple[str, np.dtype[Any], tuple[int, ...]]] = []
+        try:
+            tree = _spec(template, leaves)
+        except _NoPlan:
+            return None
+        if len(leaves) != len(buffers) or not leaves:
+            return None
+        n_slots = (cache._data_start + cache.max_bytes - first) // stride
+        fields = []
+        for (_, dtype, shape), (pos, nbytes) in zip(leaves, buffers, strict=True):
+            if nbytes != dtype.itemsize * math.prod(shape):
+                return None
+            inner = [dtype.itemsize] * len(shape)
+            for k in range(len(shape) - 2, -1, -1):
+                inner[k] = inner[k + 1] * shape[k + 1]
+            fields.append(
+                np.ndarray((n_slots, *shape), dtype, buffer=cache._buf, offset=first + pos, strides=(stride, *inner))
+            )
+        kinds = [kind for kind, _, _ in leaves]
+        return cls(first, stride, fields, _builder(tree, kinds))
+
+    def gather(self, slots: np.ndarray[Any, Any]) -> Any:
+        import torch
+        from torch.utils.data import get_worker_info
+
+        if self._tensors is None:
+            self._tensors = [torch.from_numpy(field) for field in self.fields]
+        index = torch.from_numpy(slots)
+        in_worker = get_worker_info() is not None
+        out = []
+        for field in self._tensors:
+            shape = (len(slots), *field.shape[1:])
+            if in_worker:  # straight into shared memory, as default_collate does, so the batch crosses for free
+                storage = field.untyped_storage()._new_shared(math.prod(shape) * field.element_size())
+                tensor = field.new_empty(0).set_(storage, 0, shape)
+            else:
+                tensor = field.new_empty(shape)
+            # index_select reads the strided rows in place (numpy.take would first copy the whole strided view)
+            torch.index_select(field, 0, index, out=tensor)
+            out.append(tensor)
+        return self.assemble(out)
+
+
+def _spec(node: Any, leaves: list[tuple[str, np.dtype[Any], tuple[int, ...]]]) -> Any:
+    if type(node) is dict:
+        return ("dict", [(k, _spec(v, leaves)) for k, v in node.items()])
+    if type(node) in (list, tuple):
+        return ("list", [_spec(v, leaves) for v in node])
+    if isinstance(node, np.generic | np.ndarray):
+        array = np.asarray(node)
+    else:
+        torch = sys.modules.get("torch")
+        if torch is None or type(node) is not torch.Tensor:
+            raise _NoPlan
+        array = node.numpy()
+    if array.dtype.kind not in "biufc" or not array.flags.c_contiguous:
+        raise _NoPlan
+    leaves.append(("leaf", array.dtype, tuple(array.shape)))
+    return ("leaf", len(leaves) - 1)
+
+
+def _builder(tree: Any, kinds: list[str]) -> Callable[[list[Any]], Any]:
+    def build(node: Any, out: list[Any]) -> Any:
+        kind, content = node
+        if kind == "dict":
+            return {k: build(v, out) for k, v in content}
+        if kind == "list":
+            return [build(v, out) for v in content]
+        return out[content]
+
+    return lambda out: build(tree, out)

@@ -23,6 +23,8 @@ import struct
 import sys
 from typing import Any
 
+import numpy as np
+
 _U64 = struct.Struct("<Q")
 _ALIGN = 64
 
@@ -33,8 +35,16 @@ def _rebuild_tensor(array: Any) -> Any:
     return torch.from_numpy(array)
 
 
+def _rebuild_scalar(array: Any) -> Any:
+    return array[()]
+
+
 class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, np.generic) and obj.dtype.kind in "biufc":
+            # a numpy scalar travels as a 0-d array, out of band like any array: samples that differ only in
+            # values then share one structure, which lets the RAM cache serve a batch with one gather per field
+            return _rebuild_scalar, (np.asarray(obj),)
         torch = sys.modules.get("torch")
         if torch is not None and type(obj) is torch.Tensor:
             tensor = obj.detach()
@@ -64,6 +74,27 @@ def dumps(sample: Any) -> bytes:
         out += bytes(_pad(len(out)))
         out += view
     return bytes(out)
+
+
+def layout(data: bytes | bytearray | memoryview) -> tuple[int, list[tuple[int, int]]]:
+    """The structure's end and ``(offset, length)`` of every out-of-band buffer of a :func:`dumps` blob.
+
+    Example:
+        >>> layout(dumps(np.zeros(3, np.float32)))[1]
+        [(192, 12)]
+    """
+    view = memoryview(data)
+    structure_len = _U64.unpack_from(view, 0)[0]
+    count = _U64.unpack_from(view, 8)[0]
+    pos = 16 + 8 * count + structure_len
+    prefix = pos
+    buffers = []
+    for i in range(count):
+        length = _U64.unpack_from(view, 16 + 8 * i)[0]
+        pos += _pad(pos)
+        buffers.append((pos, length))
+        pos += length
+    return prefix, buffers
 
 
 def loads(data: bytes | bytearray | memoryview, copy: bool = True) -> Any:

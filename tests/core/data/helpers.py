@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +74,18 @@ def check_sample(sample: dict[str, Any], i: int) -> None:
     assert sample["meta"]["name"] == f"s{i}"
     assert torch.equal(sample["pair"][0], torch.tensor([i, -i]))
     assert sample["pair"][1] == i * 0.5
+
+
+def require_user_namespaces() -> None:
+    """Skip where ``unshare -Urm`` (to mount a tiny tmpfs) cannot run; under CI=true fail instead of skipping."""
+    import pytest
+
+    works = shutil.which("unshare") is not None and (
+        subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode == 0
+    )
+    if works:
+        return
+    message = "needs unshare -Urm (user namespaces) to mount a small file system"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI must allow user namespaces", pytrace=False)
+    pytest.skip(message)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from core.data import CachedDataset
-from tests.core.data.helpers import CountingDataset, NumpyDataset, check_sample, loads_logged, shm_segments
+from tests.core.data.helpers import (
+    CountingDataset,
+    NumpyDataset,
+    check_sample,
+    loads_logged,
+    require_user_namespaces,
+    shm_segments,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -151,7 +157,6 @@ def test_garbage_collection_removes_segment() -> None:
     assert name not in shm_segments()
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare to mount a tiny /dev/shm")
 def test_full_dev_shm_warns_and_goes_on(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
@@ -172,9 +177,7 @@ def test_full_dev_shm_warns_and_goes_on(tmp_path: Path) -> None:
     )
     (tmp_path / "check.py").write_text(script)
     command = f"mount -t tmpfs -o size=256k tmpfs /dev/shm && {sys.executable} check.py"
-    probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("user namespaces are not available")
+    require_user_namespaces()
     done = subprocess.run(
         ["unshare", "-Urm", "sh", "-c", command],
         capture_output=True,
@@ -193,3 +196,73 @@ def test_tensor_batches_through_default_collate() -> None:
         batches = list(DataLoader(ds, batch_size=4, num_workers=0))
         assert torch.equal(batches[1][:, 0], torch.tensor([4, 5, 6, 7]))
     ds.close()
+
+
+class _Images:
+    """Fixed-layout samples (one layout for every index), as most image data sets are."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "image": torch.full((3, 4, 4), float(i)),
+            "label": np.int64(i % 10),
+            "extra": [np.arange(2, dtype=np.float32) + i, torch.tensor(i)],
+        }
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batched_hits_equal_default_collate(workers: int) -> None:
+    ds = CachedDataset(_Images(40))
+    loader = DataLoader(
+        ds,
+        batch_size=8,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=CachedDataset.collate,
+        multiprocessing_context="fork" if workers else None,
+        generator=torch.Generator().manual_seed(0),
+    )
+    reference = _Images(40)
+    for _epoch in range(2):  # epoch 0 fills the cache (per-item path), epoch 1 is all gathered hits
+        for batch in loader:
+            ids = batch["image"][:, 0, 0, 0].long().tolist()
+            expected = torch.utils.data.default_collate([reference[i] for i in ids])
+            torch.testing.assert_close(batch, expected)
+            assert batch["label"].dtype == torch.int64 and batch["extra"][0].dtype == torch.float32
+        assert sorted(ds.info().values())  # the cache stays readable
+    gathered = ds.__getitems__([5, 3, -1])
+    assert type(gathered).__name__ == "GatheredBatch"
+    # any collate_fn sees plain samples
+    torch.testing.assert_close(
+        torch.utils.data.default_collate(gathered), torch.utils.data.default_collate([reference[i] for i in (5, 3, 39)])
+    )
+    gathered.collated["image"] += 100  # a returned batch is a copy: the cache is unchanged
+    assert float(ds[5]["image"][0, 0, 0]) == 5.0
+    ds.close()
+
+
+def test_batch_with_misses_or_mixed_layouts_falls_back_to_items() -> None:
+    ds = CachedDataset(_Images(10))
+    ds[0]
+    batch = ds.__getitems__([0, 1])  # index 1 is a miss: per-item path, which caches it
+    assert type(batch) is list and len(batch) == 2 and ds.info()["cached"] == 2
+    assert type(ds.__getitems__([0, 1])).__name__ == "GatheredBatch"
+    ds.close()
+    bare = CachedDataset(NumpyDataset(6))  # a bare array per sample, one shape: gathered
+    mixed = CachedDataset(CountingDataset(6))  # arrays of different lengths and strings: per item
+    for cache in (bare, mixed):
+        for i in range(6):
+            cache[i]
+    assert type(mixed.__getitems__([0, 1, 2])) is list
+    batch = bare.__getitems__([4, 2])
+    assert type(batch).__name__ == "GatheredBatch"
+    np.testing.assert_array_equal(np.stack(batch), np.stack([np.full(16, 4), np.full(16, 2)]))
+    with pytest.raises(IndexError):
+        bare.__getitems__([0, 6])
+    bare.close()
+    mixed.close()

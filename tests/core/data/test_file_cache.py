@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from core.data import FileCachedDataset, dataset_fingerprint
-from tests.core.data.helpers import NumpyDataset, loads_logged
+from tests.core.data.helpers import NumpyDataset, loads_logged, require_user_namespaces
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -96,7 +95,6 @@ def test_clear_all(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds[0], np.zeros(16))  # usable again after clear
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare to mount small file systems")
 def test_full_and_read_only_cache_dirs_fall_back(tmp_path: Path) -> None:
     full, ro = tmp_path / "full", tmp_path / "ro"
     full.mkdir()
@@ -118,8 +116,7 @@ def test_full_and_read_only_cache_dirs_fall_back(tmp_path: Path) -> None:
             print(where, messages[0])
         """
     )
-    if subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode != 0:
-        pytest.skip("user namespaces are not available")
+    require_user_namespaces()
     (tmp_path / "check.py").write_text(script)
     command = f"mount -t tmpfs -o size=64k tmpfs {full} && mount -t tmpfs -o ro tmpfs {ro} && {sys.executable} check.py"
     done = subprocess.run(
