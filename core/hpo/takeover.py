@@ -13,7 +13,7 @@ Example:
     >>> orphan = study.ask()
     >>> study._storage.set_trial_system_attr(orphan._trial_id, RUNNER_KEY, "gone-runner")
     >>> executor = ThreadExecutor(lambda t: 0.0, 1, None, Wakeup())
-    >>> adopted, lost = take_over(study, RunnerRecord.current(), grace=0.0, executor=executor)  # unknown runner, 0 s grace
+    >>> adopted, lost = take_over(study, RunnerRecord.current(), grace=0.0, executor=executor)
     >>> adopted, [(t.number, f.reason) for t, f in lost]
     ([], [(0, 'lost: runner gone-runner died while it ran')])
 """

@@ -69,7 +69,7 @@ def test_a_path_that_is_not_our_storage_is_refused(tmp_path: Path, kind: str) ->
     storage = f"sqlite:///{target}" if kind == "sqlite-yaml" else str(target)
     cfg = _quick(tmp_path / "run", 2)
     cfg["study"]["storage"] = storage
-    with pytest.raises(UserError, match="not an SQLite database|not an Optuna journal|not a file"):
+    with pytest.raises(UserError, match=r"not an SQLite database|not an Optuna journal|not a file"):
         optimize(cfg, objective=_square, progress=False)
     if kind != "directory":
         assert target.read_text() == "lr: 0.1\nname: mine\n"
