@@ -14,6 +14,7 @@ A :class:`~core.errors.UserError` anywhere prints one ``error:`` line and exits 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -39,11 +40,34 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``CFG`` positional and the ``key=value`` overrides every config-taking verb accepts."""
+    """Add the ``CFG`` positional and the ``key=value`` overrides every config-taking verb accepts.
+
+    Overrides may come before or after option flags (``CFG a=1 --flag b=2``): :func:`main` gathers them.
+    """
     parser.add_argument("config", metavar="CFG", help="YAML config file")
+    add_override_arguments(parser)
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """Add the ``KEY=VALUE`` overrides positional (Hydra's override grammar), accepted before or after flags."""
     parser.add_argument(
-        "overrides", metavar="KEY=VALUE", nargs="*", help="overrides: key.sub=value, +new.key=value, ~key"
+        "overrides",
+        metavar="KEY=VALUE",
+        nargs="*",
+        help=help or "overrides (Hydra's grammar): key.sub=value, +new.key=value, ++key=value, ~key",
     )
+    parser.set_defaults(overrides_anywhere=True)
+
+
+def console(stderr: bool = False) -> Any:
+    """The rich ``Console`` every verb prints tables and progress with: the terminal's width on a terminal, and
+    a wide one when the output goes to a file or a pipe, so that tables are not cut at 80 columns."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=200)
 
 
 def add_area(areas: SubParsers, name: str, help: str, description: str) -> SubParsers:
@@ -116,7 +140,12 @@ def _register_unavailable(areas: SubParsers, point: EntryPoint, exc: ImportError
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if getattr(args, "overrides_anywhere", False) and not any(item.startswith("-") for item in extras):
+            args.overrides = [*args.overrides, *extras]  # overrides after an option flag
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -124,11 +153,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except UserError as exc:
-        print(f"error: {exc.line()}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc)
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
+    except Exception as exc:
+        converted = user_error_from(exc)
+        if converted is None:
+            raise  # a bug: keep its traceback
+        return _report(converted)
+
+
+def _report(exc: UserError) -> int:
+    print(f"error: {exc.line()}", file=sys.stderr)
+    return exc.exit_code
+
+
+_OS_USER_ERRORS = {
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "give a file, not a folder",
+    errno.EACCES: "check the permissions",
+    errno.EPERM: "check the permissions",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.ENOSPC: "the disk is full: free space or choose another folder",
+    errno.EDQUOT: "the disk quota is exceeded: free space or choose another folder",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.EEXIST: "remove it or choose another path",
+}
+
+
+def user_error_from(exc: BaseException) -> UserError | None:
+    """The one-line error for a mistake that surfaced as a library exception, or None for a bug.
+
+    Two classes are the user's wherever they surface: OmegaConf's (a value of the wrong type for a typed node,
+    a missing key, an interpolation that does not resolve) and the file system's about a path (missing, a folder,
+    no permission, a full or read-only disk).
+
+    Example:
+        >>> user_error_from(IsADirectoryError(21, "Is a directory", "runs")).line()
+        'Is a directory (runs) — give a file, not a folder'
+        >>> user_error_from(ValueError("a bug")) is None
+        True
+    """
+    module = type(exc).__module__ or ""
+    if module.startswith("omegaconf"):
+        from omegaconf.errors import OmegaConfBaseException
+
+        from core.config.loader import config_error_from
+
+        if isinstance(exc, OmegaConfBaseException):
+            return config_error_from(exc, "config")
+    if isinstance(exc, OSError) and exc.errno in _OS_USER_ERRORS:
+        where = " → ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None) or None
+        return UserError(exc.strerror or str(exc), where=where, hint=_OS_USER_ERRORS[exc.errno])
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.cli import SubParsers, add_area, add_config_arguments
+from core.cli import SubParsers, add_area, add_config_arguments, add_override_arguments
 from core.errors import ConfigError
 
 _EXAMPLE = "core/config/examples/demo.yaml"
@@ -39,7 +39,7 @@ def register(areas: SubParsers) -> None:
     )
     get.add_argument("config", metavar="CFG", help="YAML config file")
     get.add_argument("key", metavar="KEY", help="dotted key path, e.g. model.alpha")
-    get.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="overrides")
+    add_override_arguments(get)
     get.set_defaults(handler=_get)
 
     check = verbs.add_parser(

@@ -31,6 +31,7 @@ from core.errors import ConfigError, UserError
 
 BASE_KEY = "_base_"
 INHERIT_KEY = "_inherit_"
+SCHEMA_KEY = "_schema_"
 
 _PATH_INTERPOLATION = re.compile(r"\$\{path:")
 _NODE_INTERPOLATION = re.compile(r"\$\{(?P<key>[^${}:]+)\}")
@@ -44,7 +45,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), schema: type[An
         overrides: Overrides in Hydra's grammar, applied last: ``key=value``, ``+new=value``, ``++key=value``,
             ``~key``; see :func:`apply_overrides`.
         schema: A dataclass (see :mod:`core.config.schema`): its defaults go under the file, before the
-            overrides, and the result is checked against it.
+            overrides, and the result is checked against it. A file can name its own with a top-level
+            ``_schema_: dotted.Name`` (usually in the base every config of a family extends).
 
     Returns:
         The merged config; interpolations stay lazy (``${now:}`` and ``${eval:}`` resolve on access).
@@ -67,6 +69,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), schema: type[An
     try:
         tree = _load_tree(file)
         tree = _resolve_inherits(tree, where)
+        named = tree.pop(SCHEMA_KEY, None)
+        if schema is None and named is not None:
+            schema = _locate_schema(named, where)
         if schema is not None:
             defaults = OmegaConf.to_container(OmegaConf.structured(schema), resolve=False, enum_to_str=True)
             tree = _to_tree(OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(tree)))
@@ -84,6 +89,25 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), schema: type[An
         cfg = check_config(cfg, schema, where=where)
     validate(cfg, where)
     return cfg
+
+
+def _locate_schema(name: Any, where: str) -> type[Any]:
+    """The dataclass a config's top-level ``_schema_: dotted.Name`` names."""
+    import dataclasses
+
+    from core.config.instantiate import locate
+
+    if not isinstance(name, str) or not name:
+        raise ConfigError("_schema_ must be the dotted name of a dataclass", where=f"{where}: {SCHEMA_KEY}")
+    try:
+        found = locate(name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"_schema_ {name!r} does not import: {exc}", where=f"{where}: {SCHEMA_KEY}", hint="check the dotted path"
+        ) from None
+    if not (isinstance(found, type) and dataclasses.is_dataclass(found)):
+        raise ConfigError(f"_schema_ {name!r} is not a dataclass", where=f"{where}: {SCHEMA_KEY}")
+    return found
 
 
 def validate(cfg: DictConfig, where: str) -> None:
@@ -529,6 +553,33 @@ def parse_override(override: str, where: str = "override") -> tuple[str, str, An
             hint="give one value, quote a value with commas (key='1,2,3'), or search with kakehashi hpo",
         )
     return key, prefix, parsed.value() if prefix != "~" or head["rest"] is not None else None
+
+
+def literal_override(key: str, value: str | Sequence[str]) -> str:
+    """An override that sets ``key`` to ``value`` exactly as written: strings stay strings, ``${...}`` stays text.
+
+    For values that come from elsewhere than a person typing an override (a command after ``--``).
+
+    Example:
+        >>> text = literal_override("command", ["echo", "${oc.env:HOME}", "it's", "a\\\\"])
+        >>> text
+        "command=['echo', '\\\\${oc.env:HOME}', 'it\\\\'s', 'a\\\\\\\\']"
+        >>> from omegaconf import OmegaConf
+        >>> OmegaConf.to_container(OmegaConf.create({"c": parse_override(text)[2]}), resolve=True)["c"]
+        ['echo', '${oc.env:HOME}', "it's", 'a\\\\']
+    """
+    items = [value] if isinstance(value, str) else list(value)
+    quoted = [_quote(item) for item in items]
+    return f"{key}={quoted[0]}" if isinstance(value, str) else f"{key}=[{', '.join(quoted)}]"
+
+
+def _quote(text: str) -> str:
+    """``text`` as a single-quoted value of Hydra's grammar that OmegaConf will not interpolate."""
+    # OmegaConf's escape: \${ is a literal ${, and backslashes before it are doubled
+    text = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+    # Hydra: backslashes are literal unless they come before a quote (or the closing quote): double those
+    text = re.sub(r"(\\+)(?='|\Z)", lambda m: m.group(1) * 2, text)
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 class _ParserCache:

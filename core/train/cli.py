@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli import SubParsers, add_area, add_config_arguments
+from core.cli import SubParsers, add_area, add_config_arguments, add_override_arguments
 
 _EXAMPLE = "core/train/config/digits.yaml"
 
@@ -52,7 +52,7 @@ def register(areas: SubParsers) -> None:
             epilog=f"example:\n  kakehashi train {stage} runs/digits --ckpt best trainer.devices=1",
         )
         parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory of `train fit`")
-        parser.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="overrides of the run's config")
+        add_override_arguments(parser, help="overrides of the run's config")
         parser.add_argument("--ckpt", default="best", help="best (default), last, or a checkpoint file")
         parser.set_defaults(handler=_evaluate, stage=stage)
 

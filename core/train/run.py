@@ -41,6 +41,7 @@ from core.errors import ConfigError, UserError
 from core.files import atomic_path, write_atomic
 from core.jobs.ranks import get_local_rank, get_rank
 from core.train.checkpoints import LAST, checkpoint_dir, load_checkpoint, resolve_checkpoint
+from core.train.config.schema import TrainConfig, check_train_config
 
 RUN_DIR_VARIABLE = "KAKEHASHI_RUN_DIR"  # handed to the ranks Lightning starts itself, so all use one run dir
 _REQUIRED = ("trainer", "task", "datamodule")
@@ -162,7 +163,7 @@ def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictC
         raise UserError(
             "not a run directory: no merged_config.yaml", where=str(run_dir), hint="give the --run-dir of a fit"
         )
-    cfg = load_config(path, overrides)
+    cfg = load_config(path, overrides, schema=TrainConfig)
     _require(cfg, ("task",))
     return cfg
 
@@ -217,8 +218,8 @@ def _config_and_name(config: DictConfig | str | Path, overrides: Sequence[str]) 
     if isinstance(config, DictConfig):
         if overrides:
             raise ValueError("overrides apply to a config file; apply them before passing a loaded config")
-        return config, "run"
-    return load_config(config, overrides), Path(config).stem
+        return check_train_config(config, "config"), "run"
+    return load_config(config, overrides, schema=TrainConfig), Path(config).stem
 
 
 def _require(cfg: DictConfig, keys: Sequence[str]) -> None:

@@ -47,7 +47,6 @@ class TrainerSchema:
     gradient_clip_val: float | None = option(None, ge=0)
     enable_progress_bar: bool = option(True, doc="false: no bar (batch jobs, tests)")
     enable_model_summary: bool = False
-    default_root_dir: str | None = None
     callbacks: Any = field(
         default=None, metadata=bounds(doc="a list of callback nodes, used with the named `callbacks`")
     )
