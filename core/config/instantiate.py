@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from core.config.loader import config_error_from
+from core.config.loader import config_error_from, shorten
 from core.config.resolvers import register_resolvers
 from core.errors import ConfigError
 
@@ -38,6 +38,7 @@ def instantiate(config: Any, *args: Any, **kwargs: Any) -> Any:
     from hydra.utils import instantiate as hydra_instantiate
 
     register_resolvers()
+    check_special_keys(config)
     try:
         return hydra_instantiate(config, *args, **kwargs)
     except InstantiationException as exc:
@@ -61,12 +62,10 @@ def _user_error(exc: Exception) -> BaseException:
     where = f"key {key_match['key']}" if key_match else "top-level node"
     located = _LOCATE.search(message)
     if located:
-        cause = exc.__cause__
-        reason = f": {type(cause).__name__}: {cause}".split("\n")[0] if cause else ""
         return ConfigError(
-            f"_target_ {located['target']!r} does not import{reason}",
+            f"_target_ {located['target']!r} does not import: {_import_failure(located['target'], exc)}",
             where=where,
-            hint="check the dotted path and that its package is installed",
+            hint=_import_hint(located["target"], exc),
         )
     called = _CALL.search(message)
     cause = exc.__cause__
@@ -76,9 +75,99 @@ def _user_error(exc: Exception) -> BaseException:
             where=where,
             hint="check the keys of this node against the target's signature",
         )
-    if called and cause is not None:
+    if called and cause is not None and not _is_hydra(cause):
         return cause  # the target's own failure: not a config mistake, keep its traceback
-    return ConfigError(message.split("\n")[0], where=where)
+    return ConfigError(_whole(exc), where=where, hint=_hint_for(message))
+
+
+def _is_hydra(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("hydra")
+
+
+def _whole(exc: BaseException) -> str:
+    """Hydra's message on one line with the root cause it chains (its first line alone often ends in ':')."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not _FULL_KEY.match(line.strip())]
+    text = " ".join(lines)
+    root = exc.__cause__
+    while root is not None and root.__cause__ is not None:
+        root = root.__cause__
+    if root is not None and str(root) and str(root) not in text:
+        text += f" ({type(root).__name__}: {' '.join(str(root).split())})"
+    return shorten(re.sub(r",? set env var HYDRA_FULL_ERROR=1 to see chained exception\.?", "", text), 400)
+
+
+def _import_failure(target: str, exc: BaseException) -> str:
+    """Why ``target`` does not import: the real cause (``No module named 'dep'``) rather than Hydra's wrapper."""
+    try:
+        locate(target)
+    except ModuleNotFoundError as error:
+        return f"ModuleNotFoundError: {error}"
+    except (ImportError, AttributeError) as error:
+        return f"{type(error).__name__}: {error}"
+    except Exception as error:  # the module raised while importing: that is the cause
+        return f"importing it raised {type(error).__name__}: {error}"
+    return _whole(exc)
+
+
+def _import_hint(target: str, exc: BaseException) -> str:
+    root = exc.__cause__
+    while root is not None and root.__cause__ is not None:
+        root = root.__cause__
+    missing = root.name if isinstance(root, ModuleNotFoundError) else None
+    if missing and not target.startswith(missing.split(".")[0] + "."):
+        return f"install {missing!r} (the module imports it), or check the dotted path"
+    return "check the dotted path and that its package is installed"
+
+
+def _hint_for(message: str) -> str | None:
+    if "blocklisted" in message or "cannot be selected" in message:
+        return "a config may not name this target; call it from a Python function of your own"
+    if "_args_" in message:
+        return "_args_ is a list of positional arguments: _args_: [1, 2]"
+    return None
+
+
+_SPECIAL_BOOLS = ("_partial_", "_recursive_")
+_CONVERT_MODES = ("none", "partial", "object", "all")
+
+
+def check_special_keys(config: Any, key_path: str = "") -> None:
+    """Refuse ill-typed Hydra keys before ``instantiate`` runs: ``_args_`` a list, ``_partial_``/``_recursive_``
+    booleans, ``_convert_`` one of none/partial/object/all.
+
+    Example:
+        >>> check_special_keys({"m": {"_target_": "a.B", "_args_": 5}})
+        Traceback (most recent call last):
+        ...
+        core.errors.ConfigError: _args_ must be a list, not int (key m._args_) — write _args_: [1, 2]
+    """
+    if isinstance(config, DictConfig | ListConfig):
+        config = OmegaConf.to_container(config, resolve=False)
+    if isinstance(config, dict):
+        for name, value in config.items():
+            child = f"{key_path}.{name}" if key_path else str(name)
+            if name == "_args_" and not isinstance(value, list) and not _interpolated(value):
+                raise ConfigError(
+                    f"_args_ must be a list, not {type(value).__name__}",
+                    where=f"key {child}",
+                    hint="write _args_: [1, 2]",
+                )
+            if name in _SPECIAL_BOOLS and not isinstance(value, bool) and not _interpolated(value):
+                raise ConfigError(
+                    f"{name} must be true or false, not {value!r}", where=f"key {child}", hint=f"write {name}: true"
+                )
+            if name == "_convert_" and not _interpolated(value) and str(value).lower() not in _CONVERT_MODES:
+                raise ConfigError(
+                    f"_convert_ must be one of {', '.join(_CONVERT_MODES)}, not {value!r}", where=f"key {child}"
+                )
+            check_special_keys(value, child)
+    elif isinstance(config, list):
+        for index, value in enumerate(config):
+            check_special_keys(value, f"{key_path}[{index}]")
+
+
+def _interpolated(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
 
 
 def check_targets(config: Any) -> None:
