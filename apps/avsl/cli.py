@@ -182,6 +182,7 @@ def _eval(args: argparse.Namespace) -> int:
         )  # fmt: skip
     figures = result["figures"]
     out = run / "results" / f"avsl-eval-{Path(str(ckpt)).stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, json.dumps(result, indent=1) + "\n")
     table = Table("figure", "value", title=f"{run} on {scenes}")
     for key, value in figures.items():

@@ -1,0 +1,38 @@
+"""The deep-clustering loss in its low-rank form equals the dense ‖VVᵀ − YYᵀ‖² (values and gradients)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from apps.avsl.functional import deep_clustering_loss, deep_clustering_loss_dense
+
+
+@pytest.mark.parametrize(("n", "d", "s", "weighted"), [(64, 8, 3, False), (200, 16, 6, True), (37, 3, 2, True)])
+def test_low_rank_equals_dense(n: int, d: int, s: int, weighted: bool) -> None:
+    generator = torch.Generator().manual_seed(n)
+    v = F.normalize(torch.randn(3, n, d, generator=generator, dtype=torch.float64), dim=-1).requires_grad_()
+    y = F.one_hot(torch.randint(0, s, (3, n), generator=generator), s).double()
+    w = torch.rand(3, n, generator=generator, dtype=torch.float64) * 3 if weighted else None
+    low = deep_clustering_loss(v, y, w)
+    (grad_low,) = torch.autograd.grad(low, v)
+    dense = deep_clustering_loss_dense(v, y, w)
+    (grad_dense,) = torch.autograd.grad(dense, v)
+    # the dense form from its definition, with no shared code: sum over pixel pairs
+    vv, yy = v[0] @ v[0].T, y[0] @ y[0].T
+    weight = torch.ones(n, dtype=torch.float64) if w is None else w[0]
+    manual = sum(
+        weight[i] * weight[j] * (vv[i, j] - yy[i, j]) ** 2 for i in range(0, n, 7) for j in range(n)
+    )  # a sample of rows, compared with the same rows of the dense affinity below
+    rows = ((vv - yy) ** 2 * weight[:, None] * weight[None, :])[::7].sum()
+    assert float(manual.detach()) == pytest.approx(float(rows.detach()), rel=1e-10)
+    assert float(low) == pytest.approx(float(dense), rel=1e-10)
+    torch.testing.assert_close(grad_low, grad_dense, rtol=1e-8, atol=1e-12)
+
+
+def test_zero_only_for_perfect_embeddings() -> None:
+    y = F.one_hot(torch.tensor([[0, 0, 1, 2, 2, 1]]), 3).float()
+    assert float(deep_clustering_loss(y, y)) == pytest.approx(0.0, abs=1e-7)
+    shuffled = y[:, torch.tensor([1, 2, 0, 3, 5, 4])]
+    assert float(deep_clustering_loss(shuffled, y)) > 0.1
