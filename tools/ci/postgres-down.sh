@@ -4,11 +4,14 @@
 set -euo pipefail
 
 STATE="${KAKEHASHI_POSTGRES_DIR:-/tmp/kakehashi-postgres}"
-say() { echo "postgres-down: $*"; }
+NAME=postgres-down
+LOG_FILES=()
+SCRIPT="$0"
+SCRIPT_ARGS=("$@")
+# shellcheck source=tools/ci/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
-    exec sudo -E "$0" "$@"
-fi
+require_root
 
 if [ ! -d "$STATE" ]; then
     say "nothing to stop ($STATE does not exist)"

@@ -17,46 +17,17 @@ DB_PASSWORD=kakehashi
 DB_NAME=kakehashi
 export DEBIAN_FRONTEND=noninteractive
 
-say() { echo "postgres-up: $*"; }
-
-fail() {
-    echo "postgres-up: ERROR: $*" >&2
-    if [ -s "$STATE/postgres.log" ]; then
-        echo "---- tail of $STATE/postgres.log ----" >&2
-        tail -n 30 "$STATE/postgres.log" >&2 || true
-    fi
-    exit 1
-}
-
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        exec sudo -E "$0" "$@"
-    fi
-    fail "must run as root (or with sudo available)"
-fi
+NAME=postgres-up
+LOG_FILES=("$STATE/postgres.log")
+SCRIPT="$0"
+SCRIPT_ARGS=("$@")
+# shellcheck source=tools/ci/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_root strict
 
 # ---------------------------------------------------------------- install
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
-    say "installing postgresql (apt-get)"
-    # Keep the package scripts from creating and starting the system-wide cluster: we start our own.
-    policy=/usr/sbin/policy-rc.d
-    created=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created=1
-    fi
-    rc=0
-    {
-        apt-get update -qq &&
-            apt-get install -y -qq --no-install-recommends \
-                -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql
-    } >"${TMPDIR:-/tmp}/kakehashi-postgres-apt.log" 2>&1 || rc=$?
-    [ "$created" = 1 ] && rm -f "$policy"
-    if [ "$rc" != 0 ]; then
-        tail -n 30 "${TMPDIR:-/tmp}/kakehashi-postgres-apt.log" >&2
-        fail "apt-get install postgresql failed"
-    fi
+    install_pkgs postgresql
 fi
 
 BIN="$(dirname "$(ls -d /usr/lib/postgresql/*/bin/pg_ctl | sort -V | tail -n 1)")"

@@ -19,27 +19,13 @@ ADMIN=sgeadmin
 COMMON="$SGE_ROOT/$SGE_CELL/common"
 export SGE_QMASTER_PIDFILE="$STATE/run/qmaster.pid"
 export SGE_EXECD_PIDFILE="$STATE/run/execd.pid"
-
-say() { echo "sge-up: $*"; }
-
-fail() {
-    echo "sge-up: ERROR: $*" >&2
-    local f
-    for f in "$STATE/qmaster/messages" "$STATE"/execd/*/messages; do
-        if [ -s "$f" ]; then
-            echo "---- tail of $f ----" >&2
-            tail -n 30 "$f" >&2 || true
-        fi
-    done
-    exit 1
-}
-
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        exec sudo -E "$0" "$@"
-    fi
-    fail "must run as root (or with sudo available)"
-fi
+NAME=sge-up
+LOG_FILES=("$STATE/qmaster/messages" "$STATE/execd/*/messages")
+SCRIPT="$0"
+SCRIPT_ARGS=("$@")
+# shellcheck source=tools/ci/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_root strict
 
 HOST="$(hostname)"
 NCPU="$(nproc)"
@@ -51,50 +37,15 @@ if ! getent hosts "$HOST" >/dev/null 2>&1; then
 fi
 
 # ---------------------------------------------------------------- install
-install_pkgs() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "installing ${missing[*]} (apt-get)"
-    # Answer the debconf questions: configure a cell "default" whose master is this host.
-    for p in gridengine-common gridengine-master gridengine-exec gridengine-client; do
-        printf '%s shared/gridengineconfig boolean true\n' "$p"
-        printf '%s shared/gridenginecell string %s\n' "$p" "$SGE_CELL"
-        printf '%s shared/gridenginemaster string %s\n' "$p" "$HOST"
-    done | debconf-set-selections
-    # Keep package scripts from starting system-wide daemons: we start our own.
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created=1
-    fi
-    local rc=0 log="${TMPDIR:-/tmp}/kakehashi-sge-apt.log"
-    {
-        apt-get update -qq -o DPkg::Lock::Timeout=300 &&
-            apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 \
-                -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
-    } >"$log" 2>&1 || rc=$?
-    [ "$created" = 1 ] && rm -f "$policy"
-    if [ "$rc" != 0 ]; then
-        tail -n 30 "$log" >&2
-        fail "apt-get install ${missing[*]} failed"
-    fi
-}
-
+# Answer the debconf questions a first install asks: a cell "default" whose master is this host.
+for p in gridengine-common gridengine-master gridengine-exec gridengine-client; do
+    printf '%s shared/gridengineconfig boolean true\n' "$p"
+    printf '%s shared/gridenginecell string %s\n' "$p" "$SGE_CELL"
+    printf '%s shared/gridenginemaster string %s\n' "$p" "$HOST"
+done | debconf-set-selections
 install_pkgs gridengine-common gridengine-master gridengine-exec gridengine-client
 id "$ADMIN" >/dev/null 2>&1 || fail "user $ADMIN missing (gridengine-common not configured?)"
 
-# True if pid $1 exists and is not a zombie (an exited daemon may stay a zombie when init does not reap it).
-running() {
-    local line
-    [ -n "$1" ] && read -r line 2>/dev/null <"/proc/$1/stat" || return 1
-    line="${line##*) }"
-    [ "${line%% *}" != Z ]
-}
-alive() { [ -s "$1" ] && running "$(cat "$1")"; }
 
 write_env() {
     cat >"$STATE/env.sh" <<EOF
@@ -120,7 +71,7 @@ check_job() {
 }
 
 # ---------------------------------------------------------------- already up?
-if [ -f "$STATE/env.sh" ] && alive "$SGE_QMASTER_PIDFILE" && alive "$SGE_EXECD_PIDFILE" &&
+if [ -f "$STATE/env.sh" ] && alive_pidfile "$SGE_QMASTER_PIDFILE" && alive_pidfile "$SGE_EXECD_PIDFILE" &&
     qstat -f -q "$QUEUE" >/dev/null 2>&1; then
     write_env
     say "already running; re-checking"
@@ -134,7 +85,6 @@ if [ -d "$STATE" ]; then
     say "cleaning up a previous cluster in $STATE"
     KAKEHASHI_SGE_DIR="$STATE" "$(dirname "$0")/sge-down.sh" >/dev/null
 fi
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in 6444 6445; do
     port_busy "$port" && fail "port $port is in use (another sge_qmaster/sge_execd running? stop it first)"
 done
@@ -181,7 +131,7 @@ say "starting sge_qmaster"
 /usr/sbin/sge_qmaster || fail "sge_qmaster did not start"
 for _ in $(seq 100); do
     qconf -sh >/dev/null 2>&1 && break
-    [ -s "$SGE_QMASTER_PIDFILE" ] && ! alive "$SGE_QMASTER_PIDFILE" && fail "sge_qmaster exited"
+    [ -s "$SGE_QMASTER_PIDFILE" ] && ! alive_pidfile "$SGE_QMASTER_PIDFILE" && fail "sge_qmaster exited"
     sleep 0.1
 done
 qconf -sh >/dev/null 2>&1 || fail "sge_qmaster does not answer"
@@ -350,7 +300,7 @@ for _ in $(seq 150); do
         ok=1
         break
     fi
-    [ -s "$SGE_EXECD_PIDFILE" ] && ! alive "$SGE_EXECD_PIDFILE" && fail "sge_execd exited"
+    [ -s "$SGE_EXECD_PIDFILE" ] && ! alive_pidfile "$SGE_EXECD_PIDFILE" && fail "sge_execd exited"
     sleep 0.2
 done
 [ "$ok" = 1 ] || { qstat -f >&2 || true; fail "queue instance $QUEUE@$HOST did not become available"; }

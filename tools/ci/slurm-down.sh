@@ -4,11 +4,14 @@
 set -euo pipefail
 
 STATE="$(realpath -m "${KAKEHASHI_SLURM_DIR:-/tmp/kakehashi-slurm}")"
-say() { echo "slurm-down: $*"; }
+NAME=slurm-down
+LOG_FILES=()
+SCRIPT="$0"
+SCRIPT_ARGS=("$@")
+# shellcheck source=tools/ci/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
-    exec sudo -E "$0" "$@"
-fi
+require_root
 
 if [ ! -d "$STATE" ]; then
     say "nothing to stop ($STATE does not exist)"
@@ -17,28 +20,13 @@ fi
 
 export SLURM_CONF="$STATE/slurm.conf"
 pid_of() { [ -s "$STATE/$1.pid" ] && cat "$STATE/$1.pid" || true; }
-# True if pid $1 exists and is not a zombie (an exited daemon may stay a zombie when init does not reap it).
-running() {
-    local line
-    [ -n "$1" ] && read -r line 2>/dev/null <"/proc/$1/stat" || return 1
-    line="${line##*) }"
-    [ "${line%% *}" != Z ]
-}
-alive() { running "$1"; }
-
-# Wait for pid $1 to exit, up to $2 tenths of a second.
-wait_gone() {
-    local i
-    for ((i = 0; i < $2; i++)); do alive "$1" || return 0; sleep 0.1; done
-    return 1
-}
 
 shutdown_sent=0
 ctld="$(pid_of slurmctld)"
 slurmd="$(pid_of slurmd)"
 munged="$(pid_of munged)"
 
-if alive "$ctld" && [ -f "$SLURM_CONF" ]; then
+if running "$ctld" && [ -f "$SLURM_CONF" ]; then
     # Cancel every job so that no slurmstepd or job process outlives the cluster.
     jobs="$(squeue -h -t PD,R,CG,S,CF,RQ,RS,SI,SO,ST -o %A 2>/dev/null | tr '\n' ' ' || true)"
     if [ -n "${jobs// /}" ]; then
@@ -55,34 +43,13 @@ if alive "$ctld" && [ -f "$SLURM_CONF" ]; then
 fi
 
 for pid in "$slurmd" "$ctld"; do
-    if alive "$pid"; then
+    if running "$pid"; then
         [ "$shutdown_sent" = 1 ] && wait_gone "$pid" 100 && continue
-        { kill "$pid" 2>/dev/null || true; wait_gone "$pid" 50 || kill -9 "$pid" 2>/dev/null || true; }
+        stop_pid "$pid"
     fi
 done
 
 # Fallback: any slurmstepd of this cluster still alive (e.g. slurmctld had died) and its job processes.
-descendants() {
-    # Children from /proc (no procps needed): field 4 of /proc/PID/stat is the parent pid.
-    local st line rest c
-    for st in /proc/[0-9]*/stat; do
-        read -r line 2>/dev/null <"$st" || continue
-        rest="${line##*) }"
-        # shellcheck disable=SC2086
-        set -- $rest
-        if [ "${2:-}" = "$PARENT" ]; then
-            c="${st#/proc/}"
-            echo "${c%/stat}"
-        fi
-    done
-}
-tree() { # all descendants of pid $1
-    local c
-    for c in $(PARENT="$1" descendants); do
-        echo "$c"
-        tree "$c"
-    done
-}
 for exe in /proc/[0-9]*/exe; do
     pid="${exe#/proc/}"
     pid="${pid%/exe}"
@@ -93,10 +60,9 @@ for exe in /proc/[0-9]*/exe; do
     kill -9 "$pid" $(tree "$pid") 2>/dev/null || true
 done
 
-if alive "$munged"; then
+if running "$munged"; then
     say "stopping munged"
-    kill "$munged" 2>/dev/null || true
-    wait_gone "$munged" 50 || kill -9 "$munged" 2>/dev/null || true
+    stop_pid "$munged"
 fi
 
 if [ "${KEEP:-0}" = 1 ]; then

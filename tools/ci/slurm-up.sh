@@ -13,69 +13,20 @@ CTLD_PORT="${KAKEHASHI_SLURM_CTLD_PORT:-6817}"
 SLURMD_PORT="${KAKEHASHI_SLURM_SLURMD_PORT:-6818}"
 PARTITION=debug
 export DEBIAN_FRONTEND=noninteractive
-
-say() { echo "slurm-up: $*"; }
-
-fail() {
-    echo "slurm-up: ERROR: $*" >&2
-    local f
-    for f in munged.log slurmctld.log slurmd.log; do
-        if [ -s "$STATE/$f" ]; then
-            echo "---- tail of $STATE/$f ----" >&2
-            tail -n 30 "$STATE/$f" >&2 || true
-        fi
-    done
-    exit 1
-}
-
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        exec sudo -E "$0" "$@"
-    fi
-    fail "must run as root (or with sudo available)"
-fi
+NAME=slurm-up
+LOG_FILES=("$STATE/munged.log" "$STATE/slurmctld.log" "$STATE/slurmd.log")
+SCRIPT="$0"
+SCRIPT_ARGS=("$@")
+# shellcheck source=tools/ci/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_root strict
 
 # ---------------------------------------------------------------- install
-install_pkgs() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "installing ${missing[*]} (apt-get)"
-    # Keep package scripts from starting system-wide daemons: we start our own.
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created=1
-    fi
-    local rc=0
-    {
-        apt-get update -qq -o DPkg::Lock::Timeout=300 &&
-            apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 \
-                -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
-    } >"${TMPDIR:-/tmp}/kakehashi-slurm-apt.log" 2>&1 || rc=$?
-    [ "$created" = 1 ] && rm -f "$policy"
-    if [ "$rc" != 0 ]; then
-        tail -n 30 "${TMPDIR:-/tmp}/kakehashi-slurm-apt.log" >&2
-        fail "apt-get install ${missing[*]} failed"
-    fi
-}
-
 install_pkgs munge slurmctld slurmd slurm-client
 
 export SLURM_CONF="$STATE/slurm.conf"
 HOST="$(hostname -s)"
 
-# True if pid $1 exists and is not a zombie (an exited daemon may stay a zombie when init does not reap it).
-running() {
-    local line
-    [ -n "$1" ] && read -r line 2>/dev/null <"/proc/$1/stat" || return 1
-    line="${line##*) }"
-    [ "${line%% *}" != Z ]
-}
-alive() { [ -s "$1" ] && running "$(cat "$1")"; }
 
 write_env() {
     local cpus
@@ -101,7 +52,8 @@ check_job() {
 }
 
 # ---------------------------------------------------------------- already up?
-if [ -f "$SLURM_CONF" ] && alive "$STATE/munged.pid" && alive "$STATE/slurmctld.pid" && alive "$STATE/slurmd.pid" &&
+if [ -f "$SLURM_CONF" ] && alive_pidfile "$STATE/munged.pid" && alive_pidfile "$STATE/slurmctld.pid" &&
+    alive_pidfile "$STATE/slurmd.pid" &&
     sinfo -h -n "$HOST" -o %T 2>/dev/null | grep -Eq '^(idle|mixed|allocated|completing)$'; then
     write_env
     if sinfo -h -n "$HOST" -o %T 2>/dev/null | grep -Eq '^(idle|mixed)$'; then
@@ -119,7 +71,6 @@ if [ -d "$STATE" ]; then
     say "cleaning up a previous cluster in $STATE"
     KAKEHASHI_SLURM_DIR="$STATE" "$(dirname "$0")/slurm-down.sh" >/dev/null
 fi
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in "$CTLD_PORT" "$SLURMD_PORT"; do
     port_busy "$port" && fail "port $port is in use (another Slurm? set KAKEHASHI_SLURM_CTLD_PORT/KAKEHASHI_SLURM_SLURMD_PORT)"
 done
@@ -206,7 +157,7 @@ say "starting slurmctld"
 slurmctld >>"$STATE/slurmctld.log" 2>&1 || fail "slurmctld did not start"
 for _ in $(seq 100); do
     scontrol ping 2>/dev/null | grep -q UP && break
-    [ -s "$STATE/slurmctld.pid" ] && ! alive "$STATE/slurmctld.pid" && fail "slurmctld exited"
+    [ -s "$STATE/slurmctld.pid" ] && ! alive_pidfile "$STATE/slurmctld.pid" && fail "slurmctld exited"
     sleep 0.2
 done
 scontrol ping 2>/dev/null | grep -q UP || fail "slurmctld does not answer"
@@ -221,7 +172,7 @@ for _ in $(seq 150); do
     case "$state" in
         down* | drain* | drained*) scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true ;;
     esac
-    [ -s "$STATE/slurmd.pid" ] && ! alive "$STATE/slurmd.pid" && fail "slurmd exited"
+    [ -s "$STATE/slurmd.pid" ] && ! alive_pidfile "$STATE/slurmd.pid" && fail "slurmd exited"
     sleep 0.2
 done
 [ "$state" = idle ] || fail "node $HOST is '$state', not idle"

@@ -230,7 +230,7 @@ def test_cli_exits_with_the_jobs_code_and_reads_status_back(slurm: dict[str, str
     assert run.returncode == 3, run.stderr
     job_id = run.stdout.split("job ")[1].split()[0]
     status = subprocess.run([*kakehashi, "status", job_id], capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert status.returncode == 0 and "failed" in status.stdout and job_id in status.stdout
+    assert status.returncode == 3 and "failed" in status.stdout and job_id in status.stdout  # the job's own code
     logs = subprocess.run([*kakehashi, "logs", job_id], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert logs.stdout == "out\n"
 
