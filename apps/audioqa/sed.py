@@ -83,6 +83,12 @@ class SEDTransformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(d_model)
         self.frame_head = nn.Linear(d_model, n_classes)
         self.queries = nn.Embedding(n_queries, d_model)
+        # Each query owns a learned anchor span (centre, width; logits) spread over the clip at the start; it predicts
+        # its span relative to the anchor and is told the anchor's position (as in DAB-DETR): training converges in
+        # far fewer epochs than with position-free queries.
+        centres = (torch.arange(n_queries, dtype=torch.float32) + 0.5) / n_queries
+        self.anchors = nn.Parameter(torch.stack([torch.logit(centres), torch.full_like(centres, -2.0)], dim=-1))
+        self.anchor_position = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.decoder = nn.ModuleList(
             [
                 nn.TransformerDecoderLayer(
@@ -107,7 +113,7 @@ class SEDTransformer(nn.Module):
         return out
 
     def _heads(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        centre_width = torch.sigmoid(self.span_head(h))
+        centre_width = torch.sigmoid(self.span_head(h) + self.anchors)
         centre, width = centre_width[..., 0], centre_width[..., 1]
         spans = torch.stack([(centre - width / 2).clamp(0, 1), (centre + width / 2).clamp(0, 1)], dim=-1)
         return self.class_head(h), spans, self.level_head(h).squeeze(-1)
@@ -117,9 +123,11 @@ class SEDTransformer(nn.Module):
         ``frame_logits (B, T', C)``, ``events (B, Q, d)``, and ``aux``: the heads of the earlier decoder layers."""
         frames = self.encode(mel)
         h = self.queries.weight.unsqueeze(0).expand(mel.shape[0], -1, -1)
+        anchor_frames = torch.sigmoid(self.anchors[:, 0]) * frames.shape[1]
+        position = self.anchor_position(sinusoidal_embedding(anchor_frames, self.d_model).to(h.dtype))
         aux = []
         for k, layer in enumerate(self.decoder):
-            h = layer(h, frames)
+            h = layer(h + position, frames)
             if k < len(self.decoder) - 1:
                 aux.append(self._heads(self.decoder_norm(h)))
         events = self.decoder_norm(h)
