@@ -53,15 +53,19 @@ def _direction_channels(h: int, w: int) -> Tensor:
 
 
 class VisualEncoder(nn.Module):
-    """Frame ``(B, 3, H, W)`` (uint8 or float in [0, 1]) → unit embeddings ``(B, dim, H/4, W/4)``."""
+    """Frame ``(B, 3, H, W)`` (uint8 or float in [0, 1]) → unit embeddings ``(B, dim, H/4, W/4)``.
+
+    Two strided convolutions to a quarter of the resolution (fine detail), one more to an eighth where dilated
+    convolutions gather the context of a whole object, upsampled and joined with the fine features and the pixel
+    directions by a 1×1 head.
+    """
 
     def __init__(self, dim: int = 16, width: int = 32) -> None:
         super().__init__()
         self.stem = nn.Sequential(SphereConv(6, width // 2, stride=2), SphereConv(width // 2, width, stride=2))
-        self.context = nn.Sequential(
-            SphereConv(width, width), SphereConv(width, width, dilation=2), SphereConv(width, width, dilation=4)
-        )
-        self.head = nn.Conv2d(width + 3, dim, 1)
+        self.down = SphereConv(width, width, stride=2)
+        self.context = nn.Sequential(SphereConv(width, width), SphereConv(width, width, dilation=2))
+        self.head = nn.Sequential(nn.Conv2d(2 * width + 3, 2 * width, 1), nn.ReLU(), nn.Conv2d(2 * width, dim, 1))
         self._directions: dict[tuple[int, int], Tensor] = {}
 
     def directions(self, h: int, w: int, like: Tensor) -> Tensor:
@@ -74,10 +78,10 @@ class VisualEncoder(nn.Module):
         x = image.float() / 255.0 if image.dtype == torch.uint8 else image
         x = (x - 0.5) / 0.25
         h, w = x.shape[-2:]
-        x = torch.cat([x, self.directions(h, w, x)], dim=1)
-        x = self.context(self.stem(x))
-        x = torch.cat([x, self.directions(x.shape[-2], x.shape[-1], x)], dim=1)
-        return F.normalize(self.head(x), dim=1)
+        fine = self.stem(torch.cat([x, self.directions(h, w, x)], dim=1))
+        coarse = upsample_map(self.context(self.down(fine)), (fine.shape[-2], fine.shape[-1]))
+        joined = torch.cat([fine, coarse, self.directions(fine.shape[-2], fine.shape[-1], fine)], dim=1)
+        return F.normalize(self.head(joined), dim=1)
 
 
 class AudioEncoder(nn.Module):

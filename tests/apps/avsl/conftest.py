@@ -16,7 +16,7 @@ TINY_OVERRIDES = [
     "task.model.grid=[4,8]",
     "task.model.width=16",
     "trainer.enable_progress_bar=false",
-    "trainer.max_time=null",
+    "callbacks.budget.minutes=60",
     "datamodule.batch_size=8",
     "datamodule.cache_bytes=64000000",
 ]
