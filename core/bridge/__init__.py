@@ -15,15 +15,16 @@ from core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from core.bridge.analytic import AnalyticFamily
-    from core.bridge.pipeline import STAGES, Workspace
+    from core.bridge.pipeline import STAGES
     from core.bridge.pipeline import run as run_bridge
     from core.bridge.scenario import Scenario, ScenarioFamily
+    from core.bridge.workspace import Workspace
 
 # imported on first use, so that the CLI (and core.bridge.scenario users) do not pay for the pipeline
 _LAZY = {
     "AnalyticFamily": "core.bridge.analytic",
     "STAGES": "core.bridge.pipeline",
-    "Workspace": "core.bridge.pipeline",
+    "Workspace": "core.bridge.workspace",
     "run_bridge": "core.bridge.pipeline:run",
     "Scenario": "core.bridge.scenario",
     "ScenarioFamily": "core.bridge.scenario",

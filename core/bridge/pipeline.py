@@ -1,93 +1,57 @@
 """The bridge pipeline: prepare → optimize → collect → fit → evaluate → report, each stage resumable.
 
-Every stage reads and writes plain files in the workspace; a finished stage leaves ``stages/<stage>.json`` and is
-skipped on the next run unless forced. A per-scenario study that finished is never redone (its folder holds its
-own storage and ``result.json``), so a killed ``optimize`` resumes where it stopped.
+Every stage reads and writes plain files in the workspace (:class:`core.bridge.workspace.Workspace`); a finished
+stage leaves ``stages/<stage>.json`` and is skipped on the next run unless forced. Every study lives in the
+workspace's one storage (``studies.journal``) as ``<scenario>/<role>``; a study that finished is never redone
+(its folder holds ``result.json``), so a killed ``optimize`` resumes where it stopped.
 
-Workspace::
-
-    merged_config.yaml, provenance.json
-    scenarios/<name>.json                 one file per scenario (what trial processes read)
-    studies/<name>/<cheap|expensive>/     one HPO study per scenario and model, with result.json
-    pairs.csv                             scenario, split, ξ̂, θ̂, best values, trials, wall time
-    model/model.joblib, model/card.json   the fitted h and its card (cross-validation table, inputs, outputs)
-    evaluation.csv                        per test scenario: prediction, its expensive value, refine, direct
-    report/                               report.md, summary.json, PNG plots
+Example:
+    >>> import tempfile
+    >>> from core.config import load_config, package_dir
+    >>> cfg = load_config(package_dir("core.bridge.config") / "examples" / "analytic.yaml",
+    ...                   [f"workspace={tempfile.mkdtemp()}", "scenarios.n_train=5", "scenarios.n_test=1",
+    ...                    "models.cheap.n_trials=6", "models.expensive.n_trials=6", "fit.models=[ridge]",
+    ...                    "evaluate.refine=0"])
+    >>> workspace = run(cfg, log=lambda line: None, progress=False)
+    >>> sorted(p.name for p in workspace.report_dir.glob("*.json"))
+    ['summary.json']
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.studies import StudyResult, run_study
+from core.bridge.summary import summarize
+from core.bridge.workspace import Workspace, columns, load_model, read_csv, study_name, write_csv
 from core.config import instantiate, save_run_config
 from core.errors import ConfigError, UserError
 from core.files import write_atomic
 
 STAGES = ("prepare", "optimize", "collect", "fit", "evaluate", "report")
 ROLES = ("cheap", "expensive")
-
-
-class Workspace:
-    """Paths of one bridge workspace."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def scenario_file(self, name: str) -> Path:
-        return self.root / "scenarios" / f"{name}.json"
-
-    def study_dir(self, name: str, role: str) -> Path:
-        return self.root / "studies" / name / role
-
-    def marker(self, stage: str) -> Path:
-        return self.root / "stages" / f"{stage}.json"
-
-    def done(self, stage: str) -> bool:
-        return self.marker(stage).is_file()
-
-    def mark(self, stage: str, summary: dict[str, Any]) -> None:
-        self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.marker(stage), json.dumps({"finished": time.time(), **summary}, indent=2) + "\n")
-
-    def scenarios(self) -> list[Scenario]:
-        files = sorted((self.root / "scenarios").glob("*.json"))
-        if not files:
-            raise UserError("the workspace has no scenarios", where=str(self.root), hint="run the prepare stage first")
-        return [Scenario.load(f) for f in files]
-
-    @property
-    def pairs(self) -> Path:
-        return self.root / "pairs.csv"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def evaluation(self) -> Path:
-        return self.root / "evaluation.csv"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.root / "report"
-
+log_ = logging.getLogger(__name__)
 
 Log = Callable[[str], None]
 
 
-def run(cfg: DictConfig, stages: Sequence[str] = STAGES, force: bool = False, log: Log = print) -> Workspace:
-    """Run ``stages`` in order (skipping finished ones unless ``force``) and return the workspace."""
+def run(
+    cfg: DictConfig, stages: Sequence[str] = STAGES, force: bool = False, log: Log = print, progress: bool = True
+) -> Workspace:
+    """Run ``stages`` in order (skipping finished ones unless ``force``) and return the workspace.
+
+    ``log`` receives one line per stage; ``progress`` shows a rich bar for the stages that run models.
+    """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise UserError(f"unknown stage {unknown[0]!r}", hint=f"stages are {' → '.join(STAGES)}")
@@ -97,16 +61,40 @@ def run(cfg: DictConfig, stages: Sequence[str] = STAGES, force: bool = False, lo
             log(f"{stage}: done before, skipped (--force redoes it)")
             continue
         started = time.perf_counter()
-        summary = _STAGE_FUNCTIONS[stage](cfg, workspace, log)
+        summary = _STAGE_FUNCTIONS[stage](cfg, workspace, log, progress)
         workspace.mark(stage, {"seconds": round(time.perf_counter() - started, 3), **summary})
         log(f"{stage}: finished in {time.perf_counter() - started:.1f} s")
     return workspace
 
 
+class _Bar:
+    """A rich progress bar over ``total`` units of work (or nothing when disabled)."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        self.enabled, self.label, self.total = enabled, label, total
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled or self.total == 0:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 # -- prepare ----------------------------------------------------------------------------------------------------
 
 
-def prepare(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
+def prepare(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
+    """Build the scenario family, check the model sections, and write ``scenarios/*.json``, the config as run
+    and ``studies.mk`` (one make rule per study, for ``core/workflow/bridge.mk``)."""
     for role in ROLES:
         _model_config(cfg, role)  # fail early on a bad model section
     family = instantiate(cfg.scenarios)
@@ -166,6 +154,21 @@ def _write_make_rules(cfg: DictConfig, workspace: Workspace) -> None:
     write_atomic(workspace.root / "studies.mk", text)
 
 
+def _study(
+    cfg: DictConfig, workspace: Workspace, scenario: Scenario, role: str, model_role: str | None = None, **kwargs: Any
+) -> StudyResult:
+    """Run (or resume) the study ``<scenario>/<role>`` in the workspace's storage with ``model_role``'s model."""
+    return run_study(
+        workspace.study_dir(scenario.name, role),
+        _model_config(cfg, model_role or role),
+        scenario,
+        workspace.scenario_file(scenario.name),
+        storage=workspace.storage,
+        name=study_name(scenario.name, role),
+        **kwargs,
+    )
+
+
 def run_one_study(cfg: DictConfig, scenario_name: str, role: str) -> StudyResult:
     """Run (or resume) the study of one scenario and model; the unit of work of ``bridge study`` and make rules."""
     if role not in ROLES:
@@ -174,7 +177,7 @@ def run_one_study(cfg: DictConfig, scenario_name: str, role: str) -> StudyResult
     path = workspace.scenario_file(scenario_name)
     if not path.is_file():
         raise UserError(f"no scenario {scenario_name!r} in the workspace", where=str(path), hint="run prepare first")
-    return run_study(workspace.study_dir(scenario_name, role), _model_config(cfg, role), Scenario.load(path), path)
+    return _study(cfg, workspace, Scenario.load(path), role)
 
 
 # -- optimize ---------------------------------------------------------------------------------------------------
@@ -189,37 +192,32 @@ def _planned_studies(cfg: DictConfig, workspace: Workspace) -> list[tuple[Scenar
     return plan
 
 
-def optimize(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
-    from rich.progress import Progress
-
+def optimize(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
+    """Calibrate the cheap model on every scenario and the expensive one on the training scenarios (and on the
+    test ones when ``evaluate.direct_reference``: direct HPO, the reference), ``parallel_studies`` at once."""
     plan = _planned_studies(cfg, workspace)
     todo = [(s, r) for s, r in plan if not (workspace.study_dir(s.name, r) / "result.json").is_file()]
     log(f"optimize: {len(plan)} studies, {len(plan) - len(todo)} done before, {len(todo)} to run")
 
     def one(item: tuple[Scenario, str]) -> StudyResult:
-        scenario, role = item
-        return run_study(
-            workspace.study_dir(scenario.name, role),
-            _model_config(cfg, role),
-            scenario,
-            workspace.scenario_file(scenario.name),
-        )
+        return _study(cfg, workspace, *item)
 
     failed = 0
-    with Progress(transient=True) as progress, ThreadPoolExecutor(max(1, int(cfg.parallel_studies))) as pool:
-        task = progress.add_task("studies", total=len(todo))
+    with _Bar(progress, "studies", len(todo)) as advance, ThreadPoolExecutor(int(cfg.parallel_studies)) as pool:
         for (scenario, role), result in zip(todo, pool.map(one, todo), strict=True):
-            progress.advance(task)
+            advance()
             if result.best_value is None:
                 failed += 1
-                log(f"optimize: warning: every trial of {scenario.name}/{role} failed ({result.reason})")
+                log(f"optimize: warning: every trial of {study_name(scenario.name, role)} failed ({result.reason})")
     return {"studies": len(plan), "failed": failed}
 
 
 # -- collect ----------------------------------------------------------------------------------------------------
 
 
-def collect(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
+def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
+    """Gather each scenario's best ξ̂ (cheap) and θ̂ (expensive) into ``pairs.csv``; a scenario whose study found
+    no finished trial is excluded, with a warning."""
     rows, excluded = [], []
     cheap_names = list(_model_config(cfg, "cheap").params)
     expensive_names = list(_model_config(cfg, "expensive").params)
@@ -248,7 +246,7 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
             }
         )
         rows.append(row)
-    _write_csv(workspace.pairs, rows)
+    write_csv(workspace.pairs, rows)
     log(f"collect: {len(rows)} pairs in {workspace.pairs}" + (f", excluded {', '.join(excluded)}" if excluded else ""))
     return {"pairs": len(rows), "excluded": excluded}
 
@@ -256,15 +254,17 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
 # -- fit --------------------------------------------------------------------------------------------------------
 
 
-def fit(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
+def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
+    """Fit h: ξ̂ → θ̂ on the training pairs, the model chosen per output by cross-validation (falling back to the
+    training mean, with a warning, where no candidate beats it); write ``model/model.joblib`` and its card."""
     import joblib
     import numpy as np
     import sklearn
 
-    from core.bridge.regressors import MODELS, cross_validate, make_model, min_pairs
+    from core.bridge.regressors import MODELS, BridgeRegressor, min_pairs
 
-    rows = [r for r in _read_csv(workspace.pairs) if r["split"] == "train"]
-    inputs, outputs = _columns(rows, "xi."), _columns(rows, "theta.")
+    rows = [r for r in read_csv(workspace.pairs) if r["split"] == "train"]
+    inputs, outputs = columns(rows, "xi."), columns(rows, "theta.")
     x = np.array([[float(r[c]) for c in inputs] for r in rows])
     y = np.array([[float(r[c]) for c in outputs] for r in rows])
     names = list(cfg.fit.models)
@@ -276,120 +276,183 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
             )
         names = [select]
     usable = [n for n in names if len(x) >= min_pairs(n, x.shape[1])]
-    if usable and len(usable) < len(names):
+    if not usable:
+        from core.bridge.regressors import cross_validate
+
+        cross_validate(names, x, y)  # raises the "too few pairs" error that names the models
+    if len(usable) < len(names):
         skipped = ", ".join(n for n in names if n not in usable)
         log(f"fit: {skipped} skipped: {len(x)} pairs are too few for them")
-    scores = cross_validate(usable or names, x, y, seed=int(cfg.seed))
-    chosen = min(scores, key=scores.__getitem__)
-    model = make_model(chosen, x.shape[1], int(cfg.seed)).fit(x, y)
+    model = BridgeRegressor(usable, seed=int(cfg.seed)).fit(x, y)
+    for warning in model.warnings:
+        message = f"fit: warning: {warning.replace('output ', 'θ output ')}"
+        log_.warning(message)
+        log(message)
     workspace.model_dir.mkdir(parents=True, exist_ok=True)
     temporary = workspace.model_dir / ".model.joblib.tmp"
     joblib.dump(model, temporary)
     temporary.replace(workspace.model_dir / "model.joblib")
+    chosen = {name.removeprefix("theta."): c for name, c in zip(outputs, model.chosen_, strict=True)}
+    cv = {name.removeprefix("theta."): scores for name, scores in zip(outputs, model.cv_, strict=True)}
     card = {
         "model": chosen,
-        "cv_mse_standardized": scores,
+        "cv_mse_standardized": cv,
+        "fallback_to_mean": [n for n, c in chosen.items() if c == "mean"],
         "inputs": inputs,
         "outputs": outputs,
         "n_pairs": len(rows),
         "scikit_learn": sklearn.__version__,
     }
     write_atomic(workspace.model_dir / "card.json", json.dumps(card, indent=2) + "\n")
-    table = ", ".join(f"{n} {s:.3g}" for n, s in sorted(scores.items(), key=lambda kv: kv[1]))
-    log(f"fit: chose {chosen} by cross-validation on {len(rows)} pairs (MSE, standardized: {table})")
-    return {"model": chosen, "cv": scores}
-
-
-def load_model(workspace: Workspace) -> tuple[Any, dict[str, Any]]:
-    """The fitted bridge h and its card."""
-    import joblib
-
-    path = workspace.model_dir / "model.joblib"
-    if not path.is_file():
-        raise UserError("no fitted model", where=str(path), hint="run the fit stage first")
-    return joblib.load(path), json.loads((workspace.model_dir / "card.json").read_text())
+    choices = ", ".join(f"{n} → {c} (CV MSE {cv[n][c]:.3g}, mean {cv[n]['mean']:.3g})" for n, c in chosen.items())
+    log(f"fit: chose per output by cross-validation on {len(rows)} pairs: {choices}")
+    return {"model": chosen, "cv": cv}
 
 
 # -- evaluate ---------------------------------------------------------------------------------------------------
 
 
-def evaluate(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
-    import numpy as np
+def refine_budget(std: Sequence[float], ranges: Sequence[float], most: int, full_at: float) -> int:
+    """How many refine runs to spend: ``most`` × (the prediction's largest standard deviation as a share of its
+    parameter's range) / ``full_at``, rounded up, between 1 and ``most`` (0 when ``most`` is 0).
 
-    from core.bridge.regressors import predict_with_std
+    >>> refine_budget([0.01, 0.02], [1.0, 1.0], most=4, full_at=0.08)
+    1
+    >>> refine_budget([0.01, 0.2], [1.0, 1.0], most=4, full_at=0.08)
+    4
+    """
+    if most <= 0:
+        return 0
+    share = max((s / r for s, r in zip(std, ranges, strict=True) if r > 0), default=math.inf)
+    if not math.isfinite(share):
+        return most
+    return max(1, min(most, math.ceil(most * share / full_at - 1e-9)))
+
+
+def refine_points(
+    predicted: dict[str, float], std: Sequence[float], bounds: Sequence[tuple[float, float]], k: int
+) -> list[dict[str, float]]:
+    """``k`` points around the prediction: one step of a pattern search, ± one standard deviation (kept between
+    2% and 25% of the range) along the parameters whose prediction is least certain first, inside the bounds.
+
+    >>> refine_points({"a": 0.5, "b": 0.5}, [0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], 3)
+    [{'a': 0.5, 'b': 0.7}, {'a': 0.5, 'b': 0.3}, {'a': 0.55, 'b': 0.5}]
+    """
+    names = list(predicted)
+    widths = [high - low for low, high in bounds]
+    steps = [min(max(float(s), 0.02 * w), 0.25 * w) for s, w in zip(std, widths, strict=True)]
+    order = sorted(range(len(names)), key=lambda j: -steps[j] / widths[j] if widths[j] > 0 else 0.0)
+    points: list[dict[str, float]] = []
+    for j in order:
+        for sign in (1.0, -1.0):
+            low, high = bounds[j]
+            value = round(min(max(predicted[names[j]] + sign * steps[j], low), high), 12)
+            point = {**predicted, names[j]: value}
+            if len(points) < k and point != predicted and point not in points:
+                points.append(point)
+    while len(points) < k:  # more runs than pattern points: a second ring at twice the step
+        j = order[(len(points) - 2 * len(names)) // 2 % len(names)]
+        sign = 1.0 if len(points) % 2 == 0 else -1.0
+        low, high = bounds[j]
+        value = min(max(predicted[names[j]] + 2 * sign * steps[j], low), high)
+        points.append({**predicted, names[j]: round(value, 12)})
+    return points
+
+
+def evaluate(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
+    """On each test scenario: predict θ̂ = h(ξ̂) (with its standard deviation), run the expensive model there once
+    (the study ``<scenario>/bridge``), refine from it with as many more runs as the uncertainty asks for (up to
+    ``evaluate.refine``; study ``<scenario>/refine``), and put both beside direct HPO's result."""
+    import numpy as np
 
     model, card = load_model(workspace)
     expensive_cfg = _model_config(cfg, "expensive")
-    rows = [r for r in _read_csv(workspace.pairs) if r["split"] == "test"]
+    rows = [r for r in read_csv(workspace.pairs) if r["split"] == "test"]
     if not rows:
         raise UserError("no test scenario has a cheap calibration", where=str(workspace.pairs))
     x = np.array([[float(r[c]) for c in card["inputs"]] for r in rows])
-    mean, std = predict_with_std(model, x)
+    mean, std = model.predict(x)
     names = [c.removeprefix("theta.") for c in card["outputs"]]
+    ranges = [_bounds(expensive_cfg.params[n])[1] - _bounds(expensive_cfg.params[n])[0] for n in names]
+    most = int(cfg.evaluate.refine)
+    full_at = float(cfg.evaluate.get("refine_full_at", 0.1))
     results = []
-    for index, row in enumerate(rows):
-        scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
-        predicted = _clip(dict(zip(names, map(float, mean[index]), strict=True)), expensive_cfg.params)
-        # the expensive model at the prediction: the one trial of the scenario's "bridge" study
-        bridge_dir = workspace.study_dir(scenario.name, "bridge")
-        scenario_file = workspace.scenario_file(scenario.name)
-        point = run_study(bridge_dir, expensive_cfg, scenario, scenario_file, n_trials=1, enqueue=[predicted])
-        if point.best_value is None:
-            raise UserError(
-                f"the expensive model failed at the bridge's prediction ({point.reason})", where=str(bridge_dir)
-            )
-        value = point.best_value
-        result: dict[str, Any] = {
-            "scenario": scenario.name,
-            "bridge_value": value,
-            "bridge_expensive_runs": 1,
-            "bridge_wall_s": float(row["cheap_wall_s"]) + point.wall_s,
-        }
-        result.update({f"pred.{n}": v for n, v in predicted.items()})
-        result.update(_attrs("bridge", point))
-        if std is not None:
-            result.update({f"pred_std.{n}": float(s) for n, s in zip(names, std[index], strict=True)})
-        k = int(cfg.evaluate.refine)
-        if k > 0:
-            # k more runs in a study of their own, started at the prediction; the bridge's run counts too
-            refine_dir = workspace.study_dir(scenario.name, "refine")
-            refined = run_study(  # one at a time: each step of a local search needs the last result
-                refine_dir,
-                expensive_cfg,
-                scenario,
-                scenario_file,
-                n_trials=k,
-                sampler=_refine_sampler(cfg, predicted),
-                n_max_jobs=1,
-            )
-            better = refined.best_value is not None and refined.best_value < value
-            result.update(_attrs("refine", refined if better else point))
-            result.update(
-                {
-                    "refine_value": refined.best_value if better else value,
-                    "refine_expensive_runs": 1 + k,
-                    "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + refined.wall_s,
-                }
-            )
-        if row.get("expensive_best") not in (None, ""):
-            direct = StudyResult.load(workspace.study_dir(scenario.name, "expensive"))
-            result.update(_attrs("direct", direct))
-            runs_to_match = _runs_to_reach(direct.history, value)
-            result.update(
-                {
-                    "direct_value": direct.best_value,
-                    "direct_expensive_runs": direct.n_trials,
-                    "direct_wall_s": direct.wall_s,
-                    "param_error": math.dist([predicted[n] for n in names], [direct.best_params[n] for n in names]),
-                    "direct_runs_to_match_bridge": runs_to_match,
-                    "direct_wall_s_to_match_bridge": direct.wall_s * runs_to_match / max(1, direct.n_trials),
-                }
-            )
-        results.append(result)
-    _write_csv(workspace.evaluation, results)
+    with _Bar(progress, "evaluate: expensive runs on held-out scenarios", len(rows)) as advance:
+        for index, row in enumerate(rows):
+            results.append(_evaluate_one(cfg, workspace, row, names, mean[index], std[index], ranges, most, full_at))
+            advance()
+    write_csv(workspace.evaluation, results)
     summary = summarize(results)
     log("evaluate: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)))
     return summary
+
+
+def _evaluate_one(
+    cfg: DictConfig,
+    workspace: Workspace,
+    row: dict[str, str],
+    names: list[str],
+    mean: Any,
+    std: Any,
+    ranges: list[float],
+    most: int,
+    full_at: float,
+) -> dict[str, Any]:
+    expensive_cfg = _model_config(cfg, "expensive")
+    scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
+    predicted = _clip(dict(zip(names, map(float, mean), strict=True)), expensive_cfg.params)
+    point = _study(cfg, workspace, scenario, "bridge", "expensive", n_trials=1, enqueue=[predicted])
+    if point.best_value is None:
+        raise UserError(
+            f"the expensive model failed at the bridge's prediction ({point.reason})",
+            where=str(workspace.study_dir(scenario.name, "bridge")),
+        )
+    value = point.best_value
+    result: dict[str, Any] = {
+        "scenario": scenario.name,
+        "bridge_value": value,
+        "bridge_expensive_runs": 1,
+        "bridge_wall_s": float(row["cheap_wall_s"]) + point.wall_s,
+    }
+    result.update({f"pred.{n}": v for n, v in predicted.items()})
+    result.update({f"pred_std.{n}": float(s) for n, s in zip(names, std, strict=True)})
+    result.update(_attrs("bridge", point))
+    k = refine_budget([float(s) for s in std], ranges, most, full_at)
+    if k > 0:
+        # k more runs in a study of their own around the prediction, one at a time (a sampler given as
+        # evaluate.refine_sampler decides each from the last); by default a pattern scaled by the uncertainty
+        sampler = _refine_sampler(cfg, predicted)
+        bounds = [_bounds(expensive_cfg.params[n]) for n in names]
+        points = [] if sampler is not None else refine_points(predicted, std, bounds, k)
+        refined = _study(
+            cfg, workspace, scenario, "refine", "expensive",
+            n_trials=k, sampler=sampler, n_max_jobs=1, enqueue=points,
+        )  # fmt: skip
+        better = refined.best_value is not None and refined.best_value < value
+        result.update(_attrs("refine", refined if better else point))
+        result.update({f"refined.{n}": (refined.best_params if better else predicted)[n] for n in names})
+        result.update(
+            {
+                "refine_value": refined.best_value if better else value,
+                "refine_expensive_runs": 1 + k,
+                "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + refined.wall_s,
+            }
+        )
+    if row.get("expensive_best") not in (None, ""):
+        direct = StudyResult.load(workspace.study_dir(scenario.name, "expensive"))
+        result.update(_attrs("direct", direct))
+        runs_to_match = _runs_to_reach(direct.history, value)
+        result.update(
+            {
+                "direct_value": direct.best_value,
+                "direct_expensive_runs": direct.n_trials,
+                "direct_wall_s": direct.wall_s,
+                "param_error": math.dist([predicted[n] for n in names], [direct.best_params[n] for n in names]),
+                "direct_runs_to_match_bridge": runs_to_match,
+                "direct_wall_s_to_match_bridge": direct.wall_s * runs_to_match / max(1, direct.n_trials),
+            }
+        )
+    return result
 
 
 def _attrs(prefix: str, study: StudyResult) -> dict[str, Any]:
@@ -417,13 +480,19 @@ def _refine_sampler(cfg: DictConfig, predicted: dict[str, float]) -> Any:
     return sampler
 
 
+def _bounds(spec: Any) -> tuple[float, float]:
+    if OmegaConf.is_list(spec) or isinstance(spec, list | tuple):
+        return float(spec[0]), float(spec[1])
+    low, high = spec.get("low"), spec.get("high")
+    return (float(low), float(high)) if low is not None and high is not None else (-math.inf, math.inf)
+
+
 def _clip(point: dict[str, float], params: DictConfig) -> dict[str, float]:
     """Keep a predicted point inside the expensive model's search box."""
     clipped = {}
     for name, value in point.items():
-        spec = params[name]
-        low, high = (spec[0], spec[1]) if OmegaConf.is_list(spec) else (spec.get("low"), spec.get("high"))
-        clipped[name] = min(max(value, float(low)), float(high)) if low is not None and high is not None else value
+        low, high = _bounds(params[name])
+        clipped[name] = min(max(value, low), high)
     return clipped
 
 
@@ -438,79 +507,17 @@ def _runs_to_reach(history: Sequence[float], target: float) -> int:
     return len(history)
 
 
-def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Headline figures over held-out scenarios (medians)."""
-    import numpy as np
-
-    def median(key: str) -> float:
-        values = [float(r[key]) for r in results if r.get(key) not in (None, "")]
-        return float(np.median(values)) if values else math.nan
-
-    summary: dict[str, Any] = {"n_test_scenarios": len(results)}
-    with_direct = [r for r in results if r.get("direct_value") not in (None, "")]
-    if with_direct:
-        floor = 1e-12
-        summary["regret_ratio_vs_direct"] = float(
-            np.median([(float(r["bridge_value"]) + floor) / (float(r["direct_value"]) + floor) for r in with_direct])
-        )
-        summary["speedup_runs"] = float(
-            np.median(
-                [float(r["direct_runs_to_match_bridge"]) / float(r["bridge_expensive_runs"]) for r in with_direct]
-            )
-        )
-        summary["speedup"] = float(
-            np.median([float(r["direct_wall_s_to_match_bridge"]) / float(r["bridge_wall_s"]) for r in with_direct])
-        )
-        summary["speedup_full_direct_wall"] = float(
-            np.median([float(r["direct_wall_s"]) / float(r["bridge_wall_s"]) for r in with_direct])
-        )
-        summary["param_error"] = median("param_error")
-        summary["direct_value"] = median("direct_value")
-    summary["bridge_value"] = median("bridge_value")
-    if any("refine_value" in r for r in results):
-        summary["refine_value"] = median("refine_value")
-    return summary
-
-
 # -- report -----------------------------------------------------------------------------------------------------
 
 
-def report(cfg: DictConfig, workspace: Workspace, log: Log) -> dict[str, Any]:
-    from core.bridge.report import write_report
-
+def report(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
+    """Write ``report/report.md``, ``report/summary.json`` and the plots (see :mod:`core.bridge.report`)."""
     path = write_report(workspace, cfg)
     log(f"report: {path}")
     return {"report": str(path)}
 
 
-# -- files ------------------------------------------------------------------------------------------------------
-
-
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    import io
-
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue())
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise UserError("missing workspace file", where=str(path), hint="run the earlier stages first")
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _columns(rows: Sequence[dict[str, str]], prefix: str) -> list[str]:
-    return [c for c in rows[0] if c.startswith(prefix)] if rows else []
-
-
-_STAGE_FUNCTIONS: dict[str, Callable[[DictConfig, Workspace, Log], dict[str, Any]]] = {
+_STAGE_FUNCTIONS: dict[str, Callable[[DictConfig, Workspace, Log, bool], dict[str, Any]]] = {
     "prepare": prepare,
     "optimize": optimize,
     "collect": collect,

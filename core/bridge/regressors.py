@@ -7,6 +7,7 @@ noise) by maximizing the marginal likelihood with restarts, and gives a standard
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,3 +104,109 @@ def predict_with_std(model: Any, inputs: Any) -> tuple[Any, Any | None]:
         mean, std = last.predict(mean, return_std=True)
         return np.asarray(mean).reshape(len(x), -1), np.asarray(std).reshape(len(x), -1)
     return np.asarray(model.predict(x)).reshape(len(x), -1), None
+
+
+MEAN = "mean"  # the fallback of an output for which no candidate beats its training mean in cross-validation
+
+
+class BridgeRegressor:
+    """h: ξ̂ → θ̂ with the model chosen **per output** by cross-validation, and an uncertainty per prediction.
+
+    For each output (a column of θ̂) every candidate is cross-validated (:func:`cross_validate`, standardized
+    MSE) against the training mean, which scores about 1: when no candidate does better, that output falls back
+    to the mean, with a warning in ``warnings`` (the inputs do not predict it). ``predict`` returns the mean and a
+    standard deviation per output: the Gaussian process's own, else the spread of ``n_bootstrap`` copies of the
+    chosen model fitted on bootstrap resamples (for the mean: the training standard deviation).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.uniform(0, 1, (20, 2))
+        >>> y = np.column_stack([2 * x[:, 0] + 1, rng.normal(0, 1, 20)])  # the 2nd output ignores x
+        >>> h = BridgeRegressor(["linear", "ridge"]).fit(x, y)
+        >>> h.chosen_[0] in ("linear", "ridge"), h.chosen_[1]
+        (True, 'mean')
+        >>> mean, std = h.predict(x[:3])
+        >>> mean.shape, std.shape, bool(std[0, 0] < std[0, 1])
+        ((3, 2), (3, 2), True)
+    """
+
+    def __init__(self, candidates: Sequence[str] = ("linear", "ridge", "gp"), seed: int = 0, n_bootstrap: int = 16):
+        self.candidates = list(candidates)
+        self.seed = seed
+        self.n_bootstrap = n_bootstrap
+
+    def fit(self, inputs: Any, targets: Any) -> BridgeRegressor:
+        """Choose and fit a model per output; ``cv_`` holds every candidate's score per output."""
+        import numpy as np
+        from sklearn.base import clone
+
+        x = np.asarray(inputs, dtype=float)
+        y = np.asarray(targets, dtype=float).reshape(len(x), -1)
+        usable = [n for n in self.candidates if len(x) >= min_pairs(n, x.shape[1])] or self.candidates
+        self.cv_: list[dict[str, float]] = []
+        self.chosen_: list[str] = []
+        self.models_: list[Any] = []
+        self.ensembles_: list[list[Any]] = []
+        self.mean_ = y.mean(axis=0)
+        self.std_ = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
+        self.warnings: list[str] = []
+        rng = np.random.default_rng(self.seed)
+        for j in range(y.shape[1]):
+            scores = cross_validate(usable, x, y[:, j : j + 1], seed=self.seed) if y[:, j].std() > 0 else {}
+            scores[MEAN] = _mean_cv(y[:, j], self.seed)
+            best = min(scores, key=scores.__getitem__)
+            if best == MEAN:
+                self.warnings.append(
+                    f"output {j}: no model beats the training mean in cross-validation "
+                    f"(best {min((v for k, v in scores.items() if k != MEAN), default=math.nan):.3g} vs mean "
+                    f"{scores[MEAN]:.3g}); predicting the mean"
+                )
+            self.cv_.append(scores)
+            self.chosen_.append(best)
+            if best == MEAN:
+                self.models_.append(None)
+                self.ensembles_.append([])
+                continue
+            template = make_model(best, x.shape[1], self.seed)
+            self.models_.append(clone(template).fit(x, y[:, j]))
+            ensemble = []
+            if best != "gp":
+                for _ in range(self.n_bootstrap):
+                    rows = rng.integers(0, len(x), len(x))
+                    if len(set(rows.tolist())) < min_pairs(best, x.shape[1]):
+                        continue
+                    ensemble.append(clone(template).fit(x[rows], y[rows, j]))
+            self.ensembles_.append(ensemble)
+        return self
+
+    def predict(self, inputs: Any) -> tuple[Any, Any]:
+        """(mean, std), each of shape (n, outputs)."""
+        import numpy as np
+
+        x = np.asarray(inputs, dtype=float)
+        means, stds = [], []
+        for j, model in enumerate(self.models_):
+            if model is None:
+                means.append(np.full(len(x), self.mean_[j]))
+                stds.append(np.full(len(x), self.std_[j]))
+                continue
+            mean, std = predict_with_std(model, x)
+            if std is None:
+                spread = [np.asarray(m.predict(x)).ravel() for m in self.ensembles_[j]]
+                std = np.std(spread, axis=0) if len(spread) > 1 else np.zeros(len(x))
+            means.append(np.asarray(mean).ravel())
+            stds.append(np.asarray(std).ravel())
+        return np.column_stack(means), np.column_stack(stds)
+
+
+def _mean_cv(y: Any, seed: int) -> float:
+    """The cross-validated standardized MSE of predicting the training mean (the folds of :func:`cross_validate`)."""
+    import numpy as np
+    from sklearn.model_selection import KFold, LeaveOneOut
+
+    scale = float(y.std()) or 1.0
+    z = (y - y.mean()) / scale
+    splitter: Any = LeaveOneOut() if len(y) <= 20 else KFold(10, shuffle=True, random_state=seed)
+    errors = [float(np.mean((z[test] - z[train].mean()) ** 2)) for train, test in splitter.split(z.reshape(-1, 1))]
+    return float(np.mean(errors))

@@ -1,32 +1,35 @@
-"""The bridge report: ``report/report.md``, ``report/summary.json`` and PNG plots, from the workspace files."""
+"""The bridge report: ``report/report.md``, ``report/summary.json`` and PNG plots, from the workspace files.
+
+It reads the workspace through :mod:`core.bridge.workspace` and :mod:`core.bridge.summary` only (the pipeline
+calls it; it never imports the pipeline).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from omegaconf import DictConfig
 
+from core.bridge.summary import summarize
+from core.bridge.workspace import Workspace, load_model, read_csv
 from core.files import write_atomic
-
-if TYPE_CHECKING:
-    from core.bridge.pipeline import Workspace
 
 
 def write_report(workspace: Workspace, cfg: DictConfig) -> Path:
+    """Write the report of a workspace whose evaluate stage finished; returns the path of ``report.md``."""
     import matplotlib
 
     matplotlib.use("Agg")
 
-    from core.bridge.pipeline import _read_csv, load_model, summarize
     from core.bridge.studies import StudyResult
 
     out = workspace.report_dir
     out.mkdir(parents=True, exist_ok=True)
-    evaluation = _read_csv(workspace.evaluation)
-    pairs = _read_csv(workspace.pairs)
+    evaluation = read_csv(workspace.evaluation)
+    pairs = read_csv(workspace.pairs)
     _, card = load_model(workspace)
     summary = summarize(evaluation)
     summary["model"] = card["model"]
@@ -47,12 +50,20 @@ def write_report(workspace: Workspace, cfg: DictConfig) -> Path:
 
     lines = [f"# Model bridge report: {cfg.name}", ""]
     lines += [
-        f"Regression model: **{card['model']}**, chosen by cross-validation on {card['n_pairs']} training pairs.",
+        f"Regression models, chosen per output by cross-validation on {card['n_pairs']} training pairs "
+        "(mean squared error on standardized targets; `mean` predicts the training mean, about 1):",
         "",
-        "| model | CV MSE (standardized) |",
-        "|---|---|",
+        "| output | chosen | " + " | ".join(sorted(next(iter(card["cv_mse_standardized"].values())))) + " |",
+        "|---|---|" + "---|" * len(next(iter(card["cv_mse_standardized"].values()))),
     ]
-    lines += [f"| {n} | {s:.4g} |" for n, s in sorted(card["cv_mse_standardized"].items(), key=lambda kv: kv[1])]
+    for output, scores in card["cv_mse_standardized"].items():
+        cells = " | ".join(f"{scores[k]:.3g}" for k in sorted(scores))
+        lines.append(f"| {output} | {card['model'][output]} | {cells} |")
+    if card.get("fallback_to_mean"):
+        lines += [
+            "",
+            f"No candidate beat the training mean for: {', '.join(card['fallback_to_mean'])} (predicted as the mean).",
+        ]
     lines += ["", "## Held-out scenarios (medians)", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in summary.items() if k not in ("excluded_scenarios",)]
     lines += [

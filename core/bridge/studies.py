@@ -1,6 +1,8 @@
 """One per-scenario calibration study, and single evaluations, for the bridge pipeline.
 
-A study's folder holds its Optuna journal (so a killed study resumes) and, once finished, ``result.json``.
+Every study of a workspace lives in one Optuna storage (the workspace's ``studies.journal``) under the name
+``<scenario>/<role>``, so a killed study resumes and ``optuna-dashboard`` shows the whole bridge; its folder holds
+the HPO runner's files and, once finished, ``result.json``.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def run_study(
     enqueue: Sequence[Mapping[str, Any]] = (),
     sampler: Any = None,
     n_max_jobs: int | None = None,
+    storage: Path | None = None,
+    name: str = "study",
 ) -> StudyResult:
     """Calibrate ``model`` on ``scenario`` with the HPO runner (resuming the study in ``folder``) and save
     ``result.json``. ``n_trials`` (default: the model's) is the study's total, so a resumed study only tops up.
+    ``storage`` (a journal file shared by many studies; default: one in ``folder``) holds the study as ``name``.
 
     The model's ``objective`` (a dotted path of ``f(scenario, params)``) runs in the runner's threads; its
     ``command`` (an argv template with ``{scenario_file}`` and the runner's placeholders) runs as jobs of the
@@ -66,7 +71,11 @@ def run_study(
     spec = OmegaConf.to_container(model, resolve=True)
     assert isinstance(spec, dict)
     config: dict[str, Any] = {
-        "study": {"name": "study", "directions": [spec.get("direction", "minimize")]},
+        "study": {
+            "name": name,
+            "directions": [spec.get("direction", "minimize")],
+            "storage": str(storage.resolve()) if storage is not None else None,
+        },
         "params": spec["params"],
         "n_trials": int(n_trials if n_trials is not None else spec["n_trials"]),
         "n_max_jobs": int(n_max_jobs if n_max_jobs is not None else spec.get("n_max_jobs", 1)),

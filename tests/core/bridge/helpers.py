@@ -13,3 +13,11 @@ def cheap_failing_on_train_001(scenario: Scenario, params: Mapping[str, float]) 
     if scenario.name == "train-001":
         raise RuntimeError("simulator crashed")
     return cheap(scenario, params)
+
+
+def cheap_uninformative(scenario: Scenario, params: Mapping[str, float]) -> float:
+    """A cheap model whose optimum is the same on every scenario (and a little noisy): ξ̂ carries no information."""
+    import random
+
+    noise = random.Random(f"{scenario.name}{params}").uniform(0, 1e-3)
+    return float(sum((float(v) - 0.5) ** 2 for v in params.values()) + noise)

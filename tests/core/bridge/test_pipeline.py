@@ -53,7 +53,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_the_whole_pipeline_writes_every_artifact(tmp_path: Path) -> None:
-    workspace = run(_config(tmp_path), log=lambda _: None)
+    workspace = run(_config(tmp_path), log=lambda _: None, progress=False)
     root = workspace.root
     for name in (
         "merged_config.yaml",
@@ -73,19 +73,69 @@ def test_the_whole_pipeline_writes_every_artifact(tmp_path: Path) -> None:
     assert [r["split"] for r in pairs].count("train") == 8 and len(pairs) == 11
     evaluation = _rows(root / "evaluation.csv")
     assert len(evaluation) == 3
-    for row in evaluation:  # the expensive model really ran at the predicted point
+    for row in evaluation:  # the expensive model really ran at the predicted point, and at the refined one
         scenario = Scenario.load(root / "scenarios" / f"{row['scenario']}.json")
         predicted = {"theta0": float(row["pred.theta0"]), "theta1": float(row["pred.theta1"])}
         assert float(row["bridge_value"]) == pytest.approx(expensive(scenario, predicted))
-        assert float(row["refine_value"]) <= float(row["bridge_value"]) + 1e-12
+        refined = {"theta0": float(row["refined.theta0"]), "theta1": float(row["refined.theta1"])}
+        assert float(row["refine_value"]) == pytest.approx(expensive(scenario, refined))
+        assert float(row["pred_std.theta0"]) >= 0 and 1 <= int(row["refine_expensive_runs"]) <= 4
     summary = json.loads((root / "report" / "summary.json").read_text())
-    assert summary["n_test_scenarios"] == 3 and summary["model"] in ("linear", "ridge", "gp")
+    assert summary["n_test_scenarios"] == 3 and set(summary["model"].values()) <= {"linear", "ridge", "gp", "mean"}
     # the bridge predicts far better than the centre of the box, which is what a model ignoring ξ̂ would say
     centre = [
         expensive(Scenario.load(root / "scenarios" / f"{r['scenario']}.json"), {"theta0": 0, "theta1": 0})
         for r in evaluation
     ]
     assert summary["bridge_value"] < 0.5 * sorted(centre)[1]
+
+
+def test_refine_strictly_improves_a_prediction_that_is_off(tmp_path: Path) -> None:
+    """A straight line cannot follow the nonlinear map, so h's predictions miss θ*; the refine runs, started there,
+    must find strictly better points on every held-out scenario."""
+    cfg = _config(
+        tmp_path, "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4",
+        "evaluate.refine_full_at=1e-6", "evaluate.direct_reference=false",
+    )  # fmt: skip
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    evaluation = _rows(workspace.evaluation)
+    assert all(float(r["bridge_value"]) > 1e-3 for r in evaluation)  # the prediction is off
+    for row in evaluation:
+        assert int(row["refine_expensive_runs"]) == 5
+        assert float(row["refine_value"]) < float(row["bridge_value"]), row["scenario"]
+
+
+def test_every_study_lives_in_one_storage_under_its_scenario_and_role(tmp_path: Path) -> None:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    workspace = run(_config(tmp_path, *QUICK), log=lambda _: None, progress=False)
+    assert workspace.storage.is_file() and not list(workspace.root.glob("studies/*/*/study.journal"))
+    storage = JournalStorage(JournalFileBackend(str(workspace.storage)))
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert {"train-000/cheap", "train-004/expensive", "test-000/expensive", "test-000/bridge"} <= names
+    study = optuna.load_study(study_name="train-002/expensive", storage=storage)
+    assert len(study.trials) == 8
+    bridge = optuna.load_study(study_name="test-000/bridge", storage=storage)
+    row = _rows(workspace.evaluation)[0]
+    assert bridge.trials[0].params["theta0"] == pytest.approx(float(row["pred.theta0"]))
+
+
+def test_an_output_no_model_can_predict_falls_back_to_the_mean(tmp_path: Path) -> None:
+    """The cheap model's optimum says nothing about θ* when every scenario's cheap model is the same bowl: h must
+    predict the training mean of θ̂ and say so."""
+    cfg = _config(
+        tmp_path, *QUICK, "scenarios.n_train=8", "models.cheap.objective=tests.core.bridge.helpers.cheap_uninformative"
+    )
+    messages: list[str] = []
+    workspace = run(cfg, log=messages.append, progress=False)
+    card = json.loads((workspace.model_dir / "card.json").read_text())
+    assert card["model"] == {"theta0": "mean", "theta1": "mean"} and card["fallback_to_mean"] == ["theta0", "theta1"]
+    assert sum("no model beats the training mean" in m for m in messages) == 2
+    pairs = [r for r in _rows(workspace.pairs) if r["split"] == "train"]
+    prediction = float(_rows(workspace.evaluation)[0]["pred.theta0"])
+    assert prediction == pytest.approx(sum(float(r["theta.theta0"]) for r in pairs) / len(pairs))
 
 
 def test_finished_stages_and_studies_are_not_redone(tmp_path: Path) -> None:

@@ -52,3 +52,19 @@ def test_too_few_pairs_is_a_clear_error() -> None:
 def test_unknown_model_name() -> None:
     with pytest.raises(UserError, match="unknown regression model 'svm'"):
         make_model("svm", 2)
+
+
+def test_each_output_gets_its_own_model_and_an_unpredictable_one_the_mean() -> None:
+    from core.bridge.regressors import BridgeRegressor
+
+    x, y = _pairs("nonlinear", 30)
+    noise = np.random.default_rng(3).normal(0.0, 1.0, 30)  # an output the inputs say nothing about
+    h = BridgeRegressor(["linear", "gp"]).fit(x, np.column_stack([y[:, 0], noise]))
+    assert h.chosen_[0] == "gp" and h.chosen_[1] == "mean"
+    assert h.cv_[0]["gp"] < h.cv_[0]["mean"] and min(h.cv_[1].values()) == h.cv_[1]["mean"]
+    assert len(h.warnings) == 1 and "output 1" in h.warnings[0]
+    mean, std = h.predict(x[:4])
+    np.testing.assert_allclose(mean[:, 1], noise.mean())
+    np.testing.assert_allclose(std[:, 1], noise.std(ddof=1))
+    far = h.predict(np.array([[40.0, -40.0]]))[1]
+    assert far[0, 0] > 3 * std[:, 0].mean()  # the GP is less sure far from its data
