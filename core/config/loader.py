@@ -297,7 +297,11 @@ def _check_size(text: str, where: str) -> None:
                     where=where,
                     hint="a config this large is likely an alias bomb; write the values out",
                 )
-    except yaml.MarkedYAMLError:
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc):  # libyaml's own limit
+            raise ConfigError(
+                f"YAML nested deeper than {MAX_DEPTH} levels", where=where, hint="flatten the config"
+            ) from None
         return  # the loader reports syntax errors with their line and column
     except yaml.YAMLError as exc:  # libyaml's own limits, e.g. its maximum nesting depth
         raise ConfigError(f"YAML error: {shorten(str(exc).splitlines()[0])}", where=where) from None

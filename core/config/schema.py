@@ -179,7 +179,11 @@ def schema_problems(
     source = cfg if isinstance(cfg, DictConfig) else _as_config(cfg, key, problems)
     if problems:
         return merged, problems
-    _fill(merged, source, key, problems)
+    from core.config.resolvers import register_resolvers
+
+    register_resolvers()
+    eager = source._get_parent() is not None  # a node of a larger config: its interpolations point outside
+    _fill(merged, source, key, problems, eager)
     _check_values(merged, key, problems)
     return merged, _unique(problems)
 
@@ -201,7 +205,7 @@ def problems_error(problems: Sequence[Problem], where: str) -> ConfigError:
 # -- filling the schema with the config's values -----------------------------------------------------------------
 
 
-def _fill(target: DictConfig, source: DictConfig, path: str, problems: list[Problem]) -> None:
+def _fill(target: DictConfig, source: DictConfig, path: str, problems: list[Problem], eager: bool) -> None:
     schema_class = _object_type(target)
     open_keys = schema_class is None or bool(getattr(schema_class, "open_keys", False))
     known = [str(k) for k in target] if schema_class is not None else []
@@ -215,7 +219,7 @@ def _fill(target: DictConfig, source: DictConfig, path: str, problems: list[Prob
             if difflib.get_close_matches(key, known, n=1, cutoff=_OPEN_TYPO_CUTOFF):
                 problems.append(_unknown(key, key_path, known))  # an open node still refuses a near miss
                 continue
-        raw = _raw(source, key, key_path, problems)
+        raw = _raw(source, key, key_path, problems, eager)
         if raw is _FAILED:
             continue
         child = target._get_node(key) if key in target else None
@@ -230,9 +234,9 @@ def _fill(target: DictConfig, source: DictConfig, path: str, problems: list[Prob
                     continue
             node = target[key]
             assert isinstance(node, DictConfig)
-            _fill(node, raw, key_path, problems)
+            _fill(node, raw, key_path, problems, eager)
             continue
-        value = OmegaConf.to_container(raw, resolve=False) if isinstance(raw, DictConfig | ListConfig) else raw
+        value = OmegaConf.to_container(raw, resolve=eager) if isinstance(raw, DictConfig | ListConfig) else raw
         try:
             if key in target:
                 target[key] = value
@@ -246,11 +250,18 @@ def _fill(target: DictConfig, source: DictConfig, path: str, problems: list[Prob
 _FAILED = object()
 
 
-def _raw(source: DictConfig, key: str, key_path: str, problems: list[Problem]) -> Any:
-    """The value of ``source[key]`` without resolving it: an interpolation stays a string until the check."""
+def _raw(source: DictConfig, key: str, key_path: str, problems: list[Problem], eager: bool) -> Any:
+    """The value of ``source[key]``: an interpolation stays a string until the check, unless ``eager`` (the
+    config is a node of a larger one, whose other keys it may point to): then it is resolved here."""
     node = source._get_node(key)
     if node is None:  # pragma: no cover - keys() only lists present keys
         return _FAILED
+    if eager and node._is_interpolation():
+        try:
+            return source[key]
+        except (OmegaConfBaseException, UserError) as exc:
+            problems.append(Problem(key_path, _message(exc)))
+            return _FAILED
     if isinstance(node, DictConfig | ListConfig):
         if node._is_none():
             return None
@@ -395,6 +406,7 @@ def _unknown(key: str, key_path: str, known: Sequence[str]) -> Problem:
 
 _OC_VALUE = re.compile(r"Value '(?P<value>.*)' of type '\w+' could not be converted to (?P<type>\w+)", re.S)
 _WRONG_TYPE = re.compile(r"Invalid type assigned: \w+ is not a subclass of (?P<expected>[\w\[\], ]+)")
+_NOT_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig, list or tuple")
 _NOT_OPTIONAL = re.compile(r"(field|Non optional field) '?[\w.]*'? (is not Optional|cannot be assigned None)")
 _TYPE_WORDS = {"Integer": "an int", "Float": "a number", "Boolean": "a boolean (true/false)", "String": "a string"}
 
@@ -409,6 +421,8 @@ def _message(exc: BaseException, value: Any = None) -> str:
     if wrong:
         expected = "a mapping" if wrong["expected"].startswith(("Dict", "dict")) else f"a {wrong['expected']} mapping"
         return f"{_short(value)} is not {expected}" if value is not None else f"expected {expected}"
+    if _NOT_LIST.match(text):
+        return f"{_short(value)} is not a list" if value is not None else "expected a list"
     optional = _NOT_OPTIONAL.match(text)
     if optional:
         return "may not be null"
