@@ -1,47 +1,88 @@
-"""The model bridge on SUMO traffic: core.bridge's pipeline, then the traffic figures of its held-out scenarios.
+"""The model bridge on SUMO traffic: core.bridge's pipeline, then fresh-seed scoring of every θ̂ and the cost.
 
 :func:`run_bridge` runs (or resumes) the stages of :func:`core.bridge.pipeline.run` on a bridge config whose
 scenario family is :class:`apps.traffic.family.TrafficFamily` and whose models are the objectives of
-:mod:`apps.traffic.objective`, then :func:`headline` reads the workspace and adds what only traffic knows: per
-held-out scenario, the count RMSE of the bridge's θ̂ (one SUMO run at the prediction), of the refined θ and of
-direct HPO's best θ, of the prior-only baseline (the mean θ̂ of the training scenarios: what the bridge must beat
-to show that h uses ξ̂), and the noise floor (θ* itself, simulated with the calibration seed: what a perfect
-calibration scores); and it plots observed against simulated vehicles per detector at θ̂. The figures go to
-``<workspace>/report/traffic.json`` and ``traffic_counts.png`` beside core.bridge's report.
+:mod:`apps.traffic.objective`, then :func:`headline` scores the held-out scenarios with
+:func:`apps.traffic.scoring.score_workspace` (fresh SUMO seeds, the baselines, 95% bootstrap intervals, SUMO runs
+and wall time offline and per new scenario) and writes ``<workspace>/report/traffic.json`` with two plots beside
+core.bridge's report: ``traffic_loss.png`` (fresh-seed loss per held-out scenario and method, with θ*'s loss —
+the noise floor) and ``traffic_theta.png`` (θ̂ of the bridge and of direct HPO against θ*).
 
 Example:
     >>> from core.config import load_config
-    >>> cfg = load_config("apps/traffic/config/demo.yaml", ["workspace=runs/traffic/mini", "scenarios.n_train=3",
-    ...                   "scenarios.n_test=1", "models.expensive.n_trials=4", "models.cheap.n_trials=8"])
+    >>> cfg = load_config("apps/traffic/config/demo.yaml", ["workspace=runs/traffic/mini"])
     >>> figures = run_bridge(cfg, log=lambda line: None)  # doctest: +SKIP
-    >>> sorted(figures)[:3]  # doctest: +SKIP
-    ['count_rmse_bridge', 'count_rmse_direct', 'count_rmse_noise_floor']
+    >>> figures["loss_bridge"] < figures["loss_centre"]  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import statistics
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 Log = Callable[[str], None]
 
+# (key, plain words) of the figures the final table prints, in order
+TABLE = (
+    ("loss_noise_floor", "loss of θ* itself (the noise floor: a perfect calibration)"),
+    ("loss_bridge", "loss, bridge: θ̂ = h(cheap calibration), 1 SUMO check run"),
+    ("loss_refine", "loss, bridge + refine (the check run + up to k more)"),
+    ("loss_direct", "loss, direct HPO (all its SUMO runs)"),
+    ("loss_best_baseline", "loss, best no-SUMO baseline"),
+    ("bridge_minus_best_baseline_ci", "bridge − best baseline, 95% interval (below 0: bridge better)"),
+    ("refine_over_direct_loss", "bridge + refine loss / direct HPO loss"),
+    ("sumo_runs_per_new_scenario_refine", "SUMO runs per new scenario, bridge + refine"),
+    ("sumo_runs_per_new_scenario_direct", "SUMO runs per new scenario, direct HPO"),
+    ("direct_runs_to_match_refine", "direct-HPO runs to reach bridge + refine's loss"),
+    ("matched_quality_run_ratio", "SUMO runs saved at matched quality (direct runs / bridge + refine runs)"),
+    ("offline_sumo_runs", "offline: SUMO runs of the training calibrations"),
+    ("offline_wall_s", "offline: wall seconds of the training calibrations"),
+    ("break_even_scenarios", "new scenarios before the offline runs pay off"),
+    ("amortised_sumo_runs_per_scenario_100_new_bridge", "SUMO runs per scenario over 100 new ones, bridge"),
+    ("amortised_sumo_runs_per_scenario_100_new_direct", "SUMO runs per scenario over 100 new ones, direct"),
+)
 
-def run_bridge(cfg: Any, force: bool = False, log: Log = print, n_jobs: int = 2) -> dict[str, Any]:
+
+def run_bridge(
+    cfg: Any, force: bool = False, log: Log = print, n_jobs: int | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Every stage of the bridge (finished ones skipped unless ``force``), then :func:`headline`."""
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scenario import check_physics
     from core.bridge.pipeline import run
 
-    workspace = run(cfg, force=force, log=log)
-    return headline(workspace.root, n_jobs=n_jobs, force=force)
+    for role in ("expensive",):
+        params = OmegaConf.select(cfg, f"models.{role}.params")
+        if params is not None:
+            space = OmegaConf.to_container(params, resolve=True)
+            assert isinstance(space, dict)
+            check_physics(space, 1.0, f"models.{role}.params")
+    workspace = run(cfg, force=force, log=log, progress=progress)
+    jobs = n_jobs if n_jobs is not None else int(OmegaConf.select(cfg, "models.expensive.n_max_jobs") or 2)
+    seeds = int(OmegaConf.select(cfg, "score.fresh_seeds") or 3)
+    if seeds < 1:
+        raise ConfigError("score.fresh_seeds must be at least 1", where="score.fresh_seeds")
+    return headline(workspace.root, n_jobs=jobs, n_seeds=seeds, force=force, progress=progress, log=log)
 
 
-def headline(workspace: str | Path, n_jobs: int = 2, force: bool = False) -> dict[str, Any]:
+def headline(
+    workspace: str | Path,
+    n_jobs: int = 2,
+    n_seeds: int = 3,
+    force: bool = False,
+    progress: bool = True,
+    log: Log = print,
+) -> dict[str, Any]:
     """The traffic figures of a finished bridge workspace (cached in ``report/traffic.json``)."""
+    from apps.traffic.scoring import score_workspace
     from core.files import write_atomic
 
     root = Path(workspace)
@@ -49,131 +90,108 @@ def headline(workspace: str | Path, n_jobs: int = 2, force: bool = False) -> dic
     if out.is_file() and not force:
         cached: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         return cached
-    rows = _read_csv(root / "evaluation.csv")
-    pairs = {r["scenario"]: r for r in _read_csv(root / "pairs.csv")}
-    prior = _prior(pairs.values())
-    floors = _simulate_test_scenarios(root, rows, prior, n_jobs)
-    per_scenario = []
-    for row in rows:
-        name = row["scenario"]
-        floor, at_prior, counts = floors[name]
-        entry: dict[str, Any] = {"scenario": name, "count_rmse_noise_floor": floor, "count_rmse_prior": at_prior}
-        for prefix in ("bridge", "refine", "direct"):
-            for attr in ("count_rmse", "speed_rmse", "geh_share"):
-                value = row.get(f"{prefix}.{attr}")
-                if value not in (None, ""):
-                    entry[f"{attr}_{prefix}"] = float(value)
-        cheap_wall = float(pairs[name]["cheap_wall_s"])
-        entry["cheap_wall_s"] = cheap_wall
-        entry["bridge_wall_s"] = float(row["bridge_wall_s"])
-        if row.get("direct_wall_s") not in (None, ""):
-            entry["direct_wall_s"] = float(row["direct_wall_s"])
-            entry["direct_runs"] = int(float(row["direct_expensive_runs"]))
-        entry["counts"] = counts
-        per_scenario.append(entry)
-    figures = summarize(per_scenario)
+    with _Bar(progress, "scoring held-out scenarios on fresh SUMO seeds") as bar:
+        figures = score_workspace(root, n_seeds=n_seeds, n_jobs=n_jobs, progress=bar)
+    figures["loss_noise_floor"] = figures["loss_theta_star"]
+    figures["loss_best_baseline"] = figures[f"loss_{figures['best_baseline']}"]
     figures["report"] = str(root / "report" / "report.md")
-    _plot_counts(root / "report" / "traffic_counts.png", per_scenario)
-    figures["per_scenario"] = [{k: v for k, v in e.items() if k != "counts"} for e in per_scenario]
-    write_atomic(out, json.dumps(figures, indent=2) + "\n")
+    scores = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "report" / "scores").glob("*.json"))]
+    _plot_losses(root / "report" / "traffic_loss.png", scores)
+    _plot_theta(root / "report" / "traffic_theta.png", scores)
+    write_atomic(out, json.dumps(figures, indent=2, default=str) + "\n")
+    log(f"scores: {out}")
     return figures
 
 
-def summarize(per_scenario: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Medians over held-out scenarios; ratios are taken per scenario, then their median.
-
-    ``speedup_wall`` is direct HPO's wall time over the bridge's search (the cheap calibration and h; what the
-    model bridge replaces a direct calibration with); ``speedup_wall_with_check`` also charges the bridge the
-    one expensive run at its prediction.
-    """
-
-    def median(key: str) -> float:
-        values = [float(e[key]) for e in per_scenario if key in e]
-        return statistics.median(values) if values else math.nan
-
-    def median_ratio(top: str, bottom: str) -> float:
-        values = [float(e[top]) / float(e[bottom]) for e in per_scenario if top in e and bottom in e and e[bottom]]
-        return statistics.median(values) if values else math.nan
-
-    return {
-        "n_test_scenarios": len(per_scenario),
-        "count_rmse_bridge": median("count_rmse_bridge"),
-        "count_rmse_refine": median("count_rmse_refine"),
-        "count_rmse_direct": median("count_rmse_direct"),
-        "count_rmse_noise_floor": median("count_rmse_noise_floor"),
-        "rmse_ratio_bridge_vs_direct": median_ratio("count_rmse_bridge", "count_rmse_direct"),
-        "rmse_ratio_refine_vs_direct": median_ratio("count_rmse_refine", "count_rmse_direct"),
-        "count_rmse_prior": median("count_rmse_prior"),
-        "rmse_ratio_prior_vs_direct": median_ratio("count_rmse_prior", "count_rmse_direct"),
-        "rmse_ratio_bridge_vs_noise_floor": median_ratio("count_rmse_bridge", "count_rmse_noise_floor"),
-        "rmse_ratio_direct_vs_noise_floor": median_ratio("count_rmse_direct", "count_rmse_noise_floor"),
-        "speedup_wall": median_ratio("direct_wall_s", "cheap_wall_s"),
-        "speedup_wall_with_check": median_ratio("direct_wall_s", "bridge_wall_s"),
-        "direct_runs": median("direct_runs"),
-        "direct_wall_s": median("direct_wall_s"),
-        "cheap_wall_s": median("cheap_wall_s"),
-    }
+def table_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(plain words, value) for the final table."""
+    rows = []
+    for key, words in TABLE:
+        if key == "bridge_minus_best_baseline_ci":
+            low, high = figures["bridge_minus_best_baseline_ci_low"], figures["bridge_minus_best_baseline_ci_high"]
+            value = f"[{low:+.4f}, {high:+.4f}]"
+            words += f" ({figures['best_baseline']})"
+        elif key == "matched_quality_run_ratio" and not figures.get("matched_quality_reached", True):
+            value = f"≥ {figures[key]:.3g} (direct never reached it)"
+        else:
+            number = figures.get(key)
+            value = f"{number:.4g}" if isinstance(number, float) else str(number)
+        rows.append((words, value))
+    return rows
 
 
-def _prior(pairs: Any) -> dict[str, float]:
-    """The prior-only baseline: the mean of the training scenarios' θ̂, whatever the cheap model says."""
-    train = [r for r in pairs if r["split"] == "train"]
-    names = [c for c in train[0] if c.startswith("theta.")] if train else []
-    return {n.removeprefix("theta."): statistics.fmean(float(r[n]) for r in train) for n in names}
+class _Bar:
+    """A rich bar whose total is set by the caller (``bar(total)`` returns the advance function)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled, self.label = enabled, label
+        self.progress: Any = None
+
+    def __enter__(self) -> Callable[[int], Callable[[], None]]:
+        def start(total: int) -> Callable[[], None]:
+            if not self.enabled or total == 0:
+                return lambda: None
+            from rich.progress import Progress
+
+            self.progress = Progress(transient=True)
+            self.progress.start()
+            task = self.progress.add_task(self.label, total=total)
+            return lambda: self.progress.advance(task)
+
+        return start
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
-def _simulate_test_scenarios(
-    root: Path, rows: Sequence[Mapping[str, str]], prior: Mapping[str, float], n_jobs: int
-) -> dict[str, tuple[float, float, dict[str, list[float]]]]:
-    """Per test scenario: the count RMSE of the noise floor and of the prior-only baseline, and vehicles per
-    detector observed and at θ̂."""
-    from apps.traffic.objective import discrepancy, unpack_scenario
-    from apps.traffic.simulator import simulate
-    from core.bridge.scenario import Scenario
+def _plot_losses(path: Path, scores: Sequence[Mapping[str, Any]]) -> None:
+    import matplotlib
 
-    def one(row: Mapping[str, str]) -> tuple[str, tuple[float, float, dict[str, list[float]]]]:
-        scenario = Scenario.load(root / "scenarios" / f"{row['scenario']}.json")
-        spec, built, observed = unpack_scenario(scenario)
-        floor = discrepancy(observed, simulate(built, spec, spec.theta_star, spec.calibration_seed, backend="traci"))
-        predicted = {k.removeprefix("pred."): float(v) for k, v in row.items() if k.startswith("pred.")}
-        at_prediction = simulate(built, spec, predicted, spec.calibration_seed, backend="traci")
-        counts = {
-            "observed": observed.counts.sum(axis=1).tolist(),
-            "bridge": at_prediction.counts.sum(axis=1).tolist(),
-        }
-        baseline = discrepancy(observed, simulate(built, spec, prior, spec.calibration_seed, backend="traci"))
-        return row["scenario"], (floor.count_rmse, baseline.count_rmse, counts)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
 
-    with ThreadPoolExecutor(max(1, n_jobs)) as pool:  # SUMO child processes (traci): libsumo would hold the GIL
-        return dict(pool.map(one, rows))
+    from apps.traffic.scoring import METHODS
+    from core.files import atomic_path
+
+    methods = [m for m in METHODS if m != "theta_star"]
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.45 * len(scores) + 2), 4))
+    positions = np.arange(len(scores))
+    floor = [s["methods"]["theta_star"]["loss"] for s in scores]
+    for k, method in enumerate(methods):
+        values = [s["methods"][method]["loss"] for s in scores]
+        axis.scatter(positions + (k - len(methods) / 2) * 0.08, values, s=10, label=method)
+    axis.plot(positions, floor, "k_", markersize=14, label="θ* (noise floor)")
+    axis.set_xticks(positions, [s["scenario"] for s in scores], rotation=60, ha="right", fontsize=6)
+    axis.set_ylabel("loss on fresh SUMO seeds (lower is better)")
+    axis.legend(fontsize=6, ncol=2)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
 
 
-def _plot_counts(path: Path, per_scenario: Sequence[Mapping[str, Any]]) -> None:
+def _plot_theta(path: Path, scores: Sequence[Mapping[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(5, 5))
-    top = 1.0
-    for entry in per_scenario:
-        observed, simulated = entry["counts"]["observed"], entry["counts"]["bridge"]
-        axis.scatter(observed, simulated, s=14, label=entry["scenario"])
-        top = max(top, *observed, *simulated)
-    axis.plot([0, top * 1.05], [0, top * 1.05], color="gray", linestyle="--")
-    axis.set_xlabel("observed vehicles per detector")
-    axis.set_ylabel("simulated at the bridge's θ̂")
-    axis.set_title("held-out scenarios: one SUMO run at θ̂ = h(ξ̂)")
-    axis.legend(fontsize=7)
+    from core.files import atomic_path
+
+    names = list(scores[0]["theta"]["theta_star"])
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=True):
+        star = [s["theta"]["theta_star"][name] for s in scores]
+        for method, marker in (("bridge", "o"), ("refine", "s"), ("direct", "x")):
+            axis.scatter(star, [s["theta"][method][name] for s in scores], marker=marker, s=14, label=method)
+        low, high = min(star), max(star)
+        axis.plot([low, high], [low, high], "k--", linewidth=1, label="θ̂ = θ*")
+        axis.set_xlabel(f"{name}: θ* (hidden truth)")
+        axis.set_ylabel(f"{name}: calibrated")
+        axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    from core.errors import UserError
-
-    if not path.is_file():
-        raise UserError("missing bridge workspace file", where=str(path), hint="run the bridge's stages first")
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))

@@ -1,7 +1,8 @@
 """A family of traffic scenarios for the model bridge: train and test scenarios that differ in more than a seed.
 
 Each scenario draws its own origin–destination routes, detector edges, demand level, peak time and peak height,
-and its own hidden θ*, from the ranges given (a two-element list is a uniform range, a single value is fixed).
+its own hidden θ* and, for random networks, its own network, from the ranges given (a two-element list is a
+uniform range, a single value is fixed).
 :meth:`TrafficFamily.scenarios` builds every scenario, simulates its observations Y at θ* (microscopic SUMO
 with the scenario's observation seed) and returns :class:`core.bridge.scenario.Scenario` objects whose
 ``context`` carries everything an objective needs in another process: ``traffic`` (the scenario), ``observed``
@@ -31,7 +32,7 @@ from apps.traffic.scenario import THETA, TrafficScenario, build, check_theta
 from apps.traffic.simulator import DetectorSeries, simulate
 from core.errors import ConfigError
 
-DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.25], "speed_factor": [0.85, 1.15], "tau": [0.6, 1.8]}
+DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.2], "speed_factor": [0.85, 1.15], "tau": [1.05, 1.9]}
 
 
 class TrafficFamily:
@@ -87,6 +88,8 @@ class TrafficFamily:
             demand.setdefault("seed", member_seed)
             detectors = {"seed": member_seed, **self.detectors}
             network = {k: _draw(v, rng, f"scenarios.network.{k}") for k, v in self.network.items()}
+            if network.get("kind", "grid") in ("random", "spider"):
+                network.setdefault("seed", member_seed)  # a network of its own per scenario
             for key in ("size", "lanes", "rings", "n_routes", "count", "seed"):
                 for node in (network, demand, detectors):
                     if key in node and isinstance(node[key], float):

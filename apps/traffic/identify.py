@@ -14,9 +14,9 @@ Example:
     >>> spec = TrafficScenario(network=NetworkSpec(size=3), demand=DemandSpec(duration=600),
     ...                        detectors=DetectorSpec(count=4, interval=150))
     >>> table = landscape(spec, {"demand_scale": [0.6, 1.4]}, workdir=tempfile.mkdtemp(), seeds=(11, 12),
-    ...                   steps=(0.5,), n_jobs=1)
+    ...                   steps=(-0.5,), n_jobs=1)
     >>> table.rows[0].parameter, table.rows[0].step, table.rows[0].z > 0
-    ('demand_scale', 0.5, True)
+    ('demand_scale', -0.5, True)
 """
 
 from __future__ import annotations
@@ -128,7 +128,9 @@ def landscape(
     noise = table.noise
     for (name, step, theta), row in zip(points[1:], losses[1:], strict=True):
         increase = float(np.mean(row - losses[0]))  # paired by seed
-        table.rows.append(Row(name, step, theta[name], float(np.mean(row)), increase / noise if noise > 0 else math.inf))
+        table.rows.append(
+            Row(name, step, theta[name], float(np.mean(row)), increase / noise if noise > 0 else math.inf)
+        )
     return table
 
 
