@@ -14,7 +14,7 @@ Example:
     >>> trial = study.ask()
     >>> executor = ThreadExecutor(lambda t: 0.5, n_objectives=1, timeout=None, wakeup=Wakeup())
     >>> flight = Flight(trial, Path("."), time.monotonic())
-    >>> executor.launch(flight, {})
+    >>> executor.launch(flight, {}, owner="me")
     >>> executor.wait(10.0)
     >>> [(f.number, outcome) for f, outcome in executor.poll([flight])]
     [(0, TrialResult(values=[0.5], user_attrs={}))]
@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.hpo.liveness import RUNNER_KEY
 from core.hpo.outcomes import Failure, Flight, Outcome
 from core.hpo.results import ResultError, parse_result_text
 from core.hpo.wakeup import Wakeup
@@ -43,8 +44,9 @@ Ended = list[tuple[Flight, Outcome]]
 class TrialExecutor(Protocol):
     """What runs the trials of one runner."""
 
-    def launch(self, flight: Flight, values: dict[str, Any]) -> None:
-        """Start ``flight`` with its suggested ``values``. Raises ``UserError`` if it cannot start at all."""
+    def launch(self, flight: Flight, values: dict[str, Any], owner: str) -> None:
+        """Start ``flight`` with its suggested ``values``, and tag the trial as runner ``owner``'s in the storage.
+        Raises ``UserError`` if it cannot start at all."""
 
     def poll(self, flights: Sequence[Flight]) -> Ended:
         """The flights that ended since the last call, with their outcomes; stops pruned and timed-out ones."""
@@ -87,7 +89,8 @@ class ThreadExecutor:
         self.wakeup = wakeup
         self._running: list[Flight] = []
 
-    def launch(self, flight: Flight, values: dict[str, Any]) -> None:
+    def launch(self, flight: Flight, values: dict[str, Any], owner: str) -> None:
+        flight.trial.storage.set_trial_system_attr(flight.trial._trial_id, RUNNER_KEY, owner)
         box: list[Outcome] = []
         flight.task = box
         flight.running = True

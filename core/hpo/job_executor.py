@@ -20,7 +20,7 @@ Example:
     >>> study = optuna.create_study()
     >>> flight = Flight(study.ask(), run_dir / "trials" / "000000", time.monotonic())
     >>> flight.trial_dir.mkdir(parents=True)
-    >>> executor.launch(flight, {"x": 0.5})
+    >>> executor.launch(flight, {"x": 0.5}, owner="me")
     >>> ended = []
     >>> while not ended:
     ...     executor.wait(5.0)
@@ -83,7 +83,7 @@ class JobExecutor:
         self._reports_expected = len(settings.directions) == 1 and any("{report_file}" in a for a in command)
 
     # ------------------------------------------------------------------ launching
-    def launch(self, flight: Flight, values: dict[str, Any]) -> None:
+    def launch(self, flight: Flight, values: dict[str, Any], owner: str) -> None:
         from core.jobs import JobSpec
 
         assert self.settings.command is not None
@@ -122,8 +122,9 @@ class JobExecutor:
             "log_path": str(handle.log_paths[0]),
             "state_dir": str(handle.state_dir),
             "trial_dir": str(trial_dir),
+            "runner": owner,  # the trial's owner tag, in the same write (each journal write costs an fsync)
         }
-        flight.trial.storage.set_trial_system_attr(flight.trial._trial_id, JOB_KEY, job)  # one write: one fsync
+        flight.trial.storage.set_trial_system_attr(flight.trial._trial_id, JOB_KEY, job)
 
     def _follow(self, flight: Flight, handle: JobHandle, trial_dir: Path) -> None:
         flight.task = handle

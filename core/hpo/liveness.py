@@ -3,7 +3,8 @@
 Optuna's own heartbeat works only inside ``study.optimize``; an ask/tell runner has to judge staleness itself.
 Each runner records itself in the study's system attrs under ``kakehashi:runner:<id>`` (host, pid, the pid's
 start time, a heartbeat timestamp) and refreshes the heartbeat every ``heartbeat_interval`` seconds; each trial it
-asks carries ``kakehashi:runner = <id>``. A runner is dead when
+asks carries ``kakehashi:runner = <id>`` (a command trial carries it in its job record, written
+once). A runner is dead when
 
 * it said it exited, or
 * it ran on this host and its pid is gone, or now belongs to another process (start time differs), or
@@ -80,6 +81,17 @@ class RunnerRecord:
             if not pid_alive(self.pid, self.pid_start):
                 return True
         return now - self.heartbeat > grace
+
+
+def owner_of(system_attrs: dict[str, Any]) -> str | None:
+    """The runner that owns a trial: its tag, or (a command trial, tagged in the same write as its job) the
+    runner named in its job record. None: not yet tagged (just asked)."""
+    from core.hpo.report import JOB_KEY
+
+    owner = system_attrs.get(RUNNER_KEY)
+    if owner is None and isinstance(job := system_attrs.get(JOB_KEY), dict):
+        owner = job.get("runner")
+    return owner if isinstance(owner, str) else None
 
 
 def runner_records(study_system_attrs: dict[str, Any]) -> dict[str, RunnerRecord]:

@@ -26,10 +26,11 @@ from pathlib import Path
 SIGTERM, SIGKILL = "SIGTERM", "SIGKILL"
 
 
-def group_members(pgid: int) -> list[int]:
-    """Pids of the live (not zombie) processes in process group ``pgid``."""
-    members = []
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+def live_groups() -> dict[int, list[int]]:
+    """Live (not zombie) processes by process group, from one pass over ``/proc``."""
+    groups: dict[int, list[int]] = {}
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
         if not entry.name.isdigit():
             continue
         try:
@@ -37,9 +38,14 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
+        if len(fields) > 2 and fields[0] not in ("Z", "X"):
+            groups.setdefault(int(fields[2]), []).append(int(entry.name))
+    return groups
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes in process group ``pgid``."""
+    return live_groups().get(pgid, [])
 
 
 def signal_group(pgid: int, signum: int) -> None:
@@ -50,7 +56,8 @@ def signal_group(pgid: int, signum: int) -> None:
 def end_groups(pgids: Iterable[int], grace: float) -> dict[int, str]:
     """SIGTERM every group of ``pgids`` that has live members, wait up to ``grace`` seconds for them to go, then
     SIGKILL what is left. Returns, for each group that was alive, the signal that ended it."""
-    alive = [pgid for pgid in dict.fromkeys(pgids) if group_members(pgid)]
+    groups = live_groups()
+    alive = [pgid for pgid in dict.fromkeys(pgids) if pgid in groups]
     for pgid in alive:
         signal_group(pgid, signal.SIGTERM)
     how = dict.fromkeys(alive, SIGTERM)
@@ -60,7 +67,8 @@ def end_groups(pgids: Iterable[int], grace: float) -> dict[int, str]:
     while remaining and time.monotonic() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.1)
-        remaining = [pgid for pgid in remaining if group_members(pgid)]
+        groups = live_groups()
+        remaining = [pgid for pgid in remaining if pgid in groups]
     for pgid in remaining:
         signal_group(pgid, signal.SIGKILL)
         how[pgid] = SIGKILL

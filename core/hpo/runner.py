@@ -35,7 +35,7 @@ from omegaconf import DictConfig
 from core.errors import ConfigError, UserError
 from core.hpo.command import unknown_placeholders
 from core.hpo.executor import ThreadExecutor, TrialExecutor
-from core.hpo.liveness import RUNNER_KEY, RUNNER_PREFIX, RunnerRecord, runner_records
+from core.hpo.liveness import RUNNER_PREFIX, RunnerRecord, owner_of, runner_records
 from core.hpo.outcomes import SUPERSEDED_KEY, Failure, Flight, Outcome, budget, quiet_optuna_warnings, record
 from core.hpo.params import suggest
 from core.hpo.progress import Counts, progress_line, summary
@@ -183,9 +183,7 @@ class StudyRunner:
             n_ask = min(self.settings.n_max_jobs - len(self.inflight), self.settings.n_trials - self._budget_state[0])
             for _ in range(max(0, n_ask) if not self.sampler_stopped else 0):
                 with quiet_optuna_warnings():
-                    trial = self.study.ask()
-                self.storage.set_trial_system_attr(trial._trial_id, RUNNER_KEY, self.me.runner_id)
-                asked.append(trial)
+                    asked.append(self.study.ask())  # tagged as this runner's when it is launched (one write)
         for trial in asked:
             self._launch(trial)
 
@@ -199,7 +197,7 @@ class StudyRunner:
             return
         flight.trial_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.executor.launch(flight, values)
+            self.executor.launch(flight, values, self.me.runner_id)
         except UserError as exc:  # the study cannot run at all (command not found, bad job spec): stop here
             self._record([(flight, Failure(f"could not start: {exc.line()}", lost=True))])
             raise
@@ -230,8 +228,8 @@ class StudyRunner:
         from optuna.trial import TrialState
 
         frozen = self.storage.get_trial(trial._trial_id)
-        owner = frozen.system_attrs.get(RUNNER_KEY)
-        if frozen.state is not TrialState.RUNNING or owner != self.me.runner_id:
+        owner = owner_of(frozen.system_attrs)  # None: asked here, not launched; a take-over would have tagged it
+        if frozen.state is not TrialState.RUNNING or owner not in (None, self.me.runner_id):
             where = f" (see {flight.trial_dir})" if flight is not None else ""
             log.warning(
                 "trial %d was taken over by runner %s while it ran here; this runner's outcome is not recorded%s",

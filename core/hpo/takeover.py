@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core.hpo.executor import TrialExecutor
-from core.hpo.liveness import RUNNER_KEY, RunnerRecord, runner_records
+from core.hpo.liveness import RUNNER_KEY, RunnerRecord, owner_of, runner_records
 from core.hpo.outcomes import Failure, Flight
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def take_over(
     adopted: list[Flight] = []
     lost: list[tuple[optuna.Trial, Failure]] = []
     for frozen in trials:
-        owner = frozen.system_attrs.get(RUNNER_KEY)
+        owner = owner_of(frozen.system_attrs)
         if owner == me.runner_id:
             continue
         record = records.get(owner) if isinstance(owner, str) else None
