@@ -1,0 +1,213 @@
+"""Benchmark of apps/avsl: localization figures after a CPU-time training budget, the annotation loop, speed.
+
+Stages, each kept in a workspace and skipped when its output exists (rerun the script to resume):
+
+1. ``data``: ``kakehashi avsl make-data apps/avsl/config/data.yaml`` (train 2,000, val 200, test 300, hand 24,
+   unlabelled 2,000 scenes at 128×256);
+2. ``main``: ``kakehashi avsl train`` on the training split, at most ``--main-minutes`` of CPU time (one thread);
+3. ``eval``: the held-out test split: cIoU success and AUC, beside the centre prior and the same model with
+   shuffled audio; silent false-positive area; two-source ARI; class accuracy; 95% bootstrap intervals;
+4. ``teacher``: the same config trained on the 24 hand-labelled scenes only (``--small-minutes`` of CPU);
+5. ``annotate``: ``kakehashi avsl annotate``'s round: the teacher labels the unlabelled split as an array of
+   2 local jobs, the scripted reviewer checks a sample, the accepted labels are kept;
+6. ``student``: hand + accepted pseudo labels, the same CPU budget as the teacher; both scored on the test split
+   (``ciou_success_hand_only`` is the teacher's);
+7. ``speed``: inference frames per second at 128×256 on one thread (CPU time of this process, and wall time);
+8. ``node``: ``kakehashi avsl node`` on loopback: frame published → map received, ``--node-frames`` times.
+
+    python tools/bench/avsl.py [--workspace runs/avsl-bench] [--main-minutes 15] [--small-minutes 3]
+    python tools/bench/avsl.py --full      # the full size: 4× the data, 15 + 15 + 15 CPU minutes
+
+Writes tools/bench/results/avsl.json (a flat object of figures, the peer versions and the core count).
+The CPU budgets are CPU time of the training process (``apps.avsl.callbacks.CPUBudget``), not wall time: on the
+shared development machine the wall clock counts other people's jobs too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+RESULTS = Path(__file__).with_name("results") / "avsl.json"
+CONFIG = ROOT / "apps" / "avsl" / "config"
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+
+
+def _kakehashi(*args: str) -> None:
+    command = [sys.executable, "-m", "core.cli", *args]
+    print("$ kakehashi " + " ".join(args), flush=True)
+    subprocess.run(command, check=True, env=_env(), cwd=ROOT)
+
+
+def _train(ws: Path, name: str, minutes: float, extra: list[str], config: str = "train.yaml") -> Path:
+    run = ws / name
+    if (run / "metric.json").is_file():
+        return run
+    _kakehashi("avsl", "train", str(CONFIG / config), f"data_dir={ws / 'data'}", f"callbacks.budget.minutes={minutes}",
+               "trainer.enable_progress_bar=false", *extra, "--run-dir", str(run))  # fmt: skip
+    return run
+
+
+def _budget_spent(run: Path) -> float:
+    """CPU minutes the run's training took (CPUBudget's state in the last checkpoint)."""
+    import torch
+
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    spent = [v["spent"] for k, v in state.get("callbacks", {}).items() if "CPUBudget" in k]
+    return float(spent[0]) / 60.0 if spent else float("nan")
+
+
+def _evaluate(run: Path, scenes: Path, cache: Path) -> dict[str, Any]:
+    from apps.avsl.evaluate import evaluate_run
+
+    if cache.is_file():
+        result: dict[str, Any] = json.loads(cache.read_text())
+        return result
+    result = evaluate_run(run, scenes, overlays=run / "overlays", n_overlays=8)
+    cache.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def _speed(run: Path, scenes: Path, n: int) -> dict[str, float]:
+    import torch
+
+    from apps.avsl.data import AVSLDataset
+    from apps.avsl.inference import Localizer
+
+    torch.set_num_threads(1)
+    localizer = Localizer.from_run(run)
+    dataset = AVSLDataset(scenes, limit=n)
+    samples = [(dataset[i]["image"].permute(1, 2, 0).numpy().copy(), dataset[i]["audio"].numpy()) for i in range(n)]
+    for frame, audio in samples[:5]:
+        localizer(frame, audio)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for frame, audio in samples:
+        localizer(frame, audio)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"fps_one_thread": n / cpu, "fps_one_thread_wall": n / wall}
+
+
+def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, float]:
+    from std_msgs.msg import Float32MultiArray, UInt8MultiArray
+
+    from apps.avsl.data import AVSLDataset
+    from core.ros.harness import Loopback, start_node, stop_node
+    from core.ros.messages import audio_to_message, image_to_message
+
+    dataset = AVSLDataset(scenes, limit=n)
+    latencies: list[float] = []
+    with Loopback() as ros:
+        env = {**ros.env, **{k: v for k, v in _env().items() if k in ("PYTHONPATH", "OMP_NUM_THREADS")}}
+        node = start_node([sys.executable, "-m", "core.cli", "avsl", "node", str(run)], env)
+        try:
+            maps = ros.collect_timed("/avsl/map", Float32MultiArray)
+            images = ros.publisher("/avsl/image", UInt8MultiArray)
+            sounds = ros.publisher("/avsl/audio", Float32MultiArray)
+            if not (ros.wait_for_subscribers(images, timeout=120) and ros.wait_for_subscribers(sounds, timeout=60)):
+                raise RuntimeError("the node did not subscribe")
+            for i in range(n):
+                sample = dataset[i]
+                sounds.publish(audio_to_message(sample["audio"].numpy(), 16000))
+                time.sleep(0.05)  # the audio arrives first, as from a microphone stream
+                message = image_to_message(sample["image"].permute(1, 2, 0).numpy().copy())
+                before = len(maps)
+                sent = time.perf_counter()
+                images.publish(message)
+                if not ros.wait_for(lambda before=before: len(maps) > before, timeout=30):
+                    raise RuntimeError(f"no map for frame {i}")
+                latencies.append(1000.0 * (maps[before][0] - sent))
+        finally:
+            code, output = stop_node(node)
+    if code != 0:
+        raise RuntimeError(output[-2000:])
+    values = np.array(latencies[3:])  # the first frames warm the model up
+    return {"node_latency_ms_p50": float(np.percentile(values, 50)), "node_latency_ms_p95": float(np.percentile(values, 95))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "avsl-bench")
+    parser.add_argument("--main-minutes", type=float, default=15.0)
+    parser.add_argument("--small-minutes", type=float, default=3.0)
+    parser.add_argument("--full", action="store_true", help="4× the data; 15 CPU minutes for every model")
+    parser.add_argument("--node-frames", type=int, default=40)
+    parser.add_argument("--speed-frames", type=int, default=100)
+    args = parser.parse_args()
+    ws: Path = args.workspace
+    data_overrides = [f"out_dir={ws / 'data'}"]
+    if args.full:
+        data_overrides += ["splits.train.n=8000", "splits.test.n=1000", "splits.hand.n=100", "splits.unlabelled.n=8000"]
+        args.small_minutes = 15.0
+    started = time.perf_counter()
+    _kakehashi("avsl", "make-data", str(CONFIG / "data.yaml"), *data_overrides)
+    n_hand = int(json.loads((ws / "data" / "hand.h5.scene.json").read_text())["n"])
+    test = ws / "data" / "test.h5"
+
+    main_run = _train(ws, "main", args.main_minutes, [])
+    main = _evaluate(main_run, test, ws / "eval-main.json")
+    figures: dict[str, Any] = dict(main["figures"])
+    figures["train_cpu_minutes"] = _budget_spent(main_run)
+
+    small = ["trainer.check_val_every_n_epoch=25"]  # 24 scenes: 2 batches an epoch, validate every 50
+    teacher = _train(ws, "teacher", args.small_minutes, [f"datamodule.train={ws / 'data' / 'hand.h5'}", *small])
+    hand_only = _evaluate(teacher, test, ws / "eval-teacher.json")
+    annotate_dir = ws / "annotate"
+    if not (annotate_dir / "report.json").is_file():
+        _kakehashi("avsl", "annotate", str(CONFIG / "annotate.yaml"), f"teacher={teacher}",
+                   f"scenes={ws / 'data' / 'unlabelled.h5'}", f"out_dir={annotate_dir}", f"n_hand_frames={n_hand}")  # fmt: skip
+    report = json.loads((annotate_dir / "report.json").read_text())
+    student = _train(ws, "student", args.small_minutes, [f"annotate_dir={annotate_dir}"], config="student.yaml")
+    with_pseudo = _evaluate(student, test, ws / "eval-student.json")
+    for key in ("pseudo_label_precision", "pseudo_label_recall", "label_multiplier", "n_accepted", "threshold",
+                "teacher_label_accuracy"):  # fmt: skip
+        figures[key] = report[key]
+    figures["ciou_success_hand_only"] = hand_only["figures"]["ciou_success"]
+    figures["ciou_success_hand_plus_pseudo"] = with_pseudo["figures"]["ciou_success"]
+    paired = [
+        float(a >= 0.5) - float(b >= 0.5)
+        for a, b, n in zip(with_pseudo["per_scene"]["ciou"], hand_only["per_scene"]["ciou"],
+                           with_pseudo["per_scene"]["n_sounding"], strict=True)  # fmt: skip
+        if n > 0
+    ]
+    from apps.avsl.metrics import bootstrap_interval
+
+    figures["pseudo_gain_ci95_low"], figures["pseudo_gain_ci95_high"] = bootstrap_interval(paired)
+    figures["teacher_cpu_minutes"] = _budget_spent(teacher)
+    figures["student_cpu_minutes"] = _budget_spent(student)
+
+    figures.update(_speed(main_run, test, args.speed_frames))
+    figures.update(_node_latency(main_run, test, args.node_frames))
+    figures["bench_wall_minutes_this_invocation"] = (time.perf_counter() - started) / 60.0
+    figures["load_average_1min_at_end"] = os.getloadavg()[0]
+    figures["cpu_count"] = os.cpu_count()
+    for package in ("torch", "lightning", "pyroomacoustics", "py360convert", "av", "h5py", "rclpy"):
+        try:
+            figures[f"version_{package}"] = version(package if package != "rclpy" else "ros-rclpy")
+        except Exception:
+            figures[f"version_{package}"] = None
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
