@@ -94,7 +94,10 @@ class FileLock(BudgetLock):
     def acquire(self) -> None:
         import fcntl
 
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # one descriptor for the lock's lifetime: an interruption between taking and recording the lock cannot
+        # leave a second descriptor of this process waiting on the first one's lock (flock is per open file)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -102,6 +105,9 @@ class FileLock(BudgetLock):
 
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
