@@ -134,8 +134,7 @@ class _CopyGroup:
 
 def merge_shards(shards: list[Path], out: Path) -> Path:
     """Merge shard files (one group per scene) into one file with core.data's ``HDF5Writer``."""
-    from core.data import RawHDF5Dataset
-    from core.data import HDF5Writer
+    from core.data import HDF5Writer, RawHDF5Dataset
 
     items = [(str(path), name) for path in shards for name in RawHDF5Dataset(path).group_names]
     return HDF5Writer(out, chunk_size=512, compression="gzip", overwrite=True).write(items, make_sample=_CopyGroup())
@@ -212,7 +211,7 @@ def annotate_round(
     while True:
         candidates = [r for r in records if r["confidence"] >= threshold and reviewed.get(r["name"], True)]
         unreviewed = [r for r in candidates if r["name"] not in reviewed]
-        n_sample = min(len(unreviewed), max(min_review, int(round(review_fraction * len(candidates)))))
+        n_sample = min(len(unreviewed), max(min_review, round(review_fraction * len(candidates))))
         sample = [unreviewed[int(j)] for j in rng.choice(len(unreviewed), n_sample, replace=False)] if n_sample else []
         for r in sample:  # the scripted reviewer: looks at the overlay, answers from the hidden ground truth
             reviewed[r["name"]] = bool(r["correct"])

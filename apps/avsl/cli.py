@@ -177,9 +177,14 @@ def _eval(args: argparse.Namespace) -> int:
     console = Console()
     with console.status("evaluating") as status:
         result = evaluate_run(
-            run, str(scenes), ckpt, limit=args.limit, overlays=run / "overlays", n_overlays=args.overlays,
+            run,
+            str(scenes),
+            ckpt,
+            limit=args.limit,
+            overlays=run / "overlays",
+            n_overlays=args.overlays,
             progress=lambda what: status.update(f"evaluating: {what}"),
-        )  # fmt: skip
+        )
     figures = result["figures"]
     out = run / "results" / f"avsl-eval-{Path(str(ckpt)).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -238,13 +243,20 @@ def _annotate(args: argparse.Namespace) -> int:
     console = Console()
     with console.status("labelling (array job), merging, reviewing"):
         result = annotate_round(
-            cfg.teacher, cfg.scenes, cfg.out_dir, int(n_hand),
-            n_shards=int(cfg.get("n_shards", 2)), backend=str(cfg.get("backend", "local")),
-            backend_config=cfg.get("backend_config"), threshold=float(cfg.get("threshold", 0.5)),
+            cfg.teacher,
+            cfg.scenes,
+            cfg.out_dir,
+            int(n_hand),
+            n_shards=int(cfg.get("n_shards", 2)),
+            backend=str(cfg.get("backend", "local")),
+            backend_config=cfg.get("backend_config"),
+            threshold=float(cfg.get("threshold", 0.5)),
             threshold_step=float(cfg.get("threshold_step", 0.1)),
-            review_fraction=float(cfg.get("review_fraction", 0.05)), min_review=int(cfg.get("min_review", 10)),
-            max_reject=float(cfg.get("max_reject", 0.1)), seed=int(cfg.get("seed", 0)),
-        )  # fmt: skip
+            review_fraction=float(cfg.get("review_fraction", 0.05)),
+            min_review=int(cfg.get("min_review", 10)),
+            max_reject=float(cfg.get("max_reject", 0.1)),
+            seed=int(cfg.get("seed", 0)),
+        )
     for key, value in result.report.items():
         console.print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     return 0

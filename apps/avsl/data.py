@@ -41,7 +41,9 @@ def read_scene_config(path: str | Path) -> dict[str, Any]:
         raise UserError("scene file not found", where=str(path), hint="write it with `kakehashi avsl make-data CFG`")
     if not meta.is_file():
         raise UserError(
-            "not a scene file: no .scene.json next to it", where=str(path), hint="write it with `kakehashi avsl make-data`"
+            "not a scene file: no .scene.json next to it",
+            where=str(path),
+            hint="write it with `kakehashi avsl make-data`",
         )
     data: dict[str, Any] = json.loads(meta.read_text())["scene"]
     return data
@@ -70,7 +72,9 @@ class SceneArrays:
         try:
             self.names = list(self.store.group_names)
         except OSError as exc:
-            raise UserError(f"not a scene file: {exc}", where=str(path), hint="write it with `kakehashi avsl make-data`")
+            raise UserError(
+                f"not a scene file: {exc}", where=str(path), hint="write it with `kakehashi avsl make-data`"
+            ) from None
         self._pseudo_index = {n: i for i, n in enumerate(self.pseudo.group_names)} if self.pseudo else {}
 
     def __len__(self) -> int:
@@ -135,8 +139,8 @@ class AVSLDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
             self.sources.append(CachedDataset(arrays, max_bytes=cache_bytes) if cache_bytes else arrays)
             self.items += [(k, i, t) for i in range(n_scenes) for t in range(n_frames)]
         config = SceneArrays(path_list[0]).config
-        self.window = int(round(config["window"] * config["sample_rate"]))
-        self.hop = int(round(config["sample_rate"] / config["fps"]))
+        self.window = round(config["window"] * config["sample_rate"])
+        self.hop = round(config["sample_rate"] / config["fps"])
         self.audio_of = list(range(len(self.items)))
         if shuffle_audio_seed is not None and len(self.items) > 1:
             rng = np.random.default_rng(shuffle_audio_seed)

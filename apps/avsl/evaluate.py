@@ -40,9 +40,7 @@ def predict_maps(task: Any, dataset: AVSLDataset, batch_size: int = 16) -> list[
 
 
 def _scene(maps: np.ndarray, sample: dict[str, Any], threshold: float) -> dict[str, Any]:
-    return scene_metrics(
-        maps, sample["labels"].numpy(), sample["cls"].numpy(), sample["sounding"].numpy(), threshold
-    )
+    return scene_metrics(maps, sample["labels"].numpy(), sample["cls"].numpy(), sample["sounding"].numpy(), threshold)
 
 
 def mean_sounding_area(path: str | Path, limit: int = 200) -> float:
@@ -89,7 +87,7 @@ def evaluate_run(
     per_shuffled = [_scene(maps, sample, threshold) for maps, sample in shuffled]
     if train_split is None:
         train = load_run_config(run_dir).datamodule.get("train")
-        train_split = train if isinstance(train, str) else list(train)[0]
+        train_split = train if isinstance(train, str) else next(iter(train))
     area = mean_sounding_area(train_split)
     h, w = model[0][0].shape[-2:]
     prior = center_prior_map(h, w, area)

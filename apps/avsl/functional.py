@@ -94,12 +94,12 @@ def upsample_map(maps: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear upsampling of ``(B, K, h, w)`` maps that wraps around in azimuth (the image's left/right edges meet)."""
     pad = 1
     wrapped = torch.cat([maps[..., -pad:], maps, maps[..., :pad]], dim=-1)
-    h, w = maps.shape[-2:]
+    _h, w = maps.shape[-2:]
     scale = size[1] / w
     big = torch.nn.functional.interpolate(
-        wrapped, size=(size[0], int(round((w + 2 * pad) * scale))), mode="bilinear", align_corners=False
+        wrapped, size=(size[0], round((w + 2 * pad) * scale)), mode="bilinear", align_corners=False
     )
-    offset = int(round(pad * scale))
+    offset = round(pad * scale)
     return big[..., offset : offset + size[1]]
 
 

@@ -65,8 +65,9 @@ def detections_of(class_maps: Array, presence: Array, threshold: float = 0.5) ->
         weights = class_maps[c] * mask
         azimuth, elevation = vector_to_direction((vectors * weights[..., None]).sum((0, 1)))
         name = CLASSES[c] if c < len(CLASSES) else str(c)
-        found.append(Detection(c, name, float(azimuth), float(elevation), float(class_maps[c][mask].mean()),
-                               float(mask.mean())))  # fmt: skip
+        found.append(
+            Detection(c, name, float(azimuth), float(elevation), float(class_maps[c][mask].mean()), float(mask.mean()))
+        )
     return found
 
 

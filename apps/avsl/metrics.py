@@ -56,9 +56,7 @@ def success_auc(cious: Sequence[float]) -> tuple[float, float]:
     return float((values >= 0.5).mean()), float(np.trapezoid(curve, CIOU_THRESHOLDS))
 
 
-def scene_metrics(
-    maps: Array, labels: Array, cls: Array, sounding: Array, threshold: float = 0.5
-) -> dict[str, Any]:
+def scene_metrics(maps: Array, labels: Array, cls: Array, sounding: Array, threshold: float = 0.5) -> dict[str, Any]:
     """One scene's figures from its class maps ``(K, H, W)`` in [0, 1] and its ground truth.
 
     Args:

@@ -22,7 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -129,7 +131,7 @@ class AudioEncoder(nn.Module):
             nn.Conv2d(width, n_classes, 1),
         )
         edges = np.linspace(0, n_fft // 2 + 1, n_bands + 1).astype(int)
-        self.band_edges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        self.band_edges = [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
         bands = torch.zeros(n_fft // 2 + 1, n_bands)
         for k, (a, b) in enumerate(self.band_edges):
             bands[a:b, k] = 1.0 / (b - a)
@@ -182,7 +184,7 @@ class AVSLNet(nn.Module):
     def forward(self, image: Tensor, audio: Tensor) -> dict[str, Tensor]:
         embeddings = self.visual(image)
         directions, presence = self.audio(audio)
-        b, d, h, w = embeddings.shape
+        b, _d, h, w = embeddings.shape
         log_prob = F.log_softmax(upsample_map(directions, (h, w)).flatten(2), dim=-1)  # (B, K, h·w)
         attention = log_prob.exp()
         audio_embeddings = F.normalize(torch.einsum("bkn,bdn->bkd", attention, embeddings.flatten(2)), dim=-1)

@@ -60,11 +60,11 @@ def make_node(context: Any, run_dir: str | Path, checkpoint: str = "best", cli_a
     rate = int(cfg.task.model.get("sample_rate", 16000))
     n_mics = 4
     train_split = cfg.datamodule.get("train")
-    first = train_split if isinstance(train_split, str) else list(train_split)[0]
+    first = train_split if isinstance(train_split, str) else next(iter(train_split))
     try:
-        window = int(round(float(read_scene_config(first)["window"]) * rate))
+        window = round(float(read_scene_config(first)["window"]) * rate)
     except UserError:  # the training data moved: the default window
-        window = int(round(0.32 * rate))
+        window = round(0.32 * rate)
     latest: dict[str, Any] = {"audio": None, "frame": 0}
     maps = node.create_publisher(Float32MultiArray, topics["map_topic"], 10)
     detections = node.create_publisher(String, topics["detections_topic"], 10)

@@ -87,11 +87,11 @@ class SceneConfig:
     @property
     def n_samples(self) -> int:
         """Audio samples of a whole clip (one window per frame, frames ``1/fps`` apart)."""
-        return int(round((self.window + (self.n_frames - 1) / self.fps) * self.sample_rate))
+        return round((self.window + (self.n_frames - 1) / self.fps) * self.sample_rate)
 
     @property
     def window_samples(self) -> int:
-        return int(round(self.window * self.sample_rate))
+        return round(self.window * self.sample_rate)
 
 
 @dataclass
@@ -181,9 +181,7 @@ def object_mask(obj: SceneObject, shape_name: str, h: int, w: int) -> Array:
     return result
 
 
-def render_frames(
-    config: SceneConfig, objects: list[SceneObject], rng: np.random.Generator
-) -> tuple[Array, Array]:
+def render_frames(config: SceneConfig, objects: list[SceneObject], rng: np.random.Generator) -> tuple[Array, Array]:
     """The frames ``(n_frames, H, W, 3)`` uint8 and the label map ``(H, W)`` uint8."""
     h, w = config.height, config.width
     pixels = pixel_vectors(h, w).astype(np.float64)
@@ -227,7 +225,7 @@ def render_audio(config: SceneConfig, objects: list[SceneObject], rng: np.random
             position = centre + config.source_distance * direction_to_vector(obj.azimuth, obj.elevation)
             room.add_source(position, signal=gain * signal)
         room.simulate()
-        delay = int(round(config.source_distance / SPEED_OF_SOUND * config.sample_rate))
+        delay = round(config.source_distance / SPEED_OF_SOUND * config.sample_rate)
         delay += pra.constants.get("frac_delay_length") // 2
         recorded = room.mic_array.signals[:, delay : delay + n]
         out[:, : recorded.shape[1]] = recorded

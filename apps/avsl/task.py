@@ -100,7 +100,7 @@ class AVSLTask(OptimizerTask):
 
     def losses(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         embeddings = outputs["embeddings"]
-        b, d, h, w = embeddings.shape
+        _b, _d, h, w = embeddings.shape
         target = self.targets(batch, (h, w))
         instances = target["instances"].flatten(2).transpose(1, 2)  # (B, N, S)
         hard = F.one_hot(instances.argmax(-1), instances.shape[-1]).float()
@@ -178,9 +178,12 @@ class AVSLTask(OptimizerTask):
         maps = self.model.probabilities(outputs, tuple(batch["image"].shape[-2:])).detach().cpu().numpy()
         per_scene = [
             scene_metrics(
-                maps[i], batch["labels"][i].cpu().numpy(), batch["cls"][i].cpu().numpy(),
-                batch["sounding"][i].cpu().numpy(), self.threshold,
-            )  # fmt: skip
+                maps[i],
+                batch["labels"][i].cpu().numpy(),
+                batch["cls"][i].cpu().numpy(),
+                batch["sounding"][i].cpu().numpy(),
+                self.threshold,
+            )
             for i in range(size)
         ]
         localized = [m for m in per_scene if m["n_sounding"] > 0]

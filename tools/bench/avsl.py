@@ -58,8 +58,17 @@ def _train(ws: Path, name: str, minutes: float, extra: list[str], config: str = 
     run = ws / name
     if (run / "metric.json").is_file():
         return run
-    _kakehashi("avsl", "train", str(CONFIG / config), f"data_dir={ws / 'data'}", f"callbacks.budget.minutes={minutes}",
-               "trainer.enable_progress_bar=false", *extra, "--run-dir", str(run))  # fmt: skip
+    _kakehashi(
+        "avsl",
+        "train",
+        str(CONFIG / config),
+        f"data_dir={ws / 'data'}",
+        f"callbacks.budget.minutes={minutes}",
+        "trainer.enable_progress_bar=false",
+        *extra,
+        "--run-dir",
+        str(run),
+    )
     return run
 
 
@@ -136,7 +145,10 @@ def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, float]:
     if code != 0:
         raise RuntimeError(output[-2000:])
     values = np.array(latencies[3:])  # the first frames warm the model up
-    return {"node_latency_ms_p50": float(np.percentile(values, 50)), "node_latency_ms_p95": float(np.percentile(values, 95))}
+    return {
+        "node_latency_ms_p50": float(np.percentile(values, 50)),
+        "node_latency_ms_p95": float(np.percentile(values, 95)),
+    }
 
 
 def main() -> None:
@@ -168,20 +180,37 @@ def main() -> None:
     hand_only = _evaluate(teacher, test, ws / "eval-teacher.json")
     annotate_dir = ws / "annotate"
     if not (annotate_dir / "report.json").is_file():
-        _kakehashi("avsl", "annotate", str(CONFIG / "annotate.yaml"), f"teacher={teacher}",
-                   f"scenes={ws / 'data' / 'unlabelled.h5'}", f"out_dir={annotate_dir}", f"n_hand_frames={n_hand}")  # fmt: skip
+        _kakehashi(
+            "avsl",
+            "annotate",
+            str(CONFIG / "annotate.yaml"),
+            f"teacher={teacher}",
+            f"scenes={ws / 'data' / 'unlabelled.h5'}",
+            f"out_dir={annotate_dir}",
+            f"n_hand_frames={n_hand}",
+        )
     report = json.loads((annotate_dir / "report.json").read_text())
     student = _train(ws, "student", args.small_minutes, [f"annotate_dir={annotate_dir}"], config="student.yaml")
     with_pseudo = _evaluate(student, test, ws / "eval-student.json")
-    for key in ("pseudo_label_precision", "pseudo_label_recall", "label_multiplier", "n_accepted", "threshold",
-                "teacher_label_accuracy"):  # fmt: skip
+    for key in (
+        "pseudo_label_precision",
+        "pseudo_label_recall",
+        "label_multiplier",
+        "n_accepted",
+        "threshold",
+        "teacher_label_accuracy",
+    ):
         figures[key] = report[key]
     figures["ciou_success_hand_only"] = hand_only["figures"]["ciou_success"]
     figures["ciou_success_hand_plus_pseudo"] = with_pseudo["figures"]["ciou_success"]
     paired = [
         float(a >= 0.5) - float(b >= 0.5)
-        for a, b, n in zip(with_pseudo["per_scene"]["ciou"], hand_only["per_scene"]["ciou"],
-                           with_pseudo["per_scene"]["n_sounding"], strict=True)  # fmt: skip
+        for a, b, n in zip(
+            with_pseudo["per_scene"]["ciou"],
+            hand_only["per_scene"]["ciou"],
+            with_pseudo["per_scene"]["n_sounding"],
+            strict=True,
+        )
         if n > 0
     ]
     from apps.avsl.metrics import bootstrap_interval

@@ -32,9 +32,17 @@ def test_teacher_labels_and_their_check() -> None:
 def test_an_annotation_round_sharded_as_two_jobs(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "round"
     result = annotate_round(
-        tiny_run, tiny_data / "unlabelled.h5", out, n_hand_frames=8, n_shards=2, threshold=0.0, min_review=4,
-        max_reject=1.0, n_overlays=3, timeout=300,
-    )  # fmt: skip
+        tiny_run,
+        tiny_data / "unlabelled.h5",
+        out,
+        n_hand_frames=8,
+        n_shards=2,
+        threshold=0.0,
+        min_review=4,
+        max_reject=1.0,
+        n_overlays=3,
+        timeout=300,
+    )
     shards = sorted((out / "shards").glob("shard-*.h5"))
     assert [p.name for p in shards] == ["shard-0000.h5", "shard-0001.h5"]
     sizes = [len(RawHDF5Dataset(p)) for p in shards]

@@ -19,9 +19,22 @@ _OUTSIDE = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MAS
 def test_two_process_ddp_with_gloo(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     env = {k: v for k, v in subprocess_env().items() if k not in _OUTSIDE and not k.startswith("OMPI_")}
-    command = [sys.executable, "-m", "core.cli", "avsl", "train", str(TRAIN), f"data_dir={tiny_data}",
-               *TINY_OVERRIDES, "trainer.max_epochs=1", "datamodule.limit=16",
-               "trainer.devices=2", "trainer.strategy=ddp", "--run-dir", str(run)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "core.cli",
+        "avsl",
+        "train",
+        str(TRAIN),
+        f"data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        "datamodule.limit=16",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "--run-dir",
+        str(run),
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
@@ -36,8 +49,14 @@ def test_a_tiny_study_over_avsl_train(tiny_data: Path, tmp_path: Path) -> None:
     from core.hpo import optimize
 
     config = TRAIN.with_name("hpo.yaml")
-    overrides = ["n_trials=2", "params.epochs=1", f"params.data_dir={tiny_data}", "params.limit=8",
-                 "params.grid=[4,8]", "plots=false"]  # fmt: skip
+    overrides = [
+        "n_trials=2",
+        "params.epochs=1",
+        f"params.data_dir={tiny_data}",
+        "params.limit=8",
+        "params.grid=[4,8]",
+        "plots=false",
+    ]
     result = optimize(config, overrides, run_dir=tmp_path / "study", progress=False)
     assert result.n_complete == 2
     for trial in result.study.trials:

@@ -31,8 +31,10 @@ def test_node_on_loopback(tiny_run: Path, tiny_data: Path) -> None:
     expected = Localizer.from_run(tiny_run)(frame, audio)
     with Loopback() as ros:
         env = {**ros.env, **{k: v for k, v in subprocess_env().items() if k in ("PYTHONPATH", "OMP_NUM_THREADS")}}
-        node = start_node([sys.executable, "-m", "core.cli", "avsl", "node", str(tiny_run), "--ros-args",
-                           "-p", "image_topic:=/cam"], env)  # fmt: skip
+        node = start_node(
+            [sys.executable, "-m", "core.cli", "avsl", "node", str(tiny_run), "--ros-args", "-p", "image_topic:=/cam"],
+            env,
+        )
         try:
             maps = ros.collect("/avsl/map", Float32MultiArray)
             found = ros.collect("/avsl/detections", String)
@@ -61,7 +63,10 @@ def test_node_on_loopback(tiny_run: Path, tiny_data: Path) -> None:
 def test_node_without_a_run_is_one_error_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "core.cli", "avsl", "node", str(tmp_path / "nothing")],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), done.stderr[-2000:]

@@ -47,7 +47,7 @@ def test_scenes_have_look_alike_silent_distractors_and_consistent_masks() -> Non
             twins += 1
         for i, obj in enumerate(objects):  # each mask holds its object's centre pixel
             x, y = direction_to_pixel(obj.azimuth, obj.elevation, TINY.height, TINY.width)
-            assert scene["labels"][int(round(float(y))), int(round(float(x))) % TINY.width] == i + 1
+            assert scene["labels"][round(float(y)), round(float(x)) % TINY.width] == i + 1
     assert twins == 30 - silent_only and 0 < silent_only < 15
 
 

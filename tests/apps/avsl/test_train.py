@@ -66,8 +66,9 @@ def test_eval_infer_and_bad_input_on_the_command_line(tiny_run: Path, tiny_data:
     assert len(list((tiny_run / "overlays").glob("*.png"))) == 2
 
     out = tmp_path / "infer"
-    done = _kakehashi("infer", str(tiny_run), str(tiny_data / "test.h5"), "--out", str(out), "--indices", "0", "3",
-                      cwd=tmp_path)  # fmt: skip
+    done = _kakehashi(
+        "infer", str(tiny_run), str(tiny_data / "test.h5"), "--out", str(out), "--indices", "0", "3", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert np.load(out / "map-00003.npy").shape == (32, 64)
     assert [r["index"] for r in json.loads((out / "detections.json").read_text())] == [0, 3]
