@@ -138,7 +138,9 @@ def bounds(
     return {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": chosen, "finite": finite, "doc": doc}
 
 
-def check_config(cfg: DictConfig | Mapping[str, Any], schema: type[Any], where: str, key: str = "") -> DictConfig:
+def check_config(
+    cfg: DictConfig | Mapping[str, Any], schema: type[Any], where: str, key: str = "", allow_missing: bool = True
+) -> DictConfig:
     """Check ``cfg`` against the dataclass ``schema``; return it merged over the schema's defaults.
 
     Args:
@@ -146,6 +148,8 @@ def check_config(cfg: DictConfig | Mapping[str, Any], schema: type[Any], where: 
         schema: A dataclass (see the module docstring).
         where: The file the config came from, named in the error line.
         key: The key path of ``cfg`` in its file (``"study"``), prefixed to every key path reported.
+        allow_missing: Whether a required key may stay ``???`` (missing until used, as in any config);
+            false: a required key without a value is a failure too.
 
     Returns:
         A structured ``DictConfig``: the schema's defaults, the config's values over them, typed and checked.
@@ -153,14 +157,14 @@ def check_config(cfg: DictConfig | Mapping[str, Any], schema: type[Any], where: 
     Raises:
         ConfigError: One line naming ``where`` and the key path of every failure.
     """
-    merged, problems = schema_problems(cfg, schema, key=key)
+    merged, problems = schema_problems(cfg, schema, key=key, allow_missing=allow_missing)
     if problems:
         raise problems_error(problems, where)
     return merged
 
 
 def schema_problems(
-    cfg: DictConfig | Mapping[str, Any], schema: type[Any], key: str = ""
+    cfg: DictConfig | Mapping[str, Any], schema: type[Any], key: str = "", allow_missing: bool = False
 ) -> tuple[DictConfig, list[Problem]]:
     """The merged config and every :class:`Problem` of ``cfg`` against ``schema`` (empty when it fits).
 
@@ -184,7 +188,7 @@ def schema_problems(
     register_resolvers()
     eager = source._get_parent() is not None  # a node of a larger config: its interpolations point outside
     _fill(merged, source, key, problems, eager)
-    _check_values(merged, key, problems)
+    _check_values(merged, key, problems, allow_missing)
     return merged, _unique(problems)
 
 
@@ -297,7 +301,7 @@ def _empty_node(child_type: type[Any] | str) -> Any:
 # -- checking the merged values -----------------------------------------------------------------------------------
 
 
-def _check_values(node: DictConfig, path: str, problems: list[Problem]) -> None:
+def _check_values(node: DictConfig, path: str, problems: list[Problem], allow_missing: bool) -> None:
     schema_class = _object_type(node)
     fields = {f.name: f for f in dataclasses.fields(schema_class)} if schema_class is not None else {}
     failed_here = False
@@ -308,7 +312,7 @@ def _check_values(node: DictConfig, path: str, problems: list[Problem]) -> None:
             failed_here = True
             continue
         if OmegaConf.is_missing(node, key):
-            if key in fields:
+            if key in fields and not allow_missing:
                 problems.append(Problem(key_path, "is required and has no value", "set it in the file or override it"))
                 failed_here = True
             continue
@@ -319,7 +323,7 @@ def _check_values(node: DictConfig, path: str, problems: list[Problem]) -> None:
             failed_here = True
             continue
         if isinstance(value, DictConfig):
-            _check_values(value, key_path, problems)
+            _check_values(value, key_path, problems, allow_missing)
             continue
         spec = fields.get(key)
         before = len(problems)

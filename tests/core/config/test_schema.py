@@ -119,7 +119,8 @@ def test_a_required_key_without_value() -> None:
         path: str = option(doc="where the data is")
 
     with pytest.raises(ConfigError, match=r"is required and has no value \(n\.yaml: path\)"):
-        check_config({}, Needs, where="n.yaml")
+        check_config({}, Needs, where="n.yaml", allow_missing=False)
+    assert OmegaConf.is_missing(check_config({}, Needs, where="n.yaml"), "path")
 
 
 def test_load_config_with_a_schema_and_the_schema_key(tmp_path: Path) -> None:
