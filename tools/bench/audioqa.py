@@ -1,0 +1,257 @@
+"""Benchmark: audio QA from event-level vs frame-level features of a SED transformer, against question-only and
+majority-answer baselines; the SED's event F1 on held-out soundscapes.
+
+Every step goes through the app's own configs (make-data, train-sed, train-qa through core.train) in a workspace
+folder; a step whose output exists is not redone, so an interrupted run resumes.
+
+1. make-data: train / val / test soundscapes from different seeds (the test clips are never seen in training);
+2. train-sed, then its event-based F1 (200 ms collar) on the test clips by ``sed_eval``;
+3. train-qa on the frozen SED's event-level features, on its frame-level features, and on no audio at all
+   (question only), each with ``--seeds`` training seeds; exact match per question type on the test questions;
+4. the majority answer of each type (from the training questions) on the test questions;
+5. the paired difference event − frame per test question (mean over seeds) with a 95% bootstrap interval.
+
+    python tools/bench/audioqa.py                 # the CPU size (about 15 CPU minutes; see the app's README)
+    python tools/bench/audioqa.py --full          # 3,000 training clips and longer training (hours on 2 cores)
+
+Writes tools/bench/results/audioqa.json: ``sed_event_f1`` (and precision, recall, our own F1 as a check),
+``qa_acc_{event,frame,question_only,majority}`` overall (the mean of the six type accuracies) and per type
+(``..._<type>``), with ``_std`` (sample standard deviation over seeds) and ``_min`` / ``_max``;
+``qa_event_minus_frame`` overall and per type with ``_ci95_low`` / ``_ci95_high``; ``train_minutes_total`` (CPU
+minutes of the SED training plus one event-level QA training: what "both models train within 30 minutes" asks),
+``train_wall_minutes_total`` (the same in wall time), ``bench_cpu_minutes`` and ``bench_wall_minutes`` (everything);
+the sizes, versions and the core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+RESULTS = Path(__file__).with_name("results") / "audioqa.json"
+CONFIG = ROOT / "apps" / "audioqa" / "config"
+TYPES = ("existence", "counting", "order", "timing", "duration", "loudness")
+KINDS = {"event": "event", "frame": "frame", "question_only": "none"}
+
+SIZES = {
+    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 0.4, "sed_epochs": 20, "qa_epochs": 12},
+    "full": {"train": 3000, "val": 300, "test": 500, "qa_per_clip": 1.0, "sed_epochs": 60, "qa_epochs": 40},
+}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (make-data's writer processes)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _timed(step: dict[str, float], name: str, fn: Any) -> Any:
+    wall, cpu = time.perf_counter(), _cpu()
+    out = fn()
+    step[f"{name}_wall_s"] = time.perf_counter() - wall
+    step[f"{name}_cpu_s"] = _cpu() - cpu
+    return out
+
+
+def _load_or(path: Path, make: Any) -> Any:
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = make()
+    path.write_text(json.dumps(value, indent=2) + "\n")
+    return value
+
+
+def _per_question(task: Any, datamodule: Any) -> list[float]:
+    import torch
+
+    dataset = datamodule.split("test")
+    out: list[float] = []
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=False):
+            out += task.correct(batch).tolist()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "bench-audioqa")
+    parser.add_argument("--full", action="store_true", help="the full size (hours on a 2-core machine)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from apps.audioqa.data import make_data
+    from apps.audioqa.evaluate import evaluate_qa, evaluate_sed, majority_baseline
+    from core.config import instantiate, load_config
+    from core.train import fit, load_run
+    from core.train.run import load_run_config
+
+    size = SIZES["full" if args.full else "cpu"]
+    ws = args.workspace
+    ws.mkdir(parents=True, exist_ok=True)
+    times_path = ws / "times.json"
+    times: dict[str, float] = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    start_wall, start_cpu = time.perf_counter(), _cpu()
+    data = ws / "data"
+    quiet = ["trainer.enable_progress_bar=false"]
+
+    if not (data / "summary.json").is_file():
+        cfg = load_config(
+            CONFIG / "data.yaml",
+            [f"out_dir={data}", f"splits.train.n_clips={size['train']}", f"splits.val.n_clips={size['val']}",
+             f"splits.test.n_clips={size['test']}", f"splits.train.questions_per_clip={size['qa_per_clip']}",
+             "num_workers=2", "overwrite=true"],
+        )  # fmt: skip
+        _timed(times, "make_data", lambda: make_data(cfg))
+        times_path.write_text(json.dumps(times, indent=2))
+    summary = json.loads((data / "summary.json").read_text())
+
+    sed_run = ws / "sed"
+    if not (sed_run / "metric.json").is_file():
+        overrides = [*quiet, f"data_dir={data}", f"trainer.max_epochs={size['sed_epochs']}"]
+        _timed(times, "train_sed", lambda: fit(CONFIG / "sed.yaml", overrides, run_dir=sed_run))
+        times_path.write_text(json.dumps(times, indent=2))
+    sed = _load_or(ws / "sed_eval.json", lambda: evaluate_sed(sed_run, data, "test"))
+    print(f"SED on {sed['clips']} test clips: event F1 {sed['sed_eval_f1']:.3f} (sed_eval), {sed['f1']:.3f} (ours)")
+
+    results: dict[str, list[dict[str, Any]]] = {}
+    correct: dict[str, list[list[float]]] = {}
+    for name, kind in KINDS.items():
+        for seed in range(args.seeds):
+            run = ws / f"qa-{name}-{seed}"
+            if not (run / "metric.json").is_file():
+                overrides = [*quiet, f"seed={seed}", f"data_dir={data}", f"sed_run={sed_run}", f"features={kind}",
+                             f"trainer.max_epochs={size['qa_epochs']}"]  # fmt: skip
+                _timed(
+                    times, f"train_qa_{name}_{seed}", lambda o=overrides, r=run: fit(CONFIG / "qa.yaml", o, run_dir=r)
+                )
+                times_path.write_text(json.dumps(times, indent=2))
+            scores = _load_or(run / "bench_eval.json", lambda r=run: evaluate_qa(r, "test"))
+            results.setdefault(name, []).append(scores)
+            per_question = run / "bench_correct.json"
+            if not per_question.is_file():
+                task = load_run(run)
+                datamodule = instantiate(load_run_config(run).datamodule)
+                per_question.write_text(json.dumps(_per_question(task, datamodule)))
+            correct.setdefault(name, []).append(json.loads(per_question.read_text()))
+            print(f"QA {name} seed {seed}: overall {scores['overall']:.3f}")
+    majority = majority_baseline(data, "test")
+
+    figures: dict[str, Any] = {
+        "sed_event_f1": sed["sed_eval_f1"],
+        "sed_event_precision": sed["sed_eval_precision"],
+        "sed_event_recall": sed["sed_eval_recall"],
+        "sed_event_f1_ours": sed["f1"],
+        "sed_test_clips": sed["clips"],
+        "sed_test_events": sed["n_ref"],
+    }
+    for name, runs in results.items():
+        for key in ("overall", *TYPES):
+            values = [r[key] for r in runs]
+            stem = f"qa_acc_{name}" + ("" if key == "overall" else f"_{key}")
+            figures[stem] = statistics.mean(values)
+            figures[f"{stem}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            figures[f"{stem}_min"], figures[f"{stem}_max"] = min(values), max(values)
+    for key in ("overall", *TYPES):
+        figures["qa_acc_majority" + ("" if key == "overall" else f"_{key}")] = majority[key]
+
+    # Paired difference per test question (same questions, correctness averaged over seeds), bootstrap 95%.
+    types = [t for dataset_types in [_question_types(load_run_config(ws / "qa-event-0"))] for t in dataset_types]
+    event = np.mean(np.array(correct["event"]), axis=0)
+    frame = np.mean(np.array(correct["frame"]), axis=0)
+    type_index = np.array([TYPES.index(t) for t in types])
+    rng = np.random.default_rng(0)
+    for key in ("overall", *TYPES):
+        if key == "overall":
+            groups = [np.flatnonzero(type_index == k) for k in range(len(TYPES))]
+        else:
+            groups = [np.flatnonzero(type_index == TYPES.index(key))]
+        diff = float(np.mean([np.mean(event[g] - frame[g]) for g in groups]))
+        boot = []
+        for _ in range(2000):
+            samples = [rng.choice(g, size=g.size) for g in groups]
+            boot.append(np.mean([np.mean(event[s] - frame[s]) for s in samples]))
+        stem = "qa_event_minus_frame" + ("" if key == "overall" else f"_{key}")
+        figures[stem] = diff
+        figures[f"{stem}_ci95_low"], figures[f"{stem}_ci95_high"] = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    figures["qa_test_questions"] = len(types)
+    figures["qa_train_questions"] = sum(sum(a.values()) for a in summary["train"]["questions"].values())
+    for t in TYPES:
+        figures[f"qa_test_questions_{t}"] = int(np.sum(type_index == TYPES.index(t)))
+
+    event_qa = [times[k] for k in times if k.startswith("train_qa_event_") and k.endswith("_cpu_s")]
+    event_qa_wall = [times[k] for k in times if k.startswith("train_qa_event_") and k.endswith("_wall_s")]
+    figures["train_minutes_total"] = (times.get("train_sed_cpu_s", float("nan")) + statistics.mean(event_qa)) / 60
+    figures["train_wall_minutes_total"] = (
+        times.get("train_sed_wall_s", float("nan")) + statistics.mean(event_qa_wall)
+    ) / 60
+    figures["train_sed_cpu_minutes"] = times.get("train_sed_cpu_s", float("nan")) / 60
+    figures["train_qa_event_cpu_minutes"] = statistics.mean(event_qa) / 60
+    frame_qa = [times[k] for k in times if k.startswith("train_qa_frame_") and k.endswith("_cpu_s")]
+    figures["train_qa_frame_cpu_minutes"] = statistics.mean(frame_qa) / 60 if frame_qa else float("nan")
+    figures["bench_cpu_minutes"] = sum(v for k, v in times.items() if k.endswith("_cpu_s")) / 60
+    figures["bench_wall_minutes"] = sum(v for k, v in times.items() if k.endswith("_wall_s")) / 60
+    figures["this_invocation_wall_minutes"] = (time.perf_counter() - start_wall) / 60
+    figures["this_invocation_cpu_minutes"] = (_cpu() - start_cpu) / 60
+    figures.update({
+        "size": "full" if args.full else "cpu",
+        "train_clips": size["train"], "val_clips": size["val"], "test_clips": size["test"],
+        "sed_epochs": size["sed_epochs"], "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
+        "torch_threads": args.threads, "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],
+        "torch": version("torch"), "torchaudio": version("torchaudio"), "lightning": version("lightning"),
+        "sed_eval": version("sed_eval"), "python": platform.python_version(),
+    })  # fmt: skip
+    RESULTS.parent.mkdir(exist_ok=True)
+    from core.files import write_atomic
+
+    write_atomic(RESULTS, json.dumps(figures, indent=2) + "\n")
+    _print_table(figures)
+    print(f"wrote {RESULTS}")
+
+
+def _question_types(cfg: Any) -> list[str]:
+    """The type of every test question, in the order the QA dataset lists them."""
+    from core.data import RawHDF5Dataset
+
+    source = RawHDF5Dataset(Path(str(cfg.data_dir)) / "test.h5")
+    types: list[str] = []
+    for i in range(len(source)):
+        text = source[i]["questions"]
+        types += [q["type"] for q in json.loads(text.decode() if isinstance(text, bytes) else str(text))]
+    return types
+
+
+def _print_table(f: dict[str, Any]) -> None:
+    print(f"\nSED event F1 (sed_eval, 200 ms collar): {f['sed_event_f1']:.3f}   "
+          f"train minutes (CPU, SED + one QA): {f['train_minutes_total']:.1f}")  # fmt: skip
+    header = f"{'type':<10}" + "".join(f"{n:>22}" for n in ("event", "frame", "question only", "majority"))
+    print(header + f"{'event - frame [95% CI]':>30}")
+    for key in ("overall", *TYPES):
+        suffix = "" if key == "overall" else f"_{key}"
+        cells = [
+            f"{f['qa_acc_' + n + suffix]:.3f} ± {f['qa_acc_' + n + suffix + '_std']:.3f}"
+            for n in ("event", "frame", "question_only")
+        ]
+        diff = f"qa_event_minus_frame{suffix}"
+        print(f"{key:<10}" + "".join(f"{c:>22}" for c in cells) + f"{f['qa_acc_majority' + suffix]:>22.3f}"
+              + f"{f[diff]:>+12.3f} [{f[diff + '_ci95_low']:+.3f}, {f[diff + '_ci95_high']:+.3f}]")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
