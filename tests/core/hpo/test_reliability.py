@@ -190,3 +190,37 @@ def test_no_progress_still_prints_the_summary(tmp_path: Path, capsys: pytest.Cap
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "hpo: 2 complete, 0 pruned, 0 failed; best 0.5" in err
+
+
+def test_an_interrupted_budget_lock_does_not_deadlock_the_next_acquire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cause of a Ctrl-C hang seen under load: KeyboardInterrupt landing just after ``flock`` took the lock
+    left it held on a descriptor the lock had forgotten, and the next acquire (recording the interrupted trials)
+    waited on it forever."""
+    import fcntl
+    import threading
+
+    from core.hpo.storage import FileLock
+
+    lock = FileLock(tmp_path / "study.journal.budget-lock")
+    real = fcntl.flock
+
+    def flock_then_interrupt(fd: int, operation: int) -> None:
+        real(fd, operation)
+        if operation == fcntl.LOCK_EX:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fcntl, "flock", flock_then_interrupt)
+    with pytest.raises(KeyboardInterrupt), lock:
+        pass
+    monkeypatch.setattr(fcntl, "flock", real)
+    taken = threading.Event()
+
+    def take() -> None:
+        with lock:
+            taken.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert taken.wait(10), "the second acquire is stuck behind the first one's lock"
+    lock.close()
