@@ -88,6 +88,11 @@ def register(areas: SubParsers) -> None:
 def _fit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from core.config import load_config
+    from core.train.config.schema import TrainConfig
+
+    load_config(args.config, args.overrides, schema=TrainConfig)  # a mistake fails before torch loads
+
     from core.train.run import fit, is_rank_zero
 
     result = fit(args.config, args.overrides, run_dir=args.run_dir, resume=args.resume)
@@ -104,6 +109,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    _require_run_dir(args.run_dir)
+
     from core.train.run import evaluate
 
     results, path = evaluate(args.run_dir, args.stage, args.ckpt, args.overrides)
@@ -117,6 +124,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     console.print(table)
     Console(stderr=True).print(f"wrote {path}")
     return 0
+
+
+def _require_run_dir(run_dir: Path) -> None:
+    """Refuse a path that is not a run directory before torch loads (seconds on a busy machine)."""
+    from core.errors import UserError
+
+    if not (run_dir / "merged_config.yaml").is_file():
+        raise UserError(
+            "not a run directory: no merged_config.yaml", where=str(run_dir), hint="give the --run-dir of a fit"
+        )
 
 
 def _merge(args: argparse.Namespace) -> int:
