@@ -58,7 +58,14 @@ def load_policy(run_dir: str | Path, n_robots: int) -> Any:
         raise UserError(f"the policy was trained for {trained_for} robots, the environment has {n_robots}",
                         where=str(run_dir),
                         hint=f"set env.n_robots={trained_for} or train a policy for {n_robots} robots")  # fmt: skip
-    task = load_run(run_dir)
+    from core.train import resolve_checkpoint
+
+    try:
+        resolve_checkpoint(run_dir, "best")
+        which = "best"
+    except UserError:  # no validation ran (a very short run): the last epoch's weights
+        which = "last"
+    task = load_run(run_dir, which)
     model = task.model
     model.eval()
     return model
@@ -164,6 +171,29 @@ def gate_nmi(model: Any, observations: Sequence[np.ndarray], labels: Sequence[np
     return float(normalized_mutual_info_score(truth[keep], choices[keep]))
 
 
+def expert_episodes(config: EnvConfig, seeds: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every robot's observations and behaviour labels in episodes of the scripted team (for :func:`gate_nmi`)."""
+    env = BoxPushingEnv(config)
+    observations: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for seed in seeds:
+        team = ExpertTeam(config, seed=seed)
+        obs, _ = env.reset(seed=seed)
+        team.reset(config.n_robots)
+        steps_obs, steps_labels = [], []
+        done = False
+        while not done:
+            actions, behaviours = team.act(obs)
+            steps_obs.append(obs)
+            steps_labels.append(behaviours)
+            obs, _, terminated, truncated, _ = env.step(actions)
+            done = terminated or truncated
+        stacked_obs, stacked_labels = np.stack(steps_obs, 1), np.stack(steps_labels, 1)  # (robots, T, ...)
+        observations += list(stacked_obs)
+        labels += list(stacked_labels)
+    return observations, labels
+
+
 # ---------------------------------------------------------------------------------------------- array of jobs
 def evaluate_as_jobs(
     policy: str,
@@ -240,6 +270,7 @@ __all__ = [
     "EpisodeResult",
     "evaluate_as_jobs",
     "evaluate_policy",
+    "expert_episodes",
     "gate_choices",
     "gate_nmi",
     "load_policy",

@@ -152,6 +152,8 @@ def evaluate(cfg: DictConfig, on_episode: Callable[[EpisodeResult], None] | None
         if on_episode is not None:
             for result in results:
                 on_episode(result)
+        if options.get("gif"):  # the array's elements draw nothing: replay the first episode here
+            evaluate_policy(policy, env, seeds[:1], gif=options["gif"])
     else:
         results = evaluate_policy(policy, env, seeds, gif=options.get("gif"), on_episode=on_episode)
     report = {"policy": policy, "env": env.to_dict(), **summarize(results), "episodes_detail": [asdict(r) for r in results]}
