@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the full size (hours on a 2-core machine)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished QA runs")
     args = parser.parse_args()
 
     import numpy as np
@@ -132,10 +133,12 @@ def main() -> None:
 
     results: dict[str, list[dict[str, Any]]] = {}
     correct: dict[str, list[list[float]]] = {}
-    for name, kind in KINDS.items():
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seed-major: an interrupted run still has every variant of the first seeds
+        for name, kind in KINDS.items():
             run = ws / f"qa-{name}-{seed}"
             if not (run / "metric.json").is_file():
+                if args.report_only:
+                    continue
                 overrides = [*quiet, f"seed={seed}", f"data_dir={data}", f"sed_run={sed_run}", f"features={kind}",
                              f"trainer.max_epochs={size['qa_epochs']}"]  # fmt: skip
                 _timed(
@@ -213,6 +216,7 @@ def main() -> None:
         "size": "full" if args.full else "cpu",
         "train_clips": size["train"], "val_clips": size["val"], "test_clips": size["test"],
         "sed_epochs": size["sed_epochs"], "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
+        **{f"seeds_done_{name}": len(runs) for name, runs in results.items()},
         "torch_threads": args.threads, "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],
         "torch": version("torch"), "torchaudio": version("torchaudio"), "lightning": version("lightning"),
         "sed_eval": version("sed_eval"), "python": platform.python_version(),

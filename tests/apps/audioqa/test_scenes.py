@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_events_are_inside_the_clip_and_apart() -> None:
         events = sample_scene(0, i, cfg).events
         assert 1 <= len(events) <= cfg.max_events
         assert events[0].onset >= cfg.min_gap - 1e-3 and events[-1].offset <= cfg.duration - cfg.min_gap + 1e-3
-        for e, f in zip(events, events[1:], strict=False):
+        for e, f in itertools.pairwise(events):
             assert f.onset - e.offset >= cfg.min_gap - 1e-3
         assert all(cfg.snr_db[0] <= e.snr_db <= cfg.snr_db[1] for e in events)
 
