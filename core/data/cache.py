@@ -57,7 +57,7 @@ import shutil
 import sys
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import shared_memory
 from typing import Any, Protocol, TypeVar
 
@@ -346,14 +346,32 @@ class _NoPlan(Exception):
 
 
 class GatheredBatch(list[Any]):
-    """A batch gathered from the cache: a list of its samples (row views of ``collated``), so any ``collate_fn``
-    works on it, and ``collated``, what ``default_collate`` would make of them, which
-    :meth:`CachedDataset.collate` passes through without a second copy.
+    """A batch gathered from the cache: ``collated`` is what ``default_collate`` would make of its samples, and
+    :meth:`CachedDataset.collate` passes it through without a second copy. As a list it holds the samples (row
+    views of ``collated``), made on first use, so any ``collate_fn`` works on it.
     """
 
     def __init__(self, collated: Any) -> None:
-        super().__init__(_rows(collated))
+        super().__init__()
         self.collated = collated
+        self._filled = False
+
+    def _fill(self) -> None:
+        if not self._filled:
+            self._filled = True
+            super().extend(_rows(self.collated))
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __getitem__(self, i: Any) -> Any:
+        self._fill()
+        return super().__getitem__(i)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._fill()
+        return super().__iter__()
 
 
 def _rows(node: Any) -> list[Any]:
