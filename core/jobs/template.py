@@ -87,6 +87,12 @@ def load_backend_config(name: str, config: DictConfig | str | Path | None) -> Ba
         cfg, where = config, f"<{name} config>"
     else:
         cfg, where = load_config(config), str(config)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError("a backend config must be a mapping", where=where)
+    from core.config.schema import check_config
+    from core.jobs.schema import BackendSchema
+
+    check_config(cfg, BackendSchema, where)  # unknown keys, types, ranges: one line before anything runs
     data = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(data, dict):
         raise ConfigError("a backend config must be a mapping", where=where)

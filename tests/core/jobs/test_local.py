@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -384,3 +385,20 @@ def test_out_of_range_job_options_are_one_error_line(
 def test_a_log_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="the log path is a directory"):
         local(tmp_path).submit(JobSpec(["true"], log_path=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("poll_intervall: 0.5", "did you mean poll_interval"),
+        ("kill_grace: -3", "-3.0 is below the minimum 0"),
+        ("max_parallel: many", "max_parallel"),
+        ("modes: {cpu: {launcher: [a], launchr: [b]}}", "did you mean modes.cpu.launcher"),
+    ],
+)
+def test_backend_config_mistakes_are_one_line_naming_the_key(tmp_path: Path, line: str, fragment: str) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(f"_base_: ${{pkg:core.jobs.config}}/local.yaml\n{line}\n")
+    with pytest.raises(UserError, match=re.escape(fragment)) as info:
+        get_backend("local", config)
+    assert str(config) in str(info.value) and "\n" not in str(info.value)
