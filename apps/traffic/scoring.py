@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 BASELINES = ("centre", "train_mean", "nearest", "stats_regression")
 METHODS = ("bridge", "refine", "direct", *BASELINES, "theta_star")
-CHECKPOINTS = (1, 2, 3, 5, 8, 12, 20, 30, 50)  # direct-HPO budgets whose best-so-far is scored on fresh seeds
+CHECKPOINTS = (3, 5, 8, 12, 20, 30, 40, 50)  # direct-HPO budgets whose best-so-far is scored on fresh seeds
 # the parameter of θ each cheap parameter stands in for (saturation flow falls as the headway tau grows)
 CHEAP_COUNTERPART = {"demand": "demand_scale", "free_speed": "speed_factor", "saturation_flow": "tau"}
 FRESH_SEED_OFFSET = 100_003  # fresh seeds: calibration seed + offset + i (never an observation or calibration seed)
@@ -207,17 +207,19 @@ def _score_scenario(
     for trial in sorted(set(incumbents.values())):
         thetas[f"trial{trial}"] = dict(trials[trial][1])
     seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(n_seeds)]
-    jobs = [(method, seed) for method in thetas for seed in seeds]
+    distinct = list(dict.fromkeys(json.dumps(t, sort_keys=True) for t in thetas.values()))  # each θ runs once
+    jobs = [(key, seed) for key in distinct for seed in seeds]
 
     def one(job: tuple[str, int]) -> tuple[str, int, dict[str, Any]]:
-        method, seed = job
-        series = simulate(built, spec, thetas[method], seed, backend="traci", timeout=timeout)
-        return method, seed, discrepancy(observed, series).to_dict()
+        key, seed = job
+        series = simulate(built, spec, json.loads(key), seed, backend="traci", timeout=timeout)
+        return key, seed, discrepancy(observed, series).to_dict()
 
-    fits: dict[str, list[dict[str, Any]]] = {m: [] for m in thetas}
+    by_theta: dict[str, list[dict[str, Any]]] = {key: [] for key in distinct}
     with ThreadPoolExecutor(max(1, n_jobs)) as pool:
-        for method, _, fit in pool.map(one, jobs):
-            fits[method].append(fit)
+        for key, _, fit in pool.map(one, jobs):
+            by_theta[key].append(fit)
+    fits = {m: by_theta[json.dumps(t, sort_keys=True)] for m, t in thetas.items()}
     out: dict[str, Any] = {"scenario": name, "seeds": seeds, "runs": runs, "theta": thetas, "methods": {}}
     for method, items in fits.items():
         out["methods"][method] = {

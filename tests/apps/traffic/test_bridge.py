@@ -17,53 +17,68 @@ pytestmark = pytest.mark.sumo
 
 DEMO = "apps/traffic/config/demo.yaml"
 TINY = [
-    "scenarios.n_train=4", "scenarios.n_test=1", "scenarios.network.size=3", "scenarios.network.length=150",
-    "scenarios.demand.vehicles_per_hour=[900,1300]", "scenarios.demand.n_routes=8", "scenarios.demand.duration=1200",
-    "scenarios.detectors.count=5", "+scenarios.progress=false",
+    "scenarios.n_train=4", "scenarios.n_test=2", "scenarios.demand.vehicles_per_hour=[800,1100]",
+    "scenarios.demand.duration=600", "scenarios.detectors.count=5", "+scenarios.progress=false",
     "models.cheap.n_trials=10", "models.expensive.n_trials=4", "models.expensive.sampler.n_startup_trials=4",
-    "evaluate.refine=1", "fit.models=[ridge]",
+    "evaluate.refine=2", "fit.models=[ridge]", "score.fresh_seeds=2",
 ]  # fmt: skip
 
 
 def test_traffic_bridge_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from apps.traffic.objective import discrepancy, unpack_scenario
+    from apps.traffic.scoring import BASELINES
     from apps.traffic.simulator import simulate
     from core.bridge.scenario import Scenario
 
     workspace = tmp_path / "bridge"
     assert main(["traffic", "bridge", DEMO, *TINY, f"workspace={workspace}"]) == 0
     out = capsys.readouterr().out
-    assert "traffic bridge: 1 held-out" in out and f"report: {workspace / 'report' / 'report.md'}" in out
+    assert "2 held-out scenarios" in out and "noise floor" in out and "pay off" in out
+    figures = json.loads((workspace / "report" / "traffic.json").read_text())
+    assert figures["n_test_scenarios"] == 2 and figures["n_fresh_seeds"] == 2 and figures["offline_sumo_runs"] == 16
+    assert figures["best_baseline"] in BASELINES
+    assert figures["bridge_minus_best_baseline_ci_low"] <= figures["bridge_minus_best_baseline_ci_high"]
 
     with (workspace / "evaluation.csv").open() as handle:
-        (row,) = list(csv.DictReader(handle))
-    for column in ("bridge.count_rmse", "direct.count_rmse", "refine.count_rmse", "bridge.geh_share"):
-        assert float(row[column]) >= 0, column
-    assert int(float(row["direct_expensive_runs"])) == 4
-    # independent check of the plumbing: SUMO at the predicted θ, scored here, is the bridge's column
-    scenario = Scenario.load(workspace / "scenarios" / f"{row['scenario']}.json")
+        rows = {r["scenario"]: r for r in csv.DictReader(handle)}
+    name = sorted(rows)[0]
+    scores = json.loads((workspace / "report" / "scores" / f"{name}.json").read_text())
+    scenario = Scenario.load(workspace / "scenarios" / f"{name}.json")
     spec, built, observed = unpack_scenario(scenario)
-    predicted = {k.removeprefix("pred."): float(v) for k, v in row.items() if k.startswith("pred.")}
-    assert set(predicted) == {"demand_scale", "speed_factor", "tau"}
-    fit = discrepancy(observed, simulate(built, spec, predicted, spec.calibration_seed))
-    assert fit.count_rmse == pytest.approx(float(row["bridge.count_rmse"]), rel=1e-9)
-    assert float(row["refine.count_rmse"]) <= float(row["bridge.count_rmse"]) or float(row["refine_value"]) <= float(
-        row["bridge_value"]
-    )
+    # fresh seeds: neither the observations' nor the calibration's
+    assert not {spec.observation_seed, spec.calibration_seed} & set(scores["seeds"])
+    # independent check of the plumbing: SUMO at the predicted θ on the fresh seeds, scored here
+    predicted = {k.removeprefix("pred."): float(v) for k, v in rows[name].items() if k.startswith("pred.")}
+    assert scores["theta"]["bridge"] == pytest.approx(predicted)
+    here = [discrepancy(observed, simulate(built, spec, predicted, seed)).loss for seed in scores["seeds"]]
+    assert scores["methods"]["bridge"]["loss"] == pytest.approx(sum(here) / len(here), rel=1e-9)
+    # the noise floor is θ* itself, on the same seeds, and its parameter error is 0
+    assert scores["theta"]["theta_star"] == pytest.approx(dict(spec.theta_star))
+    assert scores["methods"]["theta_star"]["param_error"] == 0.0
+    for image in ("traffic_loss.png", "traffic_theta.png", "quality_vs_cost.png"):
+        assert (workspace / "report" / image).stat().st_size > 1000, image
 
-    figures = json.loads((workspace / "report" / "traffic.json").read_text())
-    assert figures["n_test_scenarios"] == 1
-    assert figures["count_rmse_bridge"] == pytest.approx(float(row["bridge.count_rmse"]))
-    assert figures["rmse_ratio_bridge_vs_direct"] == pytest.approx(
-        float(row["bridge.count_rmse"]) / float(row["direct.count_rmse"])
-    )
-    assert figures["count_rmse_noise_floor"] > 0 and figures["speedup_wall"] > 0
-    assert (workspace / "report" / "traffic_counts.png").stat().st_size > 1000
-    assert (workspace / "report" / "quality_vs_cost.png").is_file()
+    # one storage holds every study of the bridge, by scenario and role
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(workspace / "studies.journal")))
+    names = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    assert {f"{name}/cheap", f"{name}/expensive", f"{name}/bridge", "train-003/expensive"} <= names
 
     # a second run resumes: every stage is skipped, the figures are read back
     assert main(["traffic", "bridge", DEMO, *TINY, f"workspace={workspace}"]) == 0
     assert "skipped" in capsys.readouterr().err
+
+
+def test_a_search_space_with_tau_below_the_step_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["traffic", "bridge", DEMO, *TINY, f"workspace={tmp_path}", "models.expensive.params.tau=[0.5,2.0]"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "below SUMO's step length" in err[0] and "models.expensive.params.tau" in err[0]
 
 
 def test_trial_command_matches_the_objective(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The cheap link queue model: Lindley's recursion against a loop, conservation, responses to ξ, speed, fit to Y."""
+"""The cheap spatial queue model: spillback and storage, conservation, responses to ξ, speed, fit to Y."""
 
 from __future__ import annotations
 
@@ -7,25 +7,27 @@ import time
 import numpy as np
 import pytest
 
-from apps.traffic.queue_model import XI, LinkQueueModel, queue_departures
+from apps.traffic.queue_model import XI, LinkQueueModel
 from apps.traffic.scenario import BuiltScenario, TrafficScenario, route_rates
 
 pytestmark = pytest.mark.sumo  # the network is built with netgenerate
 Tiny = tuple[TrafficScenario, BuiltScenario]
 
 
-def test_queue_departures_match_a_step_by_step_queue() -> None:
-    rng = np.random.default_rng(1)
-    arrivals = rng.poisson(0.6, 500).astype(float)
-    capacity = 0.5
-    queue, departed, total = 0.0, [], 0.0
-    for a in arrivals:  # the textbook recursion, one step at a time
-        served = min(queue + a, capacity)
-        queue += a - served
-        total += served
-        departed.append(total)
-    np.testing.assert_allclose(queue_departures(np.cumsum(arrivals), capacity), departed, atol=1e-9)
-    np.testing.assert_array_equal(queue_departures(np.cumsum(arrivals), np.inf), np.cumsum(arrivals))
+def test_a_full_link_holds_its_upstream_back_spillback(tiny: Tiny) -> None:
+    """With a crawling discharge, queues fill their links and the vehicles behind wait upstream: fewer reach the
+    detectors, the queues grow and the speeds drop — and the storage bound is never exceeded."""
+    spec, built = tiny
+    model = LinkQueueModel(built, spec)
+    free = model.simulate({"saturation_flow": 2400})
+    jammed = model.simulate({"saturation_flow": 600, "demand": 1.6})
+    assert np.nansum(jammed.queue) > 3 * np.nansum(free.queue)
+    assert np.nanmean(jammed.speeds) < 0.8 * np.nanmean(free.speeds)
+    assert np.nanmean(jammed.occupancy) > np.nanmean(free.occupancy)
+    for row, edge in enumerate(built.detectors):
+        table = built.edges[edge]
+        storage_m = table["lanes"] * table["length"]  # a queue cannot be longer than its lanes
+        assert jammed.queue[row].max() <= storage_m + 0.5 * 90 * 1.6 * 7.5  # + the signal's red-phase queue
 
 
 def test_free_flow_counts_are_the_demand_on_each_detector_edge(tiny: Tiny) -> None:

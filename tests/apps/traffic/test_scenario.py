@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -96,6 +97,10 @@ def test_route_file_carries_theta(tiny: tuple[TrafficScenario, BuiltScenario], t
     assert vtype is not None and vtype.get("tau") == "1.7" and vtype.get("speedFactor", "").startswith("normc(1.1,")
     flows = root.findall("flow")
     expected = route_rates(built, spec.demand, 0.5) * spec.detectors.interval
+    assert sum(float(f.get("vehsPerHour", 0)) / 12.0 for f in flows) == pytest.approx(expected.sum(), rel=1e-4)
+    random = dataclasses.replace(spec.demand, arrivals="random")
+    write_routes(built, random, {"demand_scale": 0.5}, tmp_path / "random.xml")
+    flows = ET.parse(tmp_path / "random.xml").getroot().findall("flow")
     assert sum(float(f.get("probability", 0)) * 300.0 for f in flows) == pytest.approx(expected.sum(), rel=1e-4)
     assert {f.get("route") for f in flows} == {f"r{i}" for i in range(len(built.routes))}
 
@@ -111,6 +116,17 @@ def test_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         TrafficScenario.from_dict({"network": {"kind": "file", "path": str(tmp_path / "none.net.xml")}})
     with pytest.raises(ConfigError, match="carries no route"):
         build(TrafficScenario(network=NetworkSpec(size=3), detectors=DetectorSpec(edges=("nowhere",))), tmp_path)
+
+
+def test_tau_below_the_step_length_is_refused_before_sumo_runs() -> None:
+    from apps.traffic.scenario import check_physics
+
+    with pytest.raises(ConfigError, match="below SUMO's step length"):
+        TrafficScenario.from_dict({"theta_star": {"tau": 0.9}})
+    with pytest.raises(ConfigError, match=r"params\.tau"):
+        check_physics({"tau": [0.5, 2.0]}, 1.0, "params")
+    check_physics({"tau": [0.5, 2.0]}, 0.5, "params")  # a smaller step makes it valid
+    assert TrafficScenario.from_dict({"step_length": 0.5, "theta_star": {"tau": 0.6}}).step_length == 0.5
 
 
 def test_round_trip_through_plain_data() -> None:

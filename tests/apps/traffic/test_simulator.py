@@ -130,3 +130,37 @@ def test_unknown_parameter_is_a_config_error(tiny: Tiny) -> None:
     spec, built = tiny
     with pytest.raises(ConfigError, match="unknown traffic parameter"):
         simulate(built, spec, {"reaction": 1.0}, seed=1)
+
+
+def test_collisions_and_teleports_are_read_back_and_flag_the_run(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tau below the step length is refused; forced through anyway (the check switched off), SUMO's vehicles
+    collide and teleport, and the run says so instead of being scored silently."""
+    import apps.traffic.scenario
+    from core.errors import ConfigError
+
+    spec, built = tiny
+    with pytest.raises(ConfigError, match="below SUMO's step length"):
+        simulate(built, spec, {"tau": 0.5}, seed=1)
+    monkeypatch.setattr(apps.traffic.scenario, "check_physics", lambda *args: None)
+    info: list[RunInfo] = []
+    with caplog.at_level("WARNING", logger="apps.traffic.simulator"):
+        series = simulate(built, spec, {"tau": 0.5, "demand_scale": 1.3}, seed=1, backend="traci", info=info)
+    run = info[0]
+    assert series.run is run and run.collisions > 0 and run.teleports > 0 and run.warnings >= run.collisions
+    assert "collisions" in run.flagged and any("collision" in line for line in run.warning_lines)
+    assert any("flagged" in r.getMessage() for r in caplog.records)
+    clean = simulate(built, spec, spec.theta_star, seed=1, backend="traci")
+    assert clean.run is not None and clean.run.collisions == 0 and clean.run.flagged == ""
+
+
+def test_lane_area_queues_and_loop_occupancy_grow_with_demand(tiny: Tiny) -> None:
+    spec, built = tiny
+    light = simulate(built, spec, {"demand_scale": 0.6}, seed=2)
+    heavy = simulate(built, spec, {"demand_scale": 1.4, "tau": 2.0}, seed=2)
+    assert light.queue is not None and heavy.queue is not None and light.occupancy is not None
+    assert np.isfinite(light.queue).all() and np.isfinite(light.occupancy).all()
+    assert heavy.queue.sum() > light.queue.sum() and heavy.occupancy.sum() > light.occupancy.sum()  # type: ignore[union-attr]
+    again = type(light).from_dict(light.to_dict())
+    np.testing.assert_allclose(again.queue, np.round(light.queue, 4))
