@@ -157,7 +157,12 @@ def _write_make_rules(cfg: DictConfig, workspace: Workspace) -> None:
 def _study(
     cfg: DictConfig, workspace: Workspace, scenario: Scenario, role: str, model_role: str | None = None, **kwargs: Any
 ) -> StudyResult:
-    """Run (or resume) the study ``<scenario>/<role>`` in the workspace's storage with ``model_role``'s model."""
+    """Run (or resume) the study ``<scenario>/<role>`` in the workspace's storage with ``model_role``'s model.
+
+    Direct HPO on a test scenario (the reference) gets ``evaluate.direct_trials`` runs when that is set."""
+    direct_trials = cfg.evaluate.get("direct_trials")
+    if role == "expensive" and scenario.split == "test" and direct_trials is not None:
+        kwargs.setdefault("n_trials", int(direct_trials))
     return run_study(
         workspace.study_dir(scenario.name, role),
         _model_config(cfg, model_role or role),

@@ -88,7 +88,8 @@ def main() -> int:
     parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "bench" / "traffic")
     parser.add_argument("--train", type=int, default=20, help="training scenarios per family")
     parser.add_argument("--test", type=int, default=25, help="held-out scenarios per family")
-    parser.add_argument("--trials", type=int, default=50, help="SUMO runs of each direct calibration")
+    parser.add_argument("--trials", type=int, default=30, help="SUMO runs of each training calibration")
+    parser.add_argument("--direct-trials", type=int, default=50, help="SUMO runs of direct HPO per held-out scenario")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--identify-seeds", type=int, default=4)
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
@@ -108,9 +109,16 @@ def main() -> int:
         workspace = args.workspace / family
         console.print(f"== {family}: identifiability on a training scenario")
         overrides = [f"workspace={workspace}", f"scenarios.n_train={args.train}", f"scenarios.n_test={args.test}",
-                     f"models.expensive.n_trials={args.trials}"]  # fmt: skip
+                     f"models.expensive.n_trials={args.trials}",
+                     f"evaluate.direct_trials={args.direct_trials}"]  # fmt: skip
         cfg = load_config(config, overrides)
-        ident = identify_with(cfg, args.identify_seeds)
+        cached = workspace / "identify.json"  # resumable like the workspace
+        if cached.is_file():
+            ident = json.loads(cached.read_text(encoding="utf-8"))
+        else:
+            ident = identify_with(cfg, args.identify_seeds)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(ident, indent=1) + "\n", encoding="utf-8")
         console.print(f"== {family}: the bridge ({args.train} training, {args.test} held-out scenarios)")
         started = time.perf_counter()
         result = run_bridge(cfg, log=console.print)
