@@ -130,6 +130,8 @@ class AudioEncoder(nn.Module):
             SphereConv(width, width, dilation=2),
             nn.Conv2d(width, n_classes, 1),
         )
+        # plus broadband SRP-PHAT (the mean over bins), so every class's map starts peaked at the sources
+        self.srp_scale = nn.Parameter(torch.full((n_classes, 1, 1), 20.0))
         edges = np.linspace(0, n_fft // 2 + 1, n_bands + 1).astype(int)
         self.band_edges = [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
         bands = torch.zeros(n_fft // 2 + 1, n_bands)
@@ -146,7 +148,7 @@ class AudioEncoder(nn.Module):
         cross = cross_spectra(spectra[:, :, self.bins], self.pairs)  # (B, P, F')
         srp = torch.einsum("bpf,pfg->bfg", cross, self.steering).real / len(self.pairs)
         srp = srp.reshape(b, len(self.bins), *self.grid)
-        directions: Tensor = self.direction(srp)
+        directions: Tensor = self.direction(srp) + self.srp_scale * srp.mean(1, keepdim=True)
         power = spectra.abs().pow(2).mean(1)  # (B, F, T)
         bands = torch.log(torch.einsum("bft,fk->bkt", power, self.bands) + 1e-6)
         features = torch.cat([bands.mean(-1), bands.std(-1)], dim=-1)
