@@ -29,10 +29,12 @@ $(VENV)/.installed-traffic: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[traffic]'
 	touch $@ $(VENV)/.installed-base
 
-# the main job: SUMO traffic calibration through the model bridge (8 training + 4 test scenarios)
+# the main job: SUMO traffic calibration through the model bridge, a smaller version of tools/bench/traffic.py
+# (8 training + 6 held-out scenarios per family, uncongested grid then congested random network); a second
+# `make demo` resumes the workspaces (finished studies and scores are kept; delete runs/demo to start over)
 demo: $(VENV)/.installed-traffic
-	rm -rf runs/demo
-	$(BIN)/kakehashi traffic bridge $(DEMO_CONFIG) workspace=runs/demo
+	$(BIN)/kakehashi traffic bridge $(DEMO_CONFIG) workspace=runs/demo/grid
+	$(BIN)/kakehashi traffic bridge apps/traffic/config/demo_congested.yaml workspace=runs/demo/congested
 
 test: $(VENV)/.installed-all
 	$(BIN)/python -m pytest

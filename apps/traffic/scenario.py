@@ -164,13 +164,46 @@ class TrafficScenario:
         return hashlib.sha1(json.dumps(built, sort_keys=True).encode()).hexdigest()[:16]
 
 
+_PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
+
+
 def _make(cls: Any, node: Mapping[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(node) - known)
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}", where=where, hint=f"known keys: {', '.join(sorted(known))}")
+    """``cls(**node)``, refusing unknown keys (naming the nearest known one) and values of the wrong type.
+
+    >>> _make(NetworkSpec, {"size": 3}, "scenario.network").size
+    3
+    >>> for bad in ({"sise": 3}, {"size": "big"}):
+    ...     try:
+    ...         _make(NetworkSpec, bad, "scenario.network")
+    ...     except ConfigError as error:
+    ...         print(error)
+    unknown key 'sise' (scenario.network.sise) — did you mean size?
+    'big' is not an int (scenario.network.size) — give a whole number
+    """
+    import difflib
+
+    known = [f.name for f in fields(cls)]
+    for key in node:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known keys: {', '.join(sorted(known))}"
+            raise ConfigError(f"unknown key {key!r}", where=f"{where}.{key}", hint=hint)
+    types = {f.name: str(f.type) for f in fields(cls)}
+    checked = dict(node)
+    for key, value in node.items():
+        kind = _PLAIN.get(types[key].removesuffix(" | None"))
+        if kind is None or (value is None and types[key].endswith("| None")):
+            continue
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            checked[key] = float(value)
+        elif kind is int and isinstance(value, float) and value.is_integer():
+            checked[key] = int(value)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            words = {int: "an int", float: "a number", bool: "true or false", str: "a string"}[kind]
+            hint = {int: "give a whole number", float: "give a number"}.get(kind, f"give {words}")
+            raise ConfigError(f"{value!r} is not {words}", where=f"{where}.{key}", hint=hint)
     try:
-        return cls(**node)
+        return cls(**checked)
     except TypeError as exc:
         raise ConfigError(str(exc), where=where) from None
 

@@ -63,7 +63,8 @@ def main() -> int:
                 "n_test_scenarios",
             ):
                 figures[f"{mapping}_{key}"] = summary.get(key)
-            figures[f"{mapping}_model"] = summary.get("model")
+            chosen = summary.get("model") or {}  # the model chosen per output
+            figures[f"{mapping}_model"] = ", ".join(f"{k}={v}" for k, v in chosen.items())
             if mapping == "nonlinear":
                 figures["refine_ratio_vs_direct"] = round(summary["refine_value"] / summary["direct_value"], 4)
     # headline figures: the nonlinear family, where the choice of h matters

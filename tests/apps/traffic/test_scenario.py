@@ -133,3 +133,11 @@ def test_round_trip_through_plain_data() -> None:
     spec = TrafficScenario(detectors=DetectorSpec(edges=("A0A1",)), theta_star={"demand_scale": 0.9})
     again = TrafficScenario.from_dict(spec.to_dict())
     assert again == spec and again.key() == spec.key()
+
+
+def test_a_value_of_the_wrong_type_is_refused_with_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"'big' is not an int \(scenario\.network\.size\)"):
+        TrafficScenario.from_dict({"network": {"size": "big"}})
+    with pytest.raises(ConfigError, match="did you mean size"):
+        TrafficScenario.from_dict({"network": {"sise": 3}})
+    assert TrafficScenario.from_dict({"demand": {"vehicles_per_hour": 900}}).demand.vehicles_per_hour == 900.0
