@@ -29,7 +29,7 @@ def register(areas: SubParsers) -> None:
         help="build a scenario (or a family) and show it",
         description="Build the `scenario` of the config (or every member of its `scenarios` family), simulate\n"
         "its observations Y at θ* and, for one scenario, the noise floor: θ* rerun with another seed.",
-        epilog=f"example:\n  kakehashi traffic scenario {_SCENARIO} network.size=5\n"
+        epilog=f"example (sumo):\n  kakehashi traffic scenario {_SCENARIO} scenario.network.size=3\n"
         f"  kakehashi traffic scenario {_FAMILY} scenarios.n_train=2 scenarios.n_test=1",
     )
     add_config_arguments(scenario)
@@ -42,8 +42,8 @@ def register(areas: SubParsers) -> None:
         "each parameter's search range; print the loss increase in noise units (z; identifiable: z >= 2 on\n"
         "both sides) and write identify.json and identify.png. With a bridge family config it takes a\n"
         "training scenario (--scenario) and the expensive model's search space.",
-        epilog=f"example:\n  kakehashi traffic identify {_GRID} --scenario train-000\n"
-        f"  kakehashi traffic identify {_SCENARIO} network.size=3 demand.duration=900",
+        epilog=f"example (sumo):\n  kakehashi traffic identify {_GRID} --scenario train-000 --seeds 2\n"
+        f"  kakehashi traffic identify {_SCENARIO} scenario.network.size=3 scenario.demand.duration=900 --seeds 2",
     )
     add_config_arguments(identify)
     identify.add_argument("--scenario", default="train-000", help="family member to examine (family configs)")
@@ -55,7 +55,7 @@ def register(areas: SubParsers) -> None:
         help="calibrate θ (or the cheap model's ξ) on one scenario by HPO",
         description="Direct HPO of the model's parameters against the scenario's observations; resumable.\n"
         "Writes result.json, calibration.png and the Optuna study (study.db) to run_dir.",
-        epilog=f"example:\n  kakehashi traffic calibrate {_CALIBRATE} n_trials=30\n"
+        epilog=f"example (sumo):\n  kakehashi traffic calibrate {_CALIBRATE} n_trials=20\n"
         f"  kakehashi traffic calibrate {_CALIBRATE} model=cheap n_trials=200",
     )
     add_config_arguments(calibrate)
@@ -68,8 +68,10 @@ def register(areas: SubParsers) -> None:
         "scenario and SUMO on the training ones (and directly on the held-out ones, as the reference), learn\n"
         "θ̂ = h(ξ̂), check it with one SUMO run per held-out scenario and refine it with a few more; then score\n"
         "every θ̂ and the baselines on fresh SUMO seeds and count the cost. Prints the final table.",
-        epilog=f"example:\n  kakehashi traffic bridge {_DEMO}\n"
-        f"  kakehashi traffic bridge {_DEMO} workspace=runs/small scenarios.n_train=5 scenarios.n_test=3",
+        epilog=f"example (sumo, slow):\n  kakehashi traffic bridge {_DEMO} workspace=runs/tiny scenarios.n_train=4 "
+        "scenarios.n_test=2 models.cheap.n_trials=10 models.expensive.n_trials=4 evaluate.direct_trials=6 "
+        "score.fresh_seeds=2\n"
+        "(make demo runs the demo's size on both families: apps/traffic/config/demo.yaml, demo_congested.yaml)",
     )
     add_config_arguments(bridge)
     bridge.add_argument("--force", action="store_true", help="redo finished stages")
