@@ -4,13 +4,13 @@ The convention (for every Markdown file in the repository):
 
     | cache hit / in-memory, 0 workers | 0.93× <!-- figure: data.json:cache_hit_over_memory_0_workers --> |
 
-A figure is a number (``1,234``, ``0.93``, ``-2.5e-05``; a ``×`` or ``%`` right after it is allowed) followed, on
-the same line and with only spaces and the unit between, by ``<!-- figure: <file>.json:<key> -->``, where
-``<file>.json`` lies in ``tools/bench/results/`` and ``<key>`` is a top-level key of it. The quoted number must
-equal the JSON value rounded to as many decimals as the quote shows (``6.2`` quotes ``6.2437``; ``5,535``
-quotes ``5535.4``). Options after the key: ``scale=100`` compares the JSON value times 100 (a fraction quoted
-as a percentage), ``sig`` rounds to the quote's significant digits instead of its decimals (``3.1e-05``).
-The marker is invisible when the Markdown is rendered.
+A figure is a number (``1,234``, ``0.93``, ``-2.5e-05``; a ``×`` or ``%`` right after it is allowed) followed,
+on the same line and with only spaces and the unit between, by ``<!-- figure: <file>.json:<key> -->``, where
+``<file>.json`` lies in ``tools/bench/results/`` and ``<key>`` is a key of it (``a.b`` for a nested one). The
+quoted number must equal the JSON value rounded to as many decimals as the quote shows (``6.2`` quotes
+``6.2437``; ``5,535`` quotes ``5535.4``). Options after the key: ``scale=100`` compares the JSON value times
+100 (a fraction quoted as a percentage), ``sig`` rounds to the quote's significant digits instead of its
+decimals (``3.1e-05``). The marker is invisible when the Markdown is rendered.
 
     python tools/bench/figures.py            # check; exit 1 listing every disagreement
     python tools/bench/figures.py --write    # rewrite the quoted numbers from the JSON (same format)
@@ -126,15 +126,38 @@ def _json(file: str, cache: dict[str, Any]) -> Any:
     return cache[file]
 
 
+_MISSING = object()
+
+
+def lookup(data: Any, key: str) -> Any:
+    """``data[key]``, or, for a dotted key such as ``ratio_over_ours.32``, the nested value.
+
+    Example:
+        >>> lookup({"a": {"32": 1.5}, "b.c": 2}, "a.32"), lookup({"b.c": 2}, "b.c")
+        (1.5, 2)
+    """
+    if isinstance(data, dict) and key in data:
+        return data[key]
+    head, dot, rest = key.partition(".")
+    while dot:
+        if isinstance(data, dict) and head in data:
+            found = lookup(data[head], rest)
+            if found is not _MISSING:
+                return found
+        more, dot, rest = rest.partition(".")
+        head = f"{head}.{more}"
+    return _MISSING
+
+
 def check_figure(figure: Figure, cache: dict[str, Any]) -> tuple[str | None, str | None]:
     """(problem, the number the JSON says in the quote's format) for one figure."""
     data = _json(figure.file, cache)
     where = f"{figure.path}:{figure.line}"
     if data is None:
         return f"{where}: {figure.file} does not exist in tools/bench/results", None
-    if figure.key not in data:
+    value = lookup(data, figure.key)
+    if value is _MISSING:
         return f"{where}: {figure.file} has no key {figure.key!r}", None
-    value = data[figure.key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return f"{where}: {figure.file}:{figure.key} is {value!r}, not a finite number", None
     expected = render(float(value) * figure.scale, figure.quoted, figure.significant)
