@@ -63,7 +63,6 @@ def main() -> None:
         expert_episodes,
         gate_nmi,
         load_policy,
-        summarize,
     )
     from apps.robots.imitation.pipeline import CONFIG, env_config, run_rounds, train
     from apps.robots.imitation.policy import count_parameters
@@ -80,8 +79,11 @@ def main() -> None:
     def boxes(policy: str) -> np.ndarray:
         t = time.perf_counter()
         result = np.array([r.boxes_stored for r in evaluate_policy(policy, env, seeds)], float)
-        print(f"  evaluated {policy if len(policy) < 40 else '...' + policy[-37:]}: {result.mean():.2f} boxes/episode "
-              f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"  evaluated {policy if len(policy) < 40 else '...' + policy[-37:]}: {result.mean():.2f} boxes/episode "
+            f"({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
         return result
 
     def success(policy_boxes: np.ndarray) -> float:
@@ -98,8 +100,16 @@ def main() -> None:
         folder = work / f"seed{seed}"
         runs = run_rounds(CONFIG, [*base, f"seed={seed}"], folder, rounds)
         files = ",".join(f"'{folder / f'demos-round{r}.h5'}'" for r in range(len(rounds)))
-        train(CONFIG, [*base, f"seed={seed}", "task.model._target_=apps.robots.imitation.policy.single_lstm_like",
-                       f"datamodule.paths=[{files}]"], run_dir=folder / "single")  # fmt: skip
+        train(
+            CONFIG,
+            [
+                *base,
+                f"seed={seed}",
+                "task.model._target_=apps.robots.imitation.policy.single_lstm_like",
+                f"datamodule.paths=[{files}]",
+            ],
+            run_dir=folder / "single",
+        )
         print(f"seed {seed}: trained in {time.perf_counter() - t:.0f} s", flush=True)
         moe.append(boxes(str(runs[-1])))
         moe0.append(boxes(str(runs[0])))

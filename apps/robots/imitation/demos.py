@@ -104,8 +104,11 @@ class EpisodeRecorder:
         label_steps: bool = True,
     ) -> None:
         if not 0 <= robot < env.config.n_robots:
-            raise UserError(f"robot {robot} does not exist", where="record.robot",
-                            hint=f"the team has robots 0..{env.config.n_robots - 1}")  # fmt: skip
+            raise UserError(
+                f"robot {robot} does not exist",
+                where="record.robot",
+                hint=f"the team has robots 0..{env.config.n_robots - 1}",
+            )
         self.env, self.robot, self.others = env, robot, others
         self.round_index, self.operator, self.warmup_steps = round_index, operator, warmup_steps
         self.noise, self.label_steps = noise, label_steps
@@ -123,7 +126,8 @@ class EpisodeRecorder:
             if terminated or truncated:
                 self.done = True
                 break
-        return self.obs[self.robot]
+        own: np.ndarray = self.obs[self.robot]
+        return own
 
     def step(self, action: np.ndarray, label: int) -> np.ndarray:
         observations, actions, labels = self.records
@@ -138,7 +142,8 @@ class EpisodeRecorder:
         team_actions[self.robot] = executed
         self.obs, _, terminated, truncated, _ = self.env.step(team_actions)
         self.done = terminated or truncated
-        return self.obs[self.robot]
+        own: np.ndarray = self.obs[self.robot]
+        return own
 
     def demonstration(self) -> Demonstration:
         observations, actions, labels = self.records
@@ -191,13 +196,17 @@ def record_round(
         on_episode: Called with each finished demonstration (progress).
     """
     if round_index > 0 and previous is None:
-        raise UserError(f"round {round_index} needs the previous round's policy", where="record.policy",
-                        hint="train on round 0's demonstrations and pass its run directory")  # fmt: skip
+        raise UserError(
+            f"round {round_index} needs the previous round's policy",
+            where="record.policy",
+            hint="train on round 0's demonstrations and pass its run directory",
+        )
     env = BoxPushingEnv(env_config)
     robot = operated_robot(round_index, env_config.n_robots)
     team = previous if round_index > 0 and previous is not None else IdleTeam()
-    recorder = EpisodeRecorder(env, robot, team, round_index, "scripted", warmup_steps if round_index > 0 else 0,
-                               noise, label_steps)  # fmt: skip
+    recorder = EpisodeRecorder(
+        env, robot, team, round_index, "scripted", warmup_steps if round_index > 0 else 0, noise, label_steps
+    )
     out = []
     for seed in seeds:
         operator = ScriptedOperator(env_config, seed=seed)
@@ -238,8 +247,11 @@ def load_demonstrations(paths: str | Path | Sequence[str | Path], n_robots: int 
             sample = dataset[index]
             found = _text(sample.get("format"))
             if found != FORMAT:
-                raise UserError(f"not a demonstration file (format {found or 'missing'!r}, expected {FORMAT!r})",
-                                where=f"{path}, episode {index}", hint=hint)  # fmt: skip
+                raise UserError(
+                    f"not a demonstration file (format {found or 'missing'!r}, expected {FORMAT!r})",
+                    where=f"{path}, episode {index}",
+                    hint=hint,
+                )
             missing = [key for key in _FIELDS if key not in sample]
             if missing:
                 raise UserError(f"demonstration lacks {missing}", where=f"{path}, episode {index}", hint=hint)
@@ -257,9 +269,11 @@ def load_demonstrations(paths: str | Path | Sequence[str | Path], n_robots: int 
                 boxes_stored=int(sample.get("boxes_stored", 0)),
             )
             if n_robots is not None and demo.n_robots != n_robots:
-                raise UserError(f"demonstrations recorded with {demo.n_robots} robots, the config has {n_robots}",
-                                where=f"{path}, episode {index}",
-                                hint=f"record with env.n_robots={n_robots} or set env.n_robots={demo.n_robots}")  # fmt: skip
+                raise UserError(
+                    f"demonstrations recorded with {demo.n_robots} robots, the config has {n_robots}",
+                    where=f"{path}, episode {index}",
+                    hint=f"record with env.n_robots={n_robots} or set env.n_robots={demo.n_robots}",
+                )
             out.append(demo)
         dataset.close()
     return out

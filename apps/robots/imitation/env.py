@@ -189,18 +189,25 @@ class BoxPushingEnv:
         half = c.box_size / 2
         self.boxes, self.box_shapes = [], []
         for _ in range(c.n_boxes):
-            x, y = _place(rng, placed, c.zone_width + 3 * half + 0.3, c.width - 2 * half, 2 * half, c.height - 2 * half,
-                          half * 1.5)  # fmt: skip
+            x, y = _place(
+                rng,
+                placed,
+                c.zone_width + 3 * half + 0.3,
+                c.width - 2 * half,
+                2 * half,
+                c.height - 2 * half,
+                half * 1.5,
+            )
             body = pymunk.Body(1.0, pymunk.moment_for_box(1.0, (c.box_size, c.box_size)))
             body.position = (x, y)
             body.angle = float(rng.uniform(0, math.pi / 2))
             body.velocity_func = _damped(c.box_damping)
-            shape = pymunk.Poly.create_box(body, (c.box_size, c.box_size))
-            shape.friction = 0.4
-            shape.collision_type = _BOX
-            space.add(body, shape)
+            box_shape = pymunk.Poly.create_box(body, (c.box_size, c.box_size))
+            box_shape.friction = 0.4
+            box_shape.collision_type = _BOX
+            space.add(body, box_shape)
             self.boxes.append(body)
-            self.box_shapes.append(shape)
+            self.box_shapes.append(box_shape)
         self.robots = []
         for i in range(c.n_robots):
             reach = c.robot_radius + c.scoop_depth
@@ -208,7 +215,7 @@ class BoxPushingEnv:
             body = pymunk.Body(5.0, pymunk.moment_for_circle(5.0, 0, c.robot_radius))
             body.position = (x, y)
             body.angle = float(rng.uniform(-math.pi, math.pi))
-            shapes = [pymunk.Circle(body, c.robot_radius)] + _scoop(body, c)
+            shapes: list[pymunk.Shape] = [pymunk.Circle(body, c.robot_radius), *_scoop(body, c)]
             for shape in shapes:
                 shape.friction = 0.6
                 shape.collision_type = _ROBOT
@@ -255,7 +262,11 @@ class BoxPushingEnv:
         return sum(self.stored)
 
     def _info(self) -> dict[str, Any]:
-        return {"step": self.steps, "boxes_stored": self.boxes_stored, "boxes_left": len(self.stored) - self.boxes_stored}
+        return {
+            "step": self.steps,
+            "boxes_stored": self.boxes_stored,
+            "boxes_left": len(self.stored) - self.boxes_stored,
+        }
 
     # ------------------------------------------------------------------ sensing
     def observations(self) -> np.ndarray:

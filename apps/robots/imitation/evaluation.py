@@ -52,12 +52,17 @@ def load_policy(run_dir: str | Path, n_robots: int) -> Any:
     cfg = load_run_config(run_dir)
     trained_for = cfg.get("task", {}).get("n_robots")
     if trained_for is None:
-        raise UserError("not an imitation run (no task.n_robots)", where=str(run_dir),
-                        hint="give the run directory of `kakehashi robots train-imitation`")  # fmt: skip
+        raise UserError(
+            "not an imitation run (no task.n_robots)",
+            where=str(run_dir),
+            hint="give the run directory of `kakehashi robots train-imitation`",
+        )
     if int(trained_for) != n_robots:
-        raise UserError(f"the policy was trained for {trained_for} robots, the environment has {n_robots}",
-                        where=str(run_dir),
-                        hint=f"set env.n_robots={trained_for} or train a policy for {n_robots} robots")  # fmt: skip
+        raise UserError(
+            f"the policy was trained for {trained_for} robots, the environment has {n_robots}",
+            where=str(run_dir),
+            hint=f"set env.n_robots={trained_for} or train a policy for {n_robots} robots",
+        )
     from core.train import resolve_checkpoint
 
     try:
@@ -78,13 +83,19 @@ def make_team(policy: str, config: EnvConfig, seed: int = 0) -> TeamController:
     if policy == "random":
         return RandomTeam(seed=seed)
     if not Path(policy).is_dir():
-        raise UserError(f"unknown policy {policy!r}", where="evaluate.policy",
-                        hint="expert, random or the run directory of a trained policy")  # fmt: skip
+        raise UserError(
+            f"unknown policy {policy!r}",
+            where="evaluate.policy",
+            hint="expert, random or the run directory of a trained policy",
+        )
     return PolicyTeam(load_policy(policy, config.n_robots))
 
 
 def run_episode(
-    env: BoxPushingEnv, team: TeamController, seed: int, on_frame: Callable[[BoxPushingEnv, np.ndarray], None] | None = None
+    env: BoxPushingEnv,
+    team: TeamController,
+    seed: int,
+    on_frame: Callable[[BoxPushingEnv, np.ndarray], None] | None = None,
 ) -> EpisodeResult:
     """One episode from ``reset(seed)`` to its end; ``on_frame(env, behaviours)`` after the reset and each step."""
     obs, _ = env.reset(seed=seed)
@@ -119,11 +130,16 @@ def evaluate_policy(
         fixed = make_team(fixed, config)  # load the weights once
     for n, seed in enumerate(seeds):
         team = fixed if fixed is not None else make_team(str(policy), config, seed)
-        frames: list[Any] = []
-        record = (lambda e, b: frames.append(render_frame(e, labels=list(b)))) if gif and n == 0 else None
-        result = run_episode(env, team, seed, record)
-        if frames and gif:
+        if gif and n == 0:
+            frames: list[Any] = []
+
+            def draw(e: BoxPushingEnv, behaviours: np.ndarray, frames: list[Any] = frames) -> None:
+                frames.append(render_frame(e, labels=list(behaviours)))
+
+            result = run_episode(env, team, seed, draw)
             save_gif(frames, gif)
+        else:
+            result = run_episode(env, team, seed)
         results.append(result)
         if on_episode is not None:
             on_episode(result)

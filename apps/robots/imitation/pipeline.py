@@ -74,7 +74,9 @@ def demonstration_seeds(first_seed: int, round_index: int, episodes: int) -> lis
     return [first_seed + 100 * round_index + i for i in range(episodes)]
 
 
-def record(cfg: DictConfig, on_episode: Callable[[Demonstration], None] | None = None) -> tuple[Path, list[Demonstration]]:
+def record(
+    cfg: DictConfig, on_episode: Callable[[Demonstration], None] | None = None
+) -> tuple[Path, list[Demonstration]]:
     """Record the demonstrations of ``record`` (one round) and write them to ``record.out``."""
     env = env_config(cfg)
     options = section(cfg, "record", RECORD_KEYS)
@@ -84,14 +86,25 @@ def record(cfg: DictConfig, on_episode: Callable[[Demonstration], None] | None =
     previous = None
     if round_index > 0:
         if not options.get("policy"):
-            raise ConfigError(f"round {round_index} needs the previous round's policy", where="record.policy",
-                              hint="record.policy=<run directory of the previous round's train-imitation>")  # fmt: skip
+            raise ConfigError(
+                f"round {round_index} needs the previous round's policy",
+                where="record.policy",
+                hint="record.policy=<run directory of the previous round's train-imitation>",
+            )
         previous = PolicyTeam(load_policy(options["policy"], env.n_robots))
     seeds = demonstration_seeds(int(options["first_seed"]), round_index, int(options["episodes"]))
     operator = options["operator"]
     if operator == "scripted":
-        demos = record_round(env, round_index, seeds, previous, int(options["warmup_steps"]), float(options["noise"]),
-                             bool(options["labels"]), on_episode)  # fmt: skip
+        demos = record_round(
+            env,
+            round_index,
+            seeds,
+            previous,
+            int(options["warmup_steps"]),
+            float(options["noise"]),
+            bool(options["labels"]),
+            on_episode,
+        )
     elif operator == "keyboard":
         from apps.robots.imitation.teleop import record_keyboard
 
@@ -134,21 +147,36 @@ def evaluate(cfg: DictConfig, on_episode: Callable[[EpisodeResult], None] | None
     seeds = list(range(int(options["first_seed"]), int(options["first_seed"]) + int(options["episodes"])))
     if policy not in ("expert", "random"):
         if not Path(policy).is_dir():
-            raise UserError("policy run directory not found", where=f"evaluate.policy={policy}",
-                            hint="expert, random, or the --run-dir of train-imitation")  # fmt: skip
+            raise UserError(
+                "policy run directory not found",
+                where=f"evaluate.policy={policy}",
+                hint="expert, random, or the --run-dir of train-imitation",
+            )
         load_policy(policy, env.n_robots)  # refuse another team size before anything runs
         overlap = sorted(trained_seeds(policy) & set(seeds))
         if overlap:
-            raise ConfigError(f"evaluation seeds {overlap[:5]} were demonstration seeds", where="evaluate.first_seed",
-                              hint="evaluate on seeds the policy never saw")  # fmt: skip
+            raise ConfigError(
+                f"evaluation seeds {overlap[:5]} were demonstration seeds",
+                where="evaluate.first_seed",
+                hint="evaluate on seeds the policy never saw",
+            )
     out = options.get("out") or (
-        Path(policy) / "results" / "evaluate.json" if Path(policy).is_dir() else Path("runs/robots") / f"evaluate-{policy}.json"
+        Path(policy) / "results" / "evaluate.json"
+        if Path(policy).is_dir()
+        else Path("runs/robots") / f"evaluate-{policy}.json"
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if options.get("backend"):
-        results = evaluate_as_jobs(policy, env, seeds, out.with_suffix(".jobs"), options["backend"],
-                                   options.get("backend_config"), int(options["episodes_per_task"]))  # fmt: skip
+        results = evaluate_as_jobs(
+            policy,
+            env,
+            seeds,
+            out.with_suffix(".jobs"),
+            options["backend"],
+            options.get("backend_config"),
+            int(options["episodes_per_task"]),
+        )
         if on_episode is not None:
             for result in results:
                 on_episode(result)
@@ -156,7 +184,12 @@ def evaluate(cfg: DictConfig, on_episode: Callable[[EpisodeResult], None] | None
             evaluate_policy(policy, env, seeds[:1], gif=options["gif"])
     else:
         results = evaluate_policy(policy, env, seeds, gif=options.get("gif"), on_episode=on_episode)
-    report = {"policy": policy, "env": env.to_dict(), **summarize(results), "episodes_detail": [asdict(r) for r in results]}
+    report = {
+        "policy": policy,
+        "env": env.to_dict(),
+        **summarize(results),
+        "episodes_detail": [asdict(r) for r in results],
+    }
     write_atomic(out, json.dumps(report, indent=2) + "\n")
     report["out"] = str(out)
     return report
@@ -187,7 +220,12 @@ def run_rounds(
         paths = "datamodule.paths=[" + ",".join(f"'{f}'" for f in files) + "]"
         train(config, [*overrides, *train_overrides, paths], run_dir=run_dir)
         runs.append(run_dir)
-        log.info("round %d: %d demonstrations in all, policy %s", round_index, sum(episodes_per_round[: round_index + 1]), run_dir)
+        log.info(
+            "round %d: %d demonstrations in all, policy %s",
+            round_index,
+            sum(episodes_per_round[: round_index + 1]),
+            run_dir,
+        )
     return runs
 
 

@@ -57,18 +57,25 @@ def render_frame(env: Any, labels: Sequence[int] | None = None, pixels_per_metre
     for i, body in enumerate(env.robots):
         x, y = to_pixels(body.position.x, body.position.y)
         label = None if labels is None else labels[i]
-        colour = BEHAVIOUR_COLOURS[label] if label is not None and 0 <= label < len(BEHAVIOUR_COLOURS) else NO_LABEL_COLOUR
+        colour = (
+            BEHAVIOUR_COLOURS[label] if label is not None and 0 <= label < len(BEHAVIOUR_COLOURS) else NO_LABEL_COLOUR
+        )
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(20, 20, 20))
         for shape in body.shapes:
             if isinstance(shape, pymunk.Segment):
                 a, b = body.local_to_world(shape.a), body.local_to_world(shape.b)
-                draw.line([to_pixels(a.x, a.y), to_pixels(b.x, b.y)], fill=(20, 20, 20), width=max(2, round(0.03 * scale)))
+                draw.line(
+                    [to_pixels(a.x, a.y), to_pixels(b.x, b.y)], fill=(20, 20, 20), width=max(2, round(0.03 * scale))
+                )
         hx, hy = x + r * math.cos(body.angle), y - r * math.sin(body.angle)
         draw.line([x, y, hx, hy], fill=(20, 20, 20), width=2)
         draw.text((x - 3, y - 6), str(i), fill=(255, 255, 255))
     draw.rectangle([0, 0, size[0] - 1, size[1] - 1], outline=(40, 40, 40), width=2)
-    draw.text((c.zone_width * scale + 6, 4), f"step {env.steps}  stored {env.boxes_stored}/{len(env.stored)}",
-              fill=(20, 20, 20))  # fmt: skip
+    draw.text(
+        (c.zone_width * scale + 6, 4),
+        f"step {env.steps}  stored {env.boxes_stored}/{len(env.stored)}",
+        fill=(20, 20, 20),
+    )
     return image
 
 

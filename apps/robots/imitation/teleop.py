@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +40,8 @@ def wheel_commands(pressed: set[str]) -> np.ndarray:
     """Wheel commands for the arrow keys held down.
 
     Example:
-        >>> wheel_commands({"Up"}).astype(float).round(2).tolist(), wheel_commands({"Up", "Left"}).astype(float).round(2).tolist()
-        ([0.8, 0.8], [0.3, 0.8])
+        >>> [wheel_commands(keys).astype(float).round(2).tolist() for keys in ({"Up"}, {"Up", "Left"})]
+        [[0.8, 0.8], [0.3, 0.8]]
     """
     forward = 0.8 * (("Up" in pressed) - ("Down" in pressed))
     turn = 0.5 * (("Left" in pressed) - ("Right" in pressed))
@@ -61,15 +63,19 @@ def record_keyboard(
 ) -> list[Demonstration]:
     """One keyboard-driven episode per seed, shown in a window at the simulation's own pace."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise UserError("no display: keyboard teleoperation needs a window", where="record.operator=keyboard",
-                        hint="run where a display exists, or use record.operator=scripted")  # fmt: skip
+        raise UserError(
+            "no display: keyboard teleoperation needs a window",
+            where="record.operator=keyboard",
+            hint="run where a display exists, or use record.operator=scripted",
+        )
     try:
         import tkinter
 
         from PIL import ImageTk
     except ImportError as exc:
-        raise DependencyError(f"keyboard teleoperation needs tkinter and Pillow's ImageTk ({exc})",
-                              hint="install python3-tk") from None  # fmt: skip
+        raise DependencyError(
+            f"keyboard teleoperation needs tkinter and Pillow's ImageTk ({exc})", hint="install python3-tk"
+        ) from None
     from apps.robots.imitation.render import render_frame
 
     env = BoxPushingEnv(env_config)
@@ -82,12 +88,9 @@ def record_keyboard(
     canvas = tkinter.Label(root)
     canvas.pack()
     pressed: set[str] = set()
-    state = {"label": -1, "seed_index": 0, "photo": None}
+    state = _Session()
     root.bind("<KeyPress>", lambda e: _key_down(e.keysym, pressed, state, recorder))
     root.bind("<KeyRelease>", lambda e: pressed.discard(e.keysym))
-
-    def start() -> None:
-        recorder.begin(seeds[int(state["seed_index"])])  # type: ignore[call-overload]
 
     def tick() -> None:
         if recorder.done:
@@ -95,29 +98,35 @@ def record_keyboard(
             demos.append(demo)
             if on_episode is not None:
                 on_episode(demo)
-            state["seed_index"] = int(state["seed_index"]) + 1  # type: ignore[call-overload]
-            if int(state["seed_index"]) >= len(seeds):  # type: ignore[call-overload]
+            state.seed_index += 1
+            if state.seed_index >= len(seeds):
                 root.destroy()
                 return
-            start()
+            recorder.begin(seeds[state.seed_index])
         else:
-            recorder.step(wheel_commands(pressed), int(state["label"]))  # type: ignore[call-overload]
+            recorder.step(wheel_commands(pressed), state.label)
         labels = [-1] * env_config.n_robots
-        labels[robot] = int(state["label"])  # type: ignore[call-overload]
-        photo = ImageTk.PhotoImage(render_frame(env, labels=labels))
-        state["photo"] = photo  # keep a reference, or Tk shows nothing
-        canvas.configure(image=photo)
+        labels[robot] = state.label
+        state.photo = ImageTk.PhotoImage(render_frame(env, labels=labels))  # keep a reference, or Tk shows nothing
+        canvas.configure(image=state.photo)
         root.after(round(env_config.dt * 1000), tick)
 
-    start()
+    recorder.begin(seeds[0])
     root.after(0, tick)
     root.mainloop()
     return demos
 
 
-def _key_down(key: str, pressed: set[str], state: dict[str, object], recorder: EpisodeRecorder) -> None:
+@dataclass
+class _Session:
+    label: int = -1
+    seed_index: int = 0
+    photo: Any = None
+
+
+def _key_down(key: str, pressed: set[str], state: _Session, recorder: EpisodeRecorder) -> None:
     if key in _LABEL_KEYS:
-        state["label"] = _LABEL_KEYS[key]
+        state.label = _LABEL_KEYS[key]
     elif key == "Escape":
         recorder.done = True
     else:

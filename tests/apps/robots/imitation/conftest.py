@@ -36,8 +36,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run = folder / "run"
     train(
         CONFIG,
-        [*SMALL, f"datamodule.paths=['{demos}']", "datamodule.window=20", "trainer.max_epochs=15",
-         "trainer.enable_progress_bar=false"],  # fmt: skip
+        [
+            *SMALL,
+            f"datamodule.paths=['{demos}']",
+            "datamodule.window=20",
+            "trainer.max_epochs=15",
+            "trainer.enable_progress_bar=false",
+        ],
         run_dir=run,
     )
     return {"demos": demos, "run": run, "folder": folder}

@@ -32,7 +32,9 @@ def test_record_writes_a_demonstration_file(tmp_path: Path, capsys: pytest.Captu
 def test_a_file_of_another_format_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "other.h5"
     HDF5Writer(other).write([{"x": np.zeros(3)}])
-    code = main(["robots", "train-imitation", str(CONFIG), f"datamodule.paths=['{other}']", "--run-dir", str(tmp_path / "r")])
+    code = main(
+        ["robots", "train-imitation", str(CONFIG), f"datamodule.paths=['{other}']", "--run-dir", str(tmp_path / "r")]
+    )
     assert code == 2
     assert "not a demonstration file" in _one_error_line(capsys)
     assert not (tmp_path / "r").exists()  # refused before a run directory was made
@@ -46,8 +48,12 @@ def test_a_policy_for_another_robot_count_is_one_error_line(
     assert "trained for 3 robots, the environment has 4" in _one_error_line(capsys)
 
 
-def test_demonstration_seeds_are_not_evaluation_seeds(trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["robots", "evaluate", str(CONFIG), *SMALL, f"evaluate.policy={trained['run']}", "evaluate.first_seed=1000"])
+def test_demonstration_seeds_are_not_evaluation_seeds(
+    trained: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["robots", "evaluate", str(CONFIG), *SMALL, f"evaluate.policy={trained['run']}", "evaluate.first_seed=1000"]
+    )
     assert code == 2
     assert "were demonstration seeds" in _one_error_line(capsys)
 
@@ -70,8 +76,20 @@ def test_config_mistakes_are_one_error_line(
 def test_evaluation_as_a_job_array_matches_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "expert.json"
     gif = tmp_path / "expert.gif"
-    code = main(["robots", "evaluate", str(CONFIG), *SMALL, "evaluate.policy=expert", "evaluate.episodes=2",
-                 "evaluate.backend=local", "evaluate.episodes_per_task=1", f"evaluate.out={out}", f"evaluate.gif={gif}"])  # fmt: skip
+    code = main(
+        [
+            "robots",
+            "evaluate",
+            str(CONFIG),
+            *SMALL,
+            "evaluate.policy=expert",
+            "evaluate.episodes=2",
+            "evaluate.backend=local",
+            "evaluate.episodes_per_task=1",
+            f"evaluate.out={out}",
+            f"evaluate.gif={gif}",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
     here = evaluate_policy("expert", EnvConfig(n_boxes=3, max_steps=60), seeds=[0, 1])

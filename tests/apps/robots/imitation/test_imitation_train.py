@@ -42,7 +42,9 @@ def test_gate_nmi_is_sklearns_on_the_gate_argmax(trained: dict[str, Path], small
     obs, labels = expert_episodes(small_env, [3000])
     assert len(obs) == 3  # one sequence per robot
     with torch.inference_mode():
-        choice = np.concatenate([model(torch.from_numpy(o).unsqueeze(0)).gate_logits[0].argmax(-1).numpy() for o in obs])
+        choice = np.concatenate(
+            [model(torch.from_numpy(o).unsqueeze(0)).gate_logits[0].argmax(-1).numpy() for o in obs]
+        )
     expected = normalized_mutual_info_score(np.concatenate(labels), choice)
     assert gate_nmi(model, obs, labels) == expected
 
