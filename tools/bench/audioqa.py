@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the full size (hours on a 2-core machine)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--jobs", type=int, default=1, help="QA trainings run at once (separate processes)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished QA runs")
     args = parser.parse_args()
 
@@ -131,6 +132,9 @@ def main() -> None:
     sed = _load_or(ws / "sed_eval.json", lambda: evaluate_sed(sed_run, data, "test"))
     print(f"SED on {sed['clips']} test clips: event F1 {sed['sed_eval_f1']:.3f} (sed_eval), {sed['f1']:.3f} (ours)")
 
+    if args.jobs > 1 and not args.report_only:
+        _train_qa_parallel(args, ws, data, sed_run, size, times, quiet)
+        times_path.write_text(json.dumps(times, indent=2))
     results: dict[str, list[dict[str, Any]]] = {}
     correct: dict[str, list[list[float]]] = {}
     for seed in range(args.seeds):  # seed-major: an interrupted run still has every variant of the first seeds
@@ -217,7 +221,8 @@ def main() -> None:
         "train_clips": size["train"], "val_clips": size["val"], "test_clips": size["test"],
         "sed_epochs": size["sed_epochs"], "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
         **{f"seeds_done_{name}": len(runs) for name, runs in results.items()},
-        "torch_threads": args.threads, "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],
+        "torch_threads": args.threads, "qa_parallel_jobs": args.jobs,
+        "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],
         "torch": version("torch"), "torchaudio": version("torchaudio"), "lightning": version("lightning"),
         "sed_eval": version("sed_eval"), "python": platform.python_version(),
     })  # fmt: skip
@@ -227,6 +232,48 @@ def main() -> None:
     write_atomic(RESULTS, json.dumps(figures, indent=2) + "\n")
     _print_table(figures)
     print(f"wrote {RESULTS}")
+
+
+def _train_qa_parallel(
+    args: Any, ws: Path, data: Path, sed_run: Path, size: dict[str, Any], times: dict[str, float], quiet: list[str]
+) -> None:
+    """The pending QA runs as ``kakehashi audioqa train-qa`` processes, ``args.jobs`` at a time, 1 thread each.
+
+    Their CPU time comes from ``wait4`` (the process's own usage), their wall time from start to exit.
+    """
+    import subprocess
+
+    from apps.audioqa.qa import QADataModule
+
+    QADataModule(str(data), str(sed_run), "event").setup("fit")  # the frozen SED's features, cached once
+    pending = [
+        (name, kind, seed)
+        for seed in range(args.seeds)
+        for name, kind in KINDS.items()
+        if not (ws / f"qa-{name}-{seed}" / "metric.json").is_file()
+    ]
+    running: dict[int, tuple[str, float]] = {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name, kind, seed = pending.pop(0)
+            run = ws / f"qa-{name}-{seed}"
+            argv = [sys.executable, "-m", "core.cli", "audioqa", "train-qa", str(CONFIG / "qa.yaml"), *quiet,
+                    f"seed={seed}", f"data_dir={data}", f"sed_run={sed_run}", f"features={kind}",
+                    f"trainer.max_epochs={size['qa_epochs']}", "--threads", "1", "--run-dir", str(run)]  # fmt: skip
+            log = (ws / f"qa-{name}-{seed}.log").open("w")
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[process.pid] = (f"train_qa_{name}_{seed}", time.perf_counter())
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        key, started = running.pop(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{key} failed (exit {os.waitstatus_to_exitcode(status)}); see its log in {ws}")
+        times[f"{key}_wall_s"] = time.perf_counter() - started
+        times[f"{key}_cpu_s"] = usage.ru_utime + usage.ru_stime
+        (ws / "times.json").write_text(json.dumps(times, indent=2))
+        print(f"{key}: {times[f'{key}_cpu_s'] / 60:.1f} CPU minutes")
 
 
 def _question_types(cfg: Any) -> list[str]:
