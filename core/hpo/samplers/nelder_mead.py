@@ -57,12 +57,15 @@ from core.hpo.samplers.planner import (
     Request,
     Slot,
     axis_simplex,
+    random_simplex,
     regular_simplex,
     step_of,
 )
 from core.hpo.samplers.space import UnitBox, is_box_distribution
 
 ATTR = "nelder_mead"
+_LOCAL_SCALE = 0.25  # local points: N(best, (0.25 x simplex size)^2) per coordinate (tuned on BBOB instance 1)
+_GUESS_TOL = 1e-9  # a lookahead point serves a slot this close to it (unit box, max norm)
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -77,6 +80,8 @@ class _StudyLog:
     watermark: int = 0  # every trial numbered below is finished and read
     values: dict[str, float] = field(default_factory=dict)  # slot key -> value of its holder
     feedable: dict[int, FeedPoint] = field(default_factory=dict)  # finished outside points
+    guesses: dict[str, list[tuple[int, Array]]] = field(default_factory=dict)  # slot key -> lookahead trials
+    guess_values: dict[int, float] = field(default_factory=dict)  # finished lookahead trial -> value
 
 
 def _tail(trials: Sequence[FrozenTrial], start: int) -> Sequence[FrozenTrial]:
@@ -121,10 +126,31 @@ class _Run:
                     return
                 self.send([self.log.feedable[n] for n in numbers])
             else:
+                self.match_guesses(request)
                 keys = [slot.key for slot in request.required]
                 if not all(key in self.log.values for key in keys):
                     return
                 self.send({key: self.log.values[key] for key in keys})
+
+    def match_guesses(self, request: Need) -> None:
+        """A lookahead trial at (within 1e-9 of) a slot's point holds that slot, as if handed it."""
+        log = self.log
+        for slot in (*request.required, *request.speculative):
+            if slot.key in log.claims:
+                continue
+            for number, x in log.guesses.get(slot.key, ()):
+                if float(np.max(np.abs(x - slot.point), initial=0.0)) <= _GUESS_TOL:
+                    log.claims[slot.key] = number
+                    if number in log.guess_values:
+                        log.values[slot.key] = log.guess_values[number]
+                    log.feedable.pop(number, None)
+                    break
+
+    def guessed(self, slot: Slot) -> bool:
+        return any(
+            float(np.max(np.abs(x - slot.point), initial=0.0)) <= _GUESS_TOL
+            for _, x in self.log.guesses.get(slot.key, ())
+        )
 
     def open_step(self) -> list[int]:
         """Open the pending step with every finished outside point not offered yet; returns their numbers."""
@@ -161,11 +187,19 @@ class NelderMeadSampler(BaseSampler):
         restarts: restart around the best point when the simplex collapses (``x_tol``, ``f_tol``) or the best
             value has not improved for ``patience`` steps; restart simplices start at ``restart_step`` and
             double each time (up to half the box).
-        speculate: hand idle workers candidates that may be needed (expansion, contractions, shrink points).
+        speculate: hand idle workers candidates that may be needed: the step's expansion and contractions,
+            then guesses of the next step's reflection under the step's likely outcomes (used only if the next
+            step asks for that very point, otherwise an outside point like any other).
+        local: when nothing of the above is left, hand an idle worker a point near the best vertex at the
+            simplex's scale (seeded by ``seed`` and the trial number) instead of a ``sub_sampler`` point; it
+            enters the simplex only if it beats the best vertex. Serial runs never reach this.
+        random_start: a randomly oriented initial simplex (around ``x0`` or the centre of the box) and random
+            restart simplices, seeded by ``seed``: runs with different seeds differ, also serial ones.
         sub_sampler: samples categorical parameters, parameters outside ``search_space``, enqueued trials'
             missing parameters, and whole trials when no simplex point is wanted. Default: Optuna's
             ``RandomSampler`` seeded from ``seed`` and the trial number (reproducible across processes).
-        seed: seed of the default ``sub_sampler``. The simplex itself uses no randomness.
+        seed: seed of the default ``sub_sampler``, of ``local`` points and of ``random_start``. Without
+            ``random_start`` a serial run does not depend on it.
         settle_timeout: seconds an ask waits for a lower-numbered trial to take its role before assuming its
             process died.
     """
@@ -185,6 +219,8 @@ class NelderMeadSampler(BaseSampler):
         patience: int | None = None,
         restart_step: float = 0.1,
         speculate: bool = True,
+        local: bool = True,
+        random_start: bool = False,
         sub_sampler: BaseSampler | None = None,
         seed: int | None = None,
         settle_timeout: float = 30.0,
@@ -211,6 +247,8 @@ class NelderMeadSampler(BaseSampler):
             "restart_step": restart_step,
         }
         self._speculate = speculate
+        self._local = local
+        self._random_start = random_start
         self._sub_sampler = sub_sampler
         self._seed = seed if seed is not None else 0
         self._settle_timeout = settle_timeout
@@ -245,10 +283,21 @@ class NelderMeadSampler(BaseSampler):
             base = box.to_unit(self._x0)
             if base is None:
                 raise ConfigError(f"x0 needs values inside the ranges of {', '.join(box.names)}", where="x0")
-            vertices = axis_simplex(base, self._initial_step)
+            if self._random_start:
+                vertices = random_simplex(base, self._initial_step, np.random.default_rng([self._seed, 0]), True)
+            else:
+                vertices = axis_simplex(base, self._initial_step)
+        elif self._random_start:
+            vertices = random_simplex(np.full(box.dim, 0.5), self._initial_step, np.random.default_rng([self._seed, 0]))
         else:
             vertices = regular_simplex(np.full(box.dim, 0.5), self._initial_step)
-        planner = NelderMeadPlanner(vertices, self._coefficients, **self._planner_options)
+        planner = NelderMeadPlanner(
+            vertices,
+            self._coefficients,
+            rng_seed=self._seed if self._random_start else None,
+            lookahead=self._speculate,
+            **self._planner_options,
+        )
         return _Run(box, planner)
 
     def _run_for(self, study: Study, trials: Sequence[FrozenTrial]) -> _Run | None:
@@ -283,11 +332,16 @@ class NelderMeadSampler(BaseSampler):
             if role is not None and number not in log.roles:
                 log.roles[number] = role
                 key = role.get("key")
-                if key is not None:
-                    if key not in log.claims or number < log.claims[key]:
-                        log.claims[key] = number
-                    if "feed" in role:
-                        log.openers[step_of(key)] = [int(n) for n in role["feed"]]
+                if key is not None and role.get("guess"):
+                    holders = log.guesses.setdefault(key, [])
+                    holders.append((number, np.asarray(role["x"], dtype=np.float64)))
+                    holders.sort(key=lambda h: h[0])
+                elif key is not None and (key not in log.claims or number < log.claims[key]):
+                    log.claims[key] = number
+                if "feed" in role and key is not None:  # one step opened by this trial's ask (its own step)
+                    log.openers[step_of(key)] = [int(n) for n in role["feed"]]
+                for opened, numbers in role.get("feeds", {}).items():  # steps opened by this trial's ask
+                    log.openers[int(opened)] = [int(n) for n in numbers]
             if number in log.finished:
                 contiguous = contiguous and number == log.watermark
                 if contiguous:
@@ -306,6 +360,8 @@ class NelderMeadSampler(BaseSampler):
             if key is not None and log.claims.get(key) == number:
                 log.values[key] = value
                 continue
+            if role is not None and role.get("guess"):
+                log.guess_values[number] = value
             # sub-sampled, enqueued, probe, foreign or duplicate: an outside point that may feed the simplex
             point = run.box.to_unit(t.params)
             if point is not None and math.isfinite(value):
@@ -342,7 +398,7 @@ class NelderMeadSampler(BaseSampler):
                 run = self._runs.get((id(study._storage), study._study_id))
                 if not self._unsettled(trials, trial.number, run.log.watermark if run is not None else 0):
                     try:
-                        role = self._choose(study, trials)
+                        role = self._choose(study, trials, trial.number)
                     except BaseException:
                         # never leave a RUNNING trial without a role: later asks would wait for it
                         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -352,7 +408,7 @@ class NelderMeadSampler(BaseSampler):
             time.sleep(delay)
             delay = min(2 * delay, 0.05)
 
-    def _choose(self, study: Study, trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+    def _choose(self, study: Study, trials: Sequence[FrozenTrial], number: int) -> dict[str, Any]:
         run = self._run_for(study, trials)
         if run is None:
             probing = any(
@@ -364,21 +420,47 @@ class NelderMeadSampler(BaseSampler):
         try:
             self._ingest(run, trials, sign)
             run.advance()
-            feed = run.open_step() if isinstance(run.request, Open) else None
+            feeds: dict[str, list[int]] = {}
+            while isinstance(run.request, Open):  # a step can complete at once from lookahead trials
+                opened = run.request.step
+                feeds[str(opened)] = run.open_step()
             wanted = run.wanted()
             if not self._speculate and isinstance(run.request, Need):
                 required = {s.key for s in run.request.required}
                 wanted = [s for s in wanted if s.key in required]
-            if not wanted:
-                return {"role": "sub"}
-            slot = wanted[0]
-            role: dict[str, Any] = {"key": slot.key, "x": [float(u) for u in slot.point]}
-            if feed is not None:
-                role["feed"] = feed
+            role: dict[str, Any] = {"role": "sub"}
+            request = run.request
+            if isinstance(request, Need):
+                required = {s.key for s in request.required}
+                lookahead = request.lookahead if self._speculate else ()
+                guesses = [s for s in lookahead if not run.guessed(s) and s.key not in run.log.claims]
+                # the step's own points first (required, then its speculative candidates, most needed first),
+                # then guesses of the next reflection; a guess is used only if the next step asks for its point
+                order = [(s, False) for s in wanted if s.key in required]
+                order += [(s, False) for s in wanted if s.key not in required]
+                order += [(s, True) for s in guesses]
+                if order:
+                    slot, guess = order[0]
+                    role = {"key": slot.key, "x": [float(u) for u in slot.point]}
+                    if guess:
+                        role["guess"] = True
+                elif self._local and run.planner.simplex is not None:
+                    role = {"role": "local", "x": self._local_point(run, number)}
+            if feeds:
+                role["feeds"] = feeds
             return role
         except BaseException:
             self._runs.pop(key, None)  # never keep a planner that may disagree with the storage
             raise
+
+    def _local_point(self, run: _Run, number: int) -> list[float]:
+        """A point near the best vertex, at the simplex's scale: an idle worker's most useful guess."""
+        simplex = run.planner.simplex
+        assert simplex is not None
+        scale = _LOCAL_SCALE * max(float(np.max(np.abs(simplex[1:] - simplex[0]))), 1e-12)
+        rng = np.random.default_rng([self._seed, number])
+        point = np.clip(simplex[0] + scale * rng.standard_normal(run.box.dim), 0.0, 1.0)
+        return [float(u) for u in point]
 
     def _assign(self, study: Study, trial: FrozenTrial, role: dict[str, Any]) -> None:
         try:
@@ -390,7 +472,10 @@ class NelderMeadSampler(BaseSampler):
         key = role.get("key")
         run = self._runs.get((id(study._storage), study._study_id))
         if key is not None and run is not None:
-            run.log.claims.setdefault(key, trial.number)
+            if role.get("guess"):
+                run.log.guesses.setdefault(key, []).append((trial.number, np.asarray(role["x"], dtype=np.float64)))
+            else:
+                run.log.claims.setdefault(key, trial.number)
             run.log.roles[trial.number] = role
 
     def _role(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
@@ -410,7 +495,7 @@ class NelderMeadSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         _check_single_objective(study)
         role = self._role(study, trial)
-        if "key" in role:
+        if "x" in role:
             run = self._runs.get((id(study._storage), study._study_id))
             if run is not None:
                 return dict(run.box.distributions)
@@ -426,7 +511,7 @@ class NelderMeadSampler(BaseSampler):
     ) -> dict[str, Any]:
         _check_single_objective(study)
         role = self._role(study, trial)
-        if "key" in role:
+        if "x" in role:
             run = self._runs.get((id(study._storage), study._study_id))
             box = run.box if run is not None and run.box.distributions == search_space else UnitBox(search_space)
             point: Array = np.asarray(role["x"], dtype=np.float64)

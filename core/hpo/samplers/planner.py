@@ -97,10 +97,16 @@ def step_of(key: str) -> int:
 
 @dataclass(frozen=True)
 class Need:
-    """Ask for the values of ``required``; ``speculative`` slots may be needed next (best guess first)."""
+    """Ask for the values of ``required``; ``speculative`` slots may be needed next (best guess first).
+
+    ``lookahead`` guesses the next step's reflection (key ``"<step + 1>:r"``) under the likely outcomes of this
+    step, most likely first. A guess is used only if the next step asks for the same point; otherwise it is
+    just an outside point (fed to the simplex only if it beats the best vertex).
+    """
 
     required: tuple[Slot, ...]
     speculative: tuple[Slot, ...] = ()
+    lookahead: tuple[Slot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,32 @@ def axis_simplex(base: Array, step: float) -> Array:
     return np.asarray(np.clip(vertices, 0.0, 1.0), dtype=np.float64)
 
 
+def random_simplex(center: Array, edge: float, rng: np.random.Generator, keep_first: bool = False) -> Array:
+    """A regular simplex of edge ``edge`` in a random orientation, centred on ``center`` (or, with
+    ``keep_first``, with ``center`` as its first vertex), folded back into the unit box.
+
+    Example:
+        >>> s = random_simplex(np.array([0.5, 0.5]), 0.2, np.random.default_rng(0))
+        >>> s.shape, round(float(np.linalg.norm(s[1] - s[2])), 12), s.mean(axis=0).round(12).tolist()
+        ((3, 2), 0.2, [0.5, 0.5])
+    """
+    dim = center.shape[0]
+    p = edge / (dim * math.sqrt(2.0)) * (math.sqrt(dim + 1.0) + dim - 1.0)
+    q = edge / (dim * math.sqrt(2.0)) * (math.sqrt(dim + 1.0) - 1.0)
+    base = np.zeros((dim + 1, dim))
+    for j in range(dim):
+        base[j + 1] = q
+        base[j + 1, j] = p
+    base -= base.mean(axis=0)
+    rotation, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    rotation *= np.sign(np.diag(r))
+    vertices = base @ rotation.T
+    vertices += center - (vertices[0] if keep_first else 0.0)
+    vertices = np.abs(vertices)  # fold, not clip: folded vertices stay distinct
+    vertices = np.where(vertices > 1.0, 2.0 - vertices, vertices)
+    return np.asarray(np.clip(vertices, 0.0, 1.0), dtype=np.float64)
+
+
 class NelderMeadPlanner:
     """Nelder–Mead with speculation, feeding and restarts, as a request/answer generator in the unit box.
 
@@ -197,6 +229,8 @@ class NelderMeadPlanner:
         f_tol: float = 1e-12,
         patience: int | None = None,
         restart_step: float = 0.1,
+        lookahead: bool = True,
+        rng_seed: int | None = None,
     ) -> None:
         simplex = np.asarray(initial_simplex, dtype=np.float64)
         if simplex.ndim != 2 or simplex.shape[0] != simplex.shape[1] + 1:
@@ -212,6 +246,8 @@ class NelderMeadPlanner:
         self.f_tol = f_tol
         self.patience = patience if patience is not None else 20 * (self.dim + 1)
         self.restart_step = restart_step
+        self.lookahead = lookahead
+        self.rng_seed = rng_seed
         self.stats = PlannerStats()
         self._outside: set[str] = set()  # keys of this step's candidates that lie outside the box
         self.simplex: Array | None = None
@@ -238,11 +274,27 @@ class NelderMeadPlanner:
             answer = yield Need(real)
         return {**virtual, **answer}
 
-    def _evaluate_one(self, slot: Slot, speculative: Sequence[Slot] = ()) -> Generator[Request, Any, float]:
+    def _evaluate_one(
+        self, slot: Slot, speculative: Sequence[Slot] = (), lookahead: Sequence[Slot] = ()
+    ) -> Generator[Request, Any, float]:
         if slot.key in self._outside:
             return math.inf
-        answer = yield Need((slot,), tuple(s for s in speculative if s.key not in self._outside))
+        answer = yield Need((slot,), tuple(s for s in speculative if s.key not in self._outside), tuple(lookahead))
         return float(answer[slot.key])
+
+    def _lookahead(self, step: int, xs: Array, points: Sequence[Array]) -> list[Slot]:
+        """The next step's reflection if ``point`` replaces the worst vertex and the second worst becomes the
+        worst (true whenever the new point beats the second worst), for each point in order."""
+        rho = self.coefficients.reflect
+        n = self.dim
+        rest = np.add.reduce(xs[:-2], 0) if n > 1 else np.zeros(n)
+        out: list[Slot] = []
+        for point in points:
+            xbar = (rest + point) / n
+            guess = self._bounded((1 + rho) * xbar - rho * xs[-2])
+            if self._inside(guess) and not any(np.array_equal(guess, s.point) for s in out):
+                out.append(Slot(f"{step + 1}:r", guess))
+        return out
 
     # -- the algorithm -------------------------------------------------------------------------------------
 
@@ -266,7 +318,12 @@ class NelderMeadPlanner:
             ):
                 self.stats.restarts += 1
                 size = min(0.5, self.restart_step * 2.0 ** (self.stats.restarts - 1))
-                xs, fs = yield from self._initialize(step, axis_simplex(xs[0], size), known=float(fs[0]))
+                if self.rng_seed is None:
+                    vertices = axis_simplex(xs[0], size)
+                else:  # a randomly rotated simplex, the same in every process (seeded by seed and restart count)
+                    rng = np.random.default_rng([self.rng_seed, self.stats.restarts])
+                    vertices = random_simplex(xs[0], size, rng, keep_first=True)
+                xs, fs = yield from self._initialize(step, vertices, known=float(fs[0]))
                 last_restart = last_improvement = step
                 best = min(best, fs[0])
                 continue
@@ -324,11 +381,19 @@ class NelderMeadPlanner:
         self._outside = {candidates[role].key for i, role in enumerate(("r", "e", "oc", "ic")) if not inside[i]}
         xs, fs = xs.copy(), fs.copy()
 
-        fr = yield from self._evaluate_one(candidates["r"], self._speculation_order(candidates))
+        counts = self.stats.outcomes
+        weights = {"r": counts["r"] + counts["e"], "e": counts["e"], "oc": counts["oc"], "ic": counts["ic"]}
+        likely = [candidates[role].point for role in sorted(weights, key=lambda role: -weights[role])]
+        likely = [p for p in likely if self._inside(p)]
+        guesses = self._lookahead(step, xs, likely) if self.lookahead else []
+        fr = yield from self._evaluate_one(candidates["r"], self._speculation_order(candidates), guesses)
         do_shrink = False
         if fr < fs[0]:
             self.stats.outcomes["e"] += 1
-            fe = yield from self._evaluate_one(candidates["e"])
+            guesses = (
+                self._lookahead(step, xs, [candidates["e"].point, candidates["r"].point]) if self.lookahead else []
+            )
+            fe = yield from self._evaluate_one(candidates["e"], (), guesses)
             if fe < fr:
                 xs[-1], fs[-1] = candidates["e"].point, fe
             else:
@@ -338,14 +403,16 @@ class NelderMeadPlanner:
             xs[-1], fs[-1] = candidates["r"].point, fr
         elif fr < fs[-1]:
             self.stats.outcomes["oc"] += 1
-            fc = yield from self._evaluate_one(candidates["oc"])
+            guesses = self._lookahead(step, xs, [candidates["oc"].point]) if self.lookahead else []
+            fc = yield from self._evaluate_one(candidates["oc"], (), guesses)
             if fc <= fr:
                 xs[-1], fs[-1] = candidates["oc"].point, fc
             else:
                 do_shrink = True
         else:
             self.stats.outcomes["ic"] += 1
-            fcc = yield from self._evaluate_one(candidates["ic"])
+            guesses = self._lookahead(step, xs, [candidates["ic"].point]) if self.lookahead else []
+            fcc = yield from self._evaluate_one(candidates["ic"], (), guesses)
             if fcc < fs[-1]:
                 xs[-1], fs[-1] = candidates["ic"].point, fcc
             else:

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from core.hpo.samplers import NelderMeadSampler
 from core.hpo.samplers.nelder_mead import ATTR
-from core.hpo.samplers.planner import FeedPoint, Need, Open, step_of
+from core.hpo.samplers.planner import Need, Open
 from core.hpo.samplers.space import UnitBox
 
 D = 3
@@ -50,44 +50,42 @@ def check_shared_study(study: optuna.Study) -> None:
     trials = study.trials
     roles = [t.system_attrs.get(ATTR) for t in trials]
     assert all(role is not None for role in roles)
-    keys = Counter(role["key"] for role in roles if "key" in role)
+    keys = Counter(role["key"] for role in roles if "key" in role and not role.get("guess"))
     assert keys and max(keys.values()) == 1, f"duplicated points: {[k for k, n in keys.items() if n > 1]}"
+    # a lookahead guess never repeats a point some trial was handed for the same slot
+    handed = {role["key"]: np.asarray(role["x"]) for role in roles if "key" in role and not role.get("guess")}
+    for role in roles:
+        if role.get("guess") and role["key"] in handed:
+            assert np.max(np.abs(np.asarray(role["x"]) - handed[role["key"]])) > 1e-9
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
     assert sum(t.state == TrialState.FAIL for t in trials) > 5
     assert study.best_value < 1e-4, f"no convergence: best {study.best_value}"
-    # a fresh planner fed the stored values and step records hands out exactly the recorded points
-    holder = {role["key"]: (t, role) for t, role in zip(trials, roles, strict=True) if "key" in role}
-    box = UnitBox(SPACE)
-    run = NelderMeadSampler(SPACE)._make_run(box)
+    # a fresh sampler replaying the stored trials asks for exactly the points the workers were handed
+    sampler = NelderMeadSampler(SPACE)
+    run = sampler._make_run(UnitBox(SPACE))
+    sampler._ingest(run, trials, 1.0)
+    log = run.log
     seen = 0
     while True:
         request = run.request
         if isinstance(request, Open):
-            holders = sorted(
-                ((t.number, role) for key, (t, role) in holder.items() if step_of(key) == request.step),
-                key=lambda pair: pair[0],
-            )
-            if not holders:
+            numbers = log.openers.get(request.step)
+            if numbers is None:
                 break
-            # the step's first trial recorded which outside (sub-sampled) points were offered to the simplex
-            feed = [trials[n] for n in holders[0][1]["feed"]]
-            assert all(trials[n].system_attrs[ATTR] == {"role": "sub"} for n in holders[0][1]["feed"])
-            run.send([FeedPoint(t.number, box.to_unit(t.params), t.value) for t in feed])  # type: ignore[arg-type]
+            assert all(n in log.feedable for n in numbers), "a recorded feed point is unknown to the replay"
+            run.send([log.feedable[n] for n in numbers])
             continue
         assert isinstance(request, Need)
+        run.match_guesses(request)
         for slot in (*request.required, *request.speculative):
-            if slot.key in holder:
-                np.testing.assert_array_equal(slot.point, holder[slot.key][1]["x"])
+            if slot.key in log.claims:
+                x = np.asarray(roles[log.claims[slot.key]]["x"])
+                assert np.max(np.abs(x - slot.point)) <= 1e-9, slot.key
                 seen += 1
-        if not all(slot.key in holder and holder[slot.key][0].state.is_finished() for slot in request.required):
+        if not all(slot.key in log.values for slot in request.required):
             break
-        run.send(
-            {
-                slot.key: holder[slot.key][0].value if holder[slot.key][0].state == TrialState.COMPLETE else np.inf
-                for slot in request.required
-            }
-        )
-    assert seen >= len(holder) * 0.9
+        run.send({slot.key: log.values[slot.key] for slot in request.required})
+    assert seen >= len(keys) * 0.9
 
 
 def test_threads_share_one_sampler_without_duplicates(tmp_path: Path) -> None:
