@@ -369,7 +369,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(item: Case, ws: Path) -> tuple[int, str, float]:
-    args = [a.replace("{ws}", str(ws)).replace("{repo}", str(REPO)) for a in item.args]
+    args = [*item.verb.split(), *(a.replace("{ws}", str(ws)).replace("{repo}", str(REPO)) for a in item.args)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ws), str(REPO)]), "COLUMNS": "200"}
     env.update(dict(item.env))
     start = time.monotonic()
@@ -429,6 +429,7 @@ def test_bad_input_is_one_error_line(item: Case, outcomes: dict[Case, tuple[int,
     assert "Traceback" not in stderr, report
     assert code == 2, report
     assert len(errors) == 1, report
+    assert "argument AREA" not in errors[0] and "argument VERB" not in errors[0], f"the case misses its verb; {report}"
 
 
 def _verbs() -> set[str]:
