@@ -122,12 +122,16 @@ class SEDTransformer(nn.Module):
         """``logits (B, Q, C+1)``, ``spans (B, Q, 2)``, ``levels (B, Q)``, ``frames (B, T', d)``,
         ``frame_logits (B, T', C)``, ``events (B, Q, d)``, and ``aux``: the heads of the earlier decoder layers."""
         frames = self.encode(mel)
+        # The decoder reads the frames with their positions added again (they fade through the encoder): the
+        # queries localize events by cross-attention, so the keys must say where each frame is.
+        frame_positions = sinusoidal_embedding(torch.arange(frames.shape[1], device=frames.device), self.d_model)
+        memory = frames + frame_positions.to(frames.dtype)
         h = self.queries.weight.unsqueeze(0).expand(mel.shape[0], -1, -1)
         anchor_frames = torch.sigmoid(self.anchors[:, 0]) * frames.shape[1]
         position = self.anchor_position(sinusoidal_embedding(anchor_frames, self.d_model).to(h.dtype))
         aux = []
         for k, layer in enumerate(self.decoder):
-            h = layer(h + position, frames)
+            h = layer(h + position, memory)
             if k < len(self.decoder) - 1:
                 aux.append(self._heads(self.decoder_norm(h)))
         events = self.decoder_norm(h)
