@@ -76,6 +76,9 @@ class ScriptBackend(BackendBase):
         launcher = render_argv(cfg.strings("launcher", mode), fields, f"{where}:modes.{spec.mode}.launcher")
         element = cfg.get("element", {})
         variable, first = str(element.get("variable", "")), int(element.get("first", 0))
+        # the submitter's variables the scheduler would not pass on (SGE and PBS start jobs with a bare PATH); set
+        # before the site's setup lines, so that a `module load` there still extends them
+        exported = {name: os.environ[name] for name in cfg.get("export_env", []) if name in os.environ}
         env = {**{str(k): str(v) for k, v in cfg.get("env", {}).items()}, **spec.env}
         q = shlex.quote
         lines = [f"#!{cfg.get('shell', '/bin/bash')}"]
@@ -97,6 +100,7 @@ class ScriptBackend(BackendBase):
             lines.append(f'exec >{q(str(stem))}"$KH_ELEMENT"{q(suffix) if suffix else ""} 2>&1')
         else:
             lines.append(f"exec >{q(str(log_path))} 2>&1")
+        lines += [f"export {k}={q(v)}" for k, v in exported.items()]
         lines += [str(line) for line in cfg.get("setup", [])]
         lines += [f"export {k}={q(v)}" for k, v in env.items()]
         lines.append(f"cd {q(str(spec.cwd or Path.cwd()))} || exit 1")

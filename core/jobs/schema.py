@@ -61,6 +61,7 @@ class BackendSchema:
     array_directives: list[str] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    export_env: list[str] = field(default_factory=list)
     modes: dict[str, ModeTemplate] = field(default_factory=dict)
 
 

@@ -258,3 +258,18 @@ def test_no_exit_file_written_means_not_completed(tmp_path: Path) -> None:
     assert decide(SchedulerState(JobState.RUNNING), None, True) == (JobState.RUNNING, None, "")
     assert decide(None, None, True) == (JobState.CANCELLED, None, "cancelled")
     write_atomic(tmp_path / "x", "1")
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS, indirect=True)
+def test_a_program_on_the_submitters_path_is_found_in_the_job(scheduler: ScriptBackend, tmp_path: Path) -> None:
+    """`kakehashi` lives in the virtual environment's bin folder, on the submitter's PATH only: SGE starts jobs
+    with a bare PATH unless the script carries it (export_env)."""
+    tool = Path(PY).parent / "kakehashi"
+    assert tool.is_file()
+    log = tmp_path / "path.log"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
+        handle = scheduler.submit(JobSpec(["kakehashi", "--version"], log_path=log))
+    [status] = scheduler.wait([handle], timeout=120)
+    assert status.state is JobState.COMPLETED, log.read_text() if log.exists() else status.reason
+    assert log.read_text().startswith("kakehashi ")

@@ -54,6 +54,14 @@ def _backend(name: str) -> ScriptBackend:
     return backend
 
 
+@pytest.fixture(autouse=True)
+def _submitter_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """export_env copies the submitter's PATH into SGE and PBS scripts: make it the same on every machine."""
+    monkeypatch.setenv("PATH", "/opt/venv/bin:/usr/bin:/bin")
+    monkeypatch.setenv("VIRTUAL_ENV", "/opt/venv")
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
+
+
 def _render(config: str, mode: str) -> str:
     backend = _backend(config)
     spec = replace(SPECS[mode], cwd=WORK)

@@ -15,6 +15,8 @@ export TASK_STEPSIZE=1 TASK_COUNT=1
 export KAKEHASHI_JOB_ID=${PBS_JOBID:-}
 export KAKEHASHI_ARRAY_ELEMENT=$KH_ELEMENT
 exec >/shared/logs/train.log 2>&1
+export PATH=/opt/venv/bin:/usr/bin:/bin
+export VIRTUAL_ENV=/opt/venv
 source /etc/profile.d/modules.sh
 cd /shared/work || exit 1
 python train.py lr=0.1

@@ -14,6 +14,8 @@ export TASK_STEPSIZE=3 TASK_COUNT=10
 export KAKEHASHI_JOB_ID=${PBS_JOBID:-}
 export KAKEHASHI_ARRAY_ELEMENT=$KH_ELEMENT
 exec >/shared/logs/train."$KH_ELEMENT".log 2>&1
+export PATH=/opt/venv/bin:/usr/bin:/bin
+export VIRTUAL_ENV=/opt/venv
 export SEED='1 2'
 cd /shared/work || exit 1
 python sweep.py
