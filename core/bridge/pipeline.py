@@ -388,7 +388,10 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = T
             advance()
     write_csv(workspace.evaluation, results)
     summary = summarize(results)
-    log("evaluate: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)))
+    plain = {"bridge_value": "expensive objective at h(ξ̂)", "refine_value": "after refine",
+             "direct_value": "direct HPO's best"}  # fmt: skip
+    values = ", ".join(f"{words} {summary[k]:.4g}" for k, words in plain.items() if k in summary)
+    log(f"evaluate: medians over {len(results)} held-out scenarios, on the seed the studies used: {values}")
     return summary
 
 
