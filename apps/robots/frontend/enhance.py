@@ -111,7 +111,9 @@ class Frontend:
         return doa_from_scm(scm, self.mics, self.fs, self.n_fft, method)
 
 
-def doa_from_scm(scm: NDArray[np.complexfloating], mics: NDArray[np.floating], fs: int, n_fft: int, method: str) -> float:
+def doa_from_scm(
+    scm: NDArray[np.complexfloating], mics: NDArray[np.floating], fs: int, n_fft: int, method: str
+) -> float:
     """The azimuth of the highest peak of SRP-PHAT (``"srp"``) or MUSIC (``"music"``) on a covariance.
 
     >>> mics = np.array([[0.05, 0.0, -0.05, 0.0], [0.0, 0.05, 0.0, -0.05]])

@@ -63,7 +63,9 @@ class FrontendNode(Node):  # type: ignore[misc]
         if rate != self.rate:
             raise ValueError(f"audio at {rate} Hz, but this node runs at {self.rate} Hz (parameter rate)")
         if samples.shape[0] != self.stream.channels:
-            raise ValueError(f"audio with {samples.shape[0]} channels, but the model's array has {self.stream.channels}")
+            raise ValueError(
+                f"audio with {samples.shape[0]} channels, but the model's array has {self.stream.channels}"
+            )
         out = self.stream.process(samples)
         self.enhanced.publish(audio_to_message(out.audio[None], self.rate))
         if out.doa is not None:
