@@ -26,6 +26,7 @@ import torch
 from apps.robots.imitation.demos import Demonstration, load_demonstrations
 from apps.robots.imitation.env import mirror_actions, mirror_observations
 from core.data.datamodule import DataModule
+from core.errors import UserError
 
 
 def episode_sample(demo: Demonstration, start: int = 0, length: int | None = None) -> dict[str, np.ndarray]:
@@ -103,7 +104,10 @@ class DemoDataModule(DataModule):
     def setup(self, stage: str) -> None:
         if self.train_dataset is not None:
             return
-        demos = load_demonstrations(self.paths, n_robots=self.n_robots)
+        # a later round's episode can end during the warm-up (the previous team stored every box): nothing to learn
+        demos = [d for d in load_demonstrations(self.paths, n_robots=self.n_robots) if len(d.obs)]
+        if not demos:
+            raise UserError("every demonstration is empty", where=", ".join(self.paths), hint="record more episodes")
         n_val = min(self.val_episodes, len(demos) - 1) if len(demos) > 1 else 0
         train, val = (demos[: len(demos) - n_val], demos[len(demos) - n_val :]) if n_val else (demos, demos)
         self.demonstrations = demos

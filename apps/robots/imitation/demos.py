@@ -216,6 +216,10 @@ def record_round(
             observation = recorder.step(action, label)
         demo = recorder.demonstration()
         log.info("round %d seed %d: %d steps, %d boxes stored", round_index, seed, len(demo.obs), demo.boxes_stored)
+        if not len(demo.obs):
+            log.warning(
+                "round %d seed %d ended before the operator took over: an empty demonstration", round_index, seed
+            )
         out.append(demo)
         if on_episode is not None:
             on_episode(demo)
