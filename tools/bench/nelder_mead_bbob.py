@@ -206,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
             for s in samplers:
                 values = [statistics.median(finals[(s, w, f, d)]) for f in functions if (s, w, f, d) in finals]
                 row.append(f"{_geomean(values):.3g}" if values else "-")
+                if values:
+                    results[f"median_regret_geomean_{s}_{w}w_d{d}"] = float(f"{_geomean(values):.4g}")
             wins, pairs = _wins(finals, w, functions, d) if {"ours", "aiaccel"} <= set(samplers) else (0.0, 0)
+            results[f"wins_vs_aiaccel_{w}w_d{d}"] = wins
+            results[f"pairs_vs_aiaccel_{w}w_d{d}"] = pairs
             wins_all, pairs_all = wins_all + wins, pairs_all + pairs
             row.append(f"{wins:g}/{pairs}")
             table.add_row(*row)
