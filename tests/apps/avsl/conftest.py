@@ -45,7 +45,7 @@ def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("avsl-run") / "run"
-    fit(TRAIN, [f"data_dir={tiny_data}", "trainer.max_epochs=2", *TINY_OVERRIDES], run_dir=run)
+    fit(TRAIN, [f"data_dir={tiny_data}", "trainer.max_epochs=3", *TINY_OVERRIDES], run_dir=run)
     return run
 
 

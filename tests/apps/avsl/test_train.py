@@ -27,18 +27,18 @@ def _fixed_batch_loss(task: torch.nn.Module, path: Path) -> float:
 
 
 def test_a_short_run_lowers_the_loss(tiny_run: Path, tiny_data: Path) -> None:
+    from core.config import instantiate
+    from core.train import load_run_config
+
     trained = load_run(tiny_run)
-    untrained = load_run(tiny_run, "best")
     torch.manual_seed(0)
-    for module in untrained.modules():  # the same architecture, fresh weights
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    untrained = instantiate(load_run_config(tiny_run).task)  # the same config, fresh weights
     before = _fixed_batch_loss(untrained, tiny_data / "train.h5")
     after = _fixed_batch_loss(trained, tiny_data / "train.h5")
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.85 * before, (before, after)
     with (tiny_run / "logs" / "version_0" / "metrics.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r.get("val/loss")]
-    assert len(rows) == 2 and float(rows[-1]["val/loss"]) < float(rows[0]["val/loss"]) * 1.05
+    assert len(rows) == 3 and float(rows[-1]["val/loss"]) < float(rows[0]["val/loss"])
     for name in ("merged_config.yaml", "provenance.json", "metric.json", "checkpoints/last.ckpt"):
         assert (tiny_run / name).is_file(), name
 
