@@ -14,14 +14,14 @@ _DATA = f"{_CONFIG}/data.yaml"
 _SED = f"{_CONFIG}/sed.yaml"
 _QA = f"{_CONFIG}/qa.yaml"
 # Each example runs as written, in seconds: a tiny data set and tiny models (the full size is the configs' default).
-_TINY = "splits.train.n_clips=40 splits.val.n_clips=10 splits.test.n_clips=10 examples=1 overwrite=true"
+_TINY = "splits.train.n_clips=24 splits.val.n_clips=6 splits.test.n_clips=6 examples=1 overwrite=true"
 _MAKE_TINY = f"kakehashi audioqa make-data {_DATA} out_dir=runs/audioqa/tiny {_TINY}"
 _SED_TINY = (
-    f"kakehashi audioqa train-sed {_SED} data_dir=runs/audioqa/tiny trainer.max_epochs=2 task.model.d_model=32 "
+    f"kakehashi audioqa train-sed {_SED} data_dir=runs/audioqa/tiny trainer.max_epochs=1 task.model.d_model=32 "
     "trainer.enable_progress_bar=false --run-dir runs/audioqa/tiny-sed"
 )
 _QA_TINY = (
-    f"kakehashi audioqa train-qa {_QA} data_dir=runs/audioqa/tiny sed_run=runs/audioqa/tiny-sed trainer.max_epochs=2 "
+    f"kakehashi audioqa train-qa {_QA} data_dir=runs/audioqa/tiny sed_run=runs/audioqa/tiny-sed trainer.max_epochs=1 "
     "task.d_model=32 trainer.enable_progress_bar=false --run-dir runs/audioqa/tiny-qa"
 )
 
@@ -46,7 +46,7 @@ def register(areas: SubParsers) -> None:
 
     for verb, text, example in (
         ("train-sed", "train the SED transformer (core.train run directory)",
-         f"{_MAKE_TINY}\n  {_SED_TINY}\n  {_SED_TINY.replace('max_epochs=2', 'max_epochs=3')} --resume"),
+         f"{_MAKE_TINY}\n  {_SED_TINY}\n  {_SED_TINY.replace('max_epochs=1', 'max_epochs=2')} --resume"),
         ("train-qa", "train the audio-language model on a frozen SED run's features",
          f"{_MAKE_TINY}\n  {_SED_TINY}\n  {_QA_TINY}\n  {_QA_TINY.replace('tiny-qa', 'tiny-qa-frame')} features=frame"),
     ):  # fmt: skip
@@ -55,7 +55,7 @@ def register(areas: SubParsers) -> None:
             help=text,
             description=f"{text[0].upper()}{text[1:]}: `kakehashi train fit` of the config, with the run\n"
             "directory, resume and load_run of core.train. The full-size configs take minutes to hours on a CPU.",
-            epilog=f"example:\n  {example}",
+            epilog=f"example (slow):\n  {example}",
         )
         add_config_arguments(parser)
         parser.add_argument("--run-dir", type=Path, help="run directory (default: runs/<name>/<time>)")
@@ -75,7 +75,7 @@ def register(areas: SubParsers) -> None:
         description="Score the best checkpoint of a train-sed run (event-based F1, 200 ms collar, by sed_eval) or\n"
         "of a train-qa run (exact match per question type, with the majority-answer baseline) on a split.\n"
         "Writes <run dir>/results/eval-<split>.json.",
-        epilog=f"example:\n  {_MAKE_TINY}\n  {_SED_TINY}\n  {_QA_TINY}\n"
+        epilog=f"example (slow):\n  {_MAKE_TINY}\n  {_SED_TINY}\n  {_QA_TINY}\n"
         "  kakehashi audioqa eval runs/audioqa/tiny-sed\n  kakehashi audioqa eval runs/audioqa/tiny-qa --split val",
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a train-sed or train-qa run directory")
@@ -88,7 +88,7 @@ def register(areas: SubParsers) -> None:
         help="answer a question about a wav file (16 kHz mono) and show the detected events",
         description="Run the QA run's frozen SED on the clip, then generate the answer. Prints the answer and the\n"
         "events (class, onset, offset, confidence, level) the SED detected.",
-        epilog=f"example:\n  {_MAKE_TINY}\n  {_SED_TINY}\n  {_QA_TINY}\n"
+        epilog=f"example (slow):\n  {_MAKE_TINY}\n  {_SED_TINY}\n  {_QA_TINY}\n"
         "  kakehashi audioqa ask runs/audioqa/tiny-qa runs/audioqa/tiny/examples/test-0000.wav "
         '"what happened after the bell"',
     )
