@@ -10,7 +10,8 @@ on the same line and with only spaces and the unit between, by ``<!-- figure: <f
 quoted number must equal the JSON value rounded to as many decimals as the quote shows (``6.2`` quotes
 ``6.2437``; ``5,535`` quotes ``5535.4``). Options after the key: ``scale=100`` compares the JSON value times
 100 (a fraction quoted as a percentage), ``sig`` rounds to the quote's significant digits instead of its
-decimals (``3.1e-05``). The marker is invisible when the Markdown is rendered.
+decimals (``3.1e-05``). The marker is invisible when the Markdown is rendered. Code blocks (fenced or
+indented) are not read.
 
     python tools/bench/figures.py            # check; exit 1 listing every disagreement
     python tools/bench/figures.py --write    # rewrite the quoted numbers from the JSON (same format)
@@ -68,7 +69,13 @@ def find_figures(path: Path, text: str) -> tuple[list[Figure], list[str]]:
     figures: list[Figure] = []
     problems: list[str] = []
     offset = 0
+    fenced = False
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if fenced or line.startswith(("    ", "\t")):  # code blocks show the convention, they quote nothing
+            offset += len(line)
+            continue
         matched = 0
         for match in FIGURE.finditer(line):
             matched += 1
