@@ -5,7 +5,7 @@ Example:
     ...          "bridge_expensive_runs": 1, "direct_wall_s_to_match_bridge": 10.0, "bridge_wall_s": 2.0,
     ...          "direct_wall_s": 10.0, "param_error": 0.1}]
     >>> figures = summarize(rows)
-    >>> figures["regret_ratio_vs_direct"], figures["speedup_runs"], figures["speedup"]
+    >>> round(figures["regret_ratio_vs_direct"], 6), figures["speedup_runs"], figures["speedup"]
     (0.5, 50.0, 5.0)
 """
 
