@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "bench" / "traffic")
     parser.add_argument("--train", type=int, default=20, help="training scenarios per family")
     parser.add_argument("--test", type=int, default=25, help="held-out scenarios per family")
-    parser.add_argument("--trials", type=int, default=30, help="SUMO runs of each training calibration")
+    parser.add_argument("--trials", type=int, default=20, help="SUMO runs of each training calibration")
     parser.add_argument("--direct-trials", type=int, default=50, help="SUMO runs of direct HPO per held-out scenario")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--identify-seeds", type=int, default=4)
