@@ -3,8 +3,8 @@
 For each family (``apps/traffic/config/grid.yaml``: uncongested 3×3 grids; ``congested.yaml``: random networks
 near capacity, with spillback) the whole protocol of ``kakehashi traffic bridge`` runs:
 
-1. the cheap spatial queue model is calibrated on every scenario, microscopic SUMO (50 runs, TPE) on the training
-   scenarios (the offline cost) and on every held-out scenario (direct HPO: the reference);
+1. the cheap spatial queue model is calibrated on every scenario, microscopic SUMO (TPE) on the training scenarios
+   (20 runs each: the offline cost) and on every held-out scenario (direct HPO, 50 runs: the reference);
 2. h: ξ̂ → θ̂ is fitted per output by cross-validation; on each held-out scenario θ̂ = h(ξ̂) is checked by one SUMO
    run and refined by up to 4 more, as many as the prediction's uncertainty asks for;
 3. every θ̂ (bridge, refine, direct HPO, the baselines centre / training mean / nearest training scenario /
@@ -16,7 +16,7 @@ loss at ±10/25/50% of each range against the seed noise). The held-out scenario
 nothing is tuned on them. Workspaces are resumable: a second run reuses finished studies and scores.
 
     python tools/bench/traffic.py                        # the full protocol: 20 training + 25 held-out per family
-    python tools/bench/traffic.py --train 8 --test 6 --trials 30   # smaller (the demo's size)
+    python tools/bench/traffic.py --train 8 --test 6              # smaller (the demo's size)
 """
 
 from __future__ import annotations
