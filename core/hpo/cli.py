@@ -125,6 +125,7 @@ def _is_override(item: str) -> bool:
 
 
 def _optimize(args: argparse.Namespace) -> int:
+    from core.config.loader import literal_override
     from core.errors import ConfigError
     from core.hpo.runner import optimize
     from core.hpo.settings import default_config_path
@@ -137,7 +138,7 @@ def _optimize(args: argparse.Namespace) -> int:
     if config is not None and not Path(config).is_file():
         raise ConfigError("config file not found", where=config, hint="check the path")
     if command:
-        overrides.append("command=" + _yaml_list(command))
+        overrides.append(literal_override("command", command))  # as written: ${...} is not interpolated
     result = optimize(
         config if config is not None else default_config_path(),
         overrides,
@@ -150,13 +151,6 @@ def _optimize(args: argparse.Namespace) -> int:
 
     console().print(escape(result.summary))  # with or without the progress line
     return 0 if result.n_complete + result.n_pruned > 0 or result.n_trials == 0 else 1
-
-
-def _yaml_list(items: list[str]) -> str:
-    """A flow-style YAML list whose items stay strings, whatever characters they hold."""
-    import json
-
-    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
 
 
 def _report(args: argparse.Namespace) -> int:
