@@ -327,7 +327,8 @@ class JobExecutor:
 
 
 def make_backend(settings: HpoSettings) -> Backend:
-    """The trials' job backend. The local backend runs ``n_max_jobs`` processes at once unless told otherwise."""
+    """The trials' job backend. The local backend runs ``n_max_jobs`` processes at once unless told otherwise, and
+    ends a cancelled job with the study's ``jobs.kill_grace``."""
     from omegaconf import OmegaConf
 
     from core.config import load_config
@@ -341,8 +342,11 @@ def make_backend(settings: HpoSettings) -> Backend:
         cfg = node
     else:
         cfg = load_config(str(node))
-    if settings.backend == "local" and cfg.get("max_parallel") is None:
-        merged = OmegaConf.merge(cfg, {"max_parallel": settings.n_max_jobs})
+    if settings.backend == "local":  # n_max_jobs processes at once, and the study's grace for its own cancels
+        extra: dict[str, Any] = {"kill_grace": settings.kill_grace}
+        if cfg.get("max_parallel") is None:
+            extra["max_parallel"] = settings.n_max_jobs
+        merged = OmegaConf.merge(cfg, extra)
         assert isinstance(merged, DictConfig)
         cfg = merged
     return get_backend(settings.backend, cfg)

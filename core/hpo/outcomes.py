@@ -138,5 +138,5 @@ def quiet_optuna_warnings() -> Iterator[None]:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ExperimentalWarning)
-        warnings.filterwarnings("ignore", message=r".*(fixed|enqueued).*", category=UserWarning, module=r"optuna\.")
+        warnings.filterwarnings("ignore", message=r".*([Ff]ixed param|enqueued)", category=UserWarning)
         yield

@@ -205,7 +205,11 @@ def load_run_study(run_dir: Path, storage: str | None = None, study_name: str | 
     study_cfg = cfg.get("study") or {}
     spec = storage if storage is not None else study_cfg.get("storage")
     opened = open_storage(spec, run_dir, study_name or study_cfg.get("name") or "hpo", read_only=True)
-    names = [s.study_name for s in optuna.get_all_study_summaries(opened.storage)]
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened.storage)]
+    except Exception as exc:  # e.g. a database without Optuna's tables (read-only verbs do not create them)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read the storage: {first}", where=opened.location) from None
     name = study_name or study_cfg.get("name") or (names[0] if len(names) == 1 else None)
     if name not in names:
         raise UserError(

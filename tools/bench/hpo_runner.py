@@ -209,6 +209,55 @@ def idle(root: Path, n_trials: int, repeats: int, say: Callable[[str], None]) ->
     return {name: statistics.median(values) for name, values in fractions.items()}
 
 
+README = REPO / "core" / "hpo" / "README.md"
+BEGIN, END = "<!-- figures: tools/bench/results/hpo_runner.json -->", "<!-- /figures -->"
+
+
+def figures_table(results: dict[str, object]) -> str:
+    """The Figures table of core/hpo/README.md, from the results JSON (the README's only source of numbers)."""
+    r = results
+
+    def ms(key: str) -> str:
+        return f"{float(r[key]):.1f} ms"  # type: ignore[arg-type]
+
+    def pct(key: str) -> str:
+        return f"{float(r[key]) * 100:.1f} %"  # type: ignore[arg-type]
+
+    lines = [
+        f"aiaccel-hpo {r['aiaccel_version']}, optuna {r['optuna_version']}, {r['cores']} cores, medians of "
+        f"{r['repeats']} interleaved repeats of {r['trials_per_run']} trials; load average at the start "
+        f"{r['load_average_quiet']} (no busy processes of ours) and {r['load_average_loaded']} (one busy process "
+        "per core added).",
+        "",
+        "| figure | kakehashi | aiaccel-hpo | ours / aiaccel | JSON key |",
+        "|---|---|---|---|---|",
+    ]
+    for suffix, label in (("", ""), ("_loaded", ", cores saturated")):
+        for jobs in ("1_job", "4_jobs"):
+            key = f"{jobs}{suffix}"
+            lines.append(
+                f"| per-trial overhead beyond the command, {jobs.replace('_', ' ')} at once{label} "
+                f"| {ms('overhead_ms_ours_' + key)} | {ms('overhead_ms_aiaccel_' + key)} "
+                f"| {float(r['overhead_ratio_vs_aiaccel_' + key]):.2f}× "  # type: ignore[arg-type]
+                f"| `overhead_ratio_vs_aiaccel_{key}` |"
+            )
+        lines.append(
+            f"| slot idle fraction, 4 slots, trials of 0.1–1 s{label} | {pct('idle_fraction_4_slots' + suffix)} "
+            f"| {pct('idle_fraction_4_slots_aiaccel' + suffix)} (batch runner: "
+            f"{pct('idle_fraction_4_slots_batch' + suffix)}) | | `idle_fraction_4_slots{suffix}` |"
+        )
+    return "\n".join(lines)
+
+
+def write_readme(results: dict[str, object]) -> None:
+    from core.files import write_atomic
+
+    text = README.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    write_atomic(README, f"{head}{BEGIN}\n{figures_table(results)}\n{END}{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per figure (medians)")
@@ -216,7 +265,12 @@ def main() -> None:
     parser.add_argument("--idle-trials", type=int, default=32, help="trials per idle-fraction run")
     parser.add_argument("--idle-repeats", type=int, default=3, help="repeats of the idle-fraction runs")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 2 repeats, few trials; no JSON written")
+    parser.add_argument("--readme", action="store_true", help="only rewrite core/hpo/README.md's table from the JSON")
     args = parser.parse_args()
+    out = REPO / "tools" / "bench" / "results" / "hpo_runner.json"
+    if args.readme:
+        write_readme(json.loads(out.read_text()))
+        return
     if args.quick:
         args.repeats, args.trials, args.idle_trials, args.idle_repeats = 2, 8, 8, 1
     console = Console()
@@ -273,10 +327,10 @@ def main() -> None:
         return
     from core.files import write_atomic
 
-    out = REPO / "tools" / "bench" / "results" / "hpo_runner.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {out}")
+    write_readme(results)
+    console.print(f"wrote {out} and the table of {README.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
