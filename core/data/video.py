@@ -90,7 +90,9 @@ def decode_mp4(
     raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
     wanted: list[int] | None = None
     try:
-        with av.open(io.BytesIO(raw), "r") as container:
+        # ISO media (mp4, mov, m4a, 3gp) starts with an "ftyp" box: naming the demuxer skips FFmpeg's format
+        # probe, which otherwise costs more than decoding a short clip (a file path gets it from the extension)
+        with av.open(io.BytesIO(raw), "r", format="mp4" if raw[4:8] == b"ftyp" else None) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
             stream = container.streams.video[0]

@@ -196,6 +196,29 @@ def bench_cache_hits(n: int, repeats: int, results: dict[str, Any], rows: list[t
     peer.manager.shutdown()
 
 
+def bench_aiaccel_small(n: int, repeats: int, results: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    """Cache hits against aiaccel at the seed benchmark's sample size (3x32x32), 0 workers, where per-item
+    overhead rather than the copy decides."""
+    shape = (3, 32, 32)
+    ours = CachedDataset(ImageDataset(n, shape))
+    peer = make_aiaccel(ImageDataset(n, shape))
+    loaders = {
+        "ours": loader(ours, 0, shuffle=True, collate_fn=CachedDataset.collate),
+        "aiaccel": loader(peer, 0, shuffle=True),
+        "memory": loader(MemoryDataset(n, shape), 0, shuffle=True),
+    }
+    for dl in loaders.values():
+        for _ in dl:
+            pass
+    rates = interleaved({name: epoch_rate(dl, n) for name, dl in loaders.items()}, repeats)
+    results["cache_hit_speedup_vs_aiaccel_0_workers_3x32x32"] = round(rates["ours"] / rates["aiaccel"], 2)
+    results["cache_hit_over_memory_0_workers_3x32x32"] = round(rates["ours"] / rates["memory"], 3)
+    rows.append(("cache hit, 0 workers, 3x32x32 (samples/s)", f"{rates['ours']:,.0f}", f"{rates['aiaccel']:,.0f}"))
+    del loaders
+    ours.close()
+    peer.manager.shutdown()
+
+
 def pss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -518,12 +541,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per comparison (median)")
     parser.add_argument("--stage-mb", type=int, default=1024, help="size of the small-file data set to stage")
-    parser.add_argument("--only", default="", help="comma-separated parts: hits,memory,first_batch,files,video")
+    parser.add_argument(
+        "--only", default="", help="comma-separated parts to rerun: hits,hits32,memory,first_batch,files,video"
+    )
     parser.add_argument("--out", default=str(ROOT / "tools/bench/results/data.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     scale = 0.1 if args.quick else 1.0
-    parts = set(args.only.split(",")) if args.only else {"hits", "memory", "first_batch", "files", "video"}
+    parts = set(args.only.split(",")) if args.only else {"hits", "hits32", "memory", "first_batch", "files", "video"}
     out = Path(args.out)
     results: dict[str, Any] = json.loads(out.read_text()) if args.only and out.exists() else {}
     rows: list[tuple[str, str, str]] = []
@@ -532,6 +557,8 @@ def main() -> None:
     try:
         if "hits" in parts:
             bench_cache_hits(int(4000 * scale), args.repeats, results, rows)
+        if "hits32" in parts:
+            bench_aiaccel_small(int(6000 * scale), args.repeats, results, rows)
         if "memory" in parts:
             bench_memory(int(6000 * scale), results, rows)
         if "first_batch" in parts:
