@@ -51,26 +51,62 @@ def sed_eval_f1(
     }
 
 
-def evaluate_sed(sed_run: str | Path, data_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Event F1 of a SED run's best checkpoint on a split, by ``sed_eval`` and by our own implementation."""
-    from apps.audioqa.functional import event_f1
-    from apps.audioqa.sed import ClipDataset, decode_events, reference_events
+def _sed_outputs(sed_run: str | Path, data_dir: str | Path, split: str) -> tuple[Any, list[Any], list[Any]]:
+    from apps.audioqa.sed import ClipDataset, reference_events
     from core.train import load_run
 
     task = load_run(sed_run)
     clips = ClipDataset(_split_file(data_dir, split))
-    estimates: list[list[tuple[str, float, float]]] = []
+    outputs = []
     with torch.no_grad():
         for start in range(0, len(clips), 64):
             out = task(clips.mel[start : start + 64])
-            decoded = decode_events(out, task.threshold, task.model.clip_seconds)
-            estimates += [[(e.label, e.onset, e.offset) for e in clip] for clip in decoded]
-    references = reference_events(clips.events, clips.mask)
+            outputs.append({k: out[k] for k in ("logits", "spans", "levels")})
+    return task, outputs, reference_events(clips.events, clips.mask)
+
+
+def select_threshold(
+    sed_run: str | Path, data_dir: str | Path, split: str = "val", grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+) -> tuple[float, dict[float, float]]:
+    """The detection threshold of best event F1 on a split (the validation split: never the test split)."""
+    from apps.audioqa.functional import event_f1
+    from apps.audioqa.sed import decode_events
+
+    task, outputs, references = _sed_outputs(sed_run, data_dir, split)
+    scores = {}
+    for threshold in grid:
+        estimates = [
+            [(e.label, e.onset, e.offset) for e in clip]
+            for out in outputs
+            for clip in decode_events(out, threshold, task.model.clip_seconds)
+        ]
+        scores[threshold] = event_f1(references, estimates)["f1"]
+    return max(scores, key=lambda t: scores[t]), scores
+
+
+def evaluate_sed(
+    sed_run: str | Path, data_dir: str | Path, split: str = "test", threshold: float | None = None
+) -> dict[str, Any]:
+    """Event F1 of a SED run's best checkpoint on a split, by ``sed_eval`` and by our own implementation.
+
+    ``threshold`` is the detection threshold (default: the task's, 0.5 as shipped).
+    """
+    from apps.audioqa.functional import event_f1
+    from apps.audioqa.sed import decode_events
+
+    task, outputs, references = _sed_outputs(sed_run, data_dir, split)
+    threshold = task.threshold if threshold is None else threshold
+    estimates = [
+        [(e.label, e.onset, e.offset) for e in clip]
+        for out in outputs
+        for clip in decode_events(out, threshold, task.model.clip_seconds)
+    ]
     ours = event_f1(references, estimates)
     reference = sed_eval_f1(references, estimates)
     return {
         "split": split,
-        "clips": len(clips),
+        "clips": len(references),
+        "threshold": threshold,
         "sed_eval_f1": reference["f1"],
         "sed_eval_precision": reference["precision"],
         "sed_eval_recall": reference["recall"],
@@ -240,4 +276,13 @@ def _require_run(run: str | Path, what: str) -> None:
     resolve_checkpoint(run, "best")  # a UserError when there is no checkpoint
 
 
-__all__ = ["Answer", "ask", "evaluate_qa", "evaluate_sed", "majority_baseline", "read_wav", "sed_eval_f1"]
+__all__ = [
+    "Answer",
+    "ask",
+    "evaluate_qa",
+    "evaluate_sed",
+    "majority_baseline",
+    "read_wav",
+    "sed_eval_f1",
+    "select_threshold",
+]

@@ -156,25 +156,44 @@ class DetectedEvent:
     snr_db: float
 
 
-def decode_events(out: Mapping[str, Tensor], threshold: float = 0.5, clip_seconds: float = 10.0) -> list[list[Any]]:
-    """Per clip, the queries whose best class (not "no event") has probability ≥ ``threshold``, by onset."""
+def decode_events(
+    out: Mapping[str, Tensor], threshold: float = 0.5, clip_seconds: float = 10.0, duplicate_iou: float = 0.5
+) -> list[list[Any]]:
+    """Per clip, the queries whose best class (not "no event") has probability ≥ ``threshold``, by onset.
+
+    Of two detections of one class whose spans overlap by more than ``duplicate_iou`` (IoU), the less confident is
+    dropped (queries of a set predictor that has not converged fully may answer twice).
+    """
     prob = out["logits"].softmax(-1)[..., :-1]
     confidence, label = prob.max(-1)
     clips: list[list[DetectedEvent]] = []
     for b in range(prob.shape[0]):
-        events = [
-            DetectedEvent(
-                CLASSES[int(label[b, q])],
-                round(float(out["spans"][b, q, 0]) * clip_seconds, 3),
-                round(float(out["spans"][b, q, 1]) * clip_seconds, 3),
-                round(float(confidence[b, q]), 3),
-                round(float(out["levels"][b, q]) * LEVEL_SCALE + LEVEL_MEAN, 1),
-            )
-            for q in range(prob.shape[1])
-            if float(confidence[b, q]) >= threshold
-        ]
-        clips.append(sorted(events, key=lambda e: e.onset))
+        candidates = sorted(
+            (
+                DetectedEvent(
+                    CLASSES[int(label[b, q])],
+                    round(float(out["spans"][b, q, 0]) * clip_seconds, 3),
+                    round(float(out["spans"][b, q, 1]) * clip_seconds, 3),
+                    round(float(confidence[b, q]), 3),
+                    round(float(out["levels"][b, q]) * LEVEL_SCALE + LEVEL_MEAN, 1),
+                )
+                for q in range(prob.shape[1])
+                if float(confidence[b, q]) >= threshold
+            ),
+            key=lambda e: -e.confidence,
+        )
+        kept: list[DetectedEvent] = []
+        for e in candidates:
+            if all(k.label != e.label or _span_iou(k, e) <= duplicate_iou for k in kept):
+                kept.append(e)
+        clips.append(sorted(kept, key=lambda e: e.onset))
     return clips
+
+
+def _span_iou(a: DetectedEvent, b: DetectedEvent) -> float:
+    inter = max(0.0, min(a.offset, b.offset) - max(a.onset, b.onset))
+    union = (a.offset - a.onset) + (b.offset - b.onset) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def frame_targets(events: Tensor, mask: Tensor, n_frames: int, n_classes: int, clip_seconds: float) -> Tensor:

@@ -73,6 +73,11 @@ def _load_or(path: Path, make: Any) -> Any:
     return value
 
 
+def _threshold(selected: tuple[float, dict[float, float]]) -> dict[str, Any]:
+    best, scores = selected
+    return {"threshold": best, "val_f1": scores[best], "val_f1_by_threshold": {str(t): v for t, v in scores.items()}}
+
+
 def _per_question(task: Any, datamodule: Any) -> list[float]:
     import torch
 
@@ -99,7 +104,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from apps.audioqa.data import make_data
-    from apps.audioqa.evaluate import evaluate_qa, evaluate_sed, majority_baseline
+    from apps.audioqa.evaluate import evaluate_qa, evaluate_sed, majority_baseline, select_threshold
     from core.config import instantiate, load_config
     from core.train import fit, load_run
     from core.train.run import load_run_config
@@ -129,7 +134,10 @@ def main() -> None:
         overrides = [*quiet, f"data_dir={data}", f"trainer.max_epochs={size['sed_epochs']}"]
         _timed(times, "train_sed", lambda: fit(CONFIG / "sed.yaml", overrides, run_dir=sed_run))
         times_path.write_text(json.dumps(times, indent=2))
-    sed = _load_or(ws / "sed_eval.json", lambda: evaluate_sed(sed_run, data, "test"))
+    # The detection threshold is chosen on the validation clips; the test clips are scored once with it.
+    chosen = _load_or(ws / "sed_threshold.json", lambda: _threshold(select_threshold(sed_run, data)))
+    sed = _load_or(ws / "sed_eval.json", lambda: evaluate_sed(sed_run, data, "test", chosen["threshold"]))
+    sed_default = _load_or(ws / "sed_eval_default.json", lambda: evaluate_sed(sed_run, data, "test"))
     print(f"SED on {sed['clips']} test clips: event F1 {sed['sed_eval_f1']:.3f} (sed_eval), {sed['f1']:.3f} (ours)")
 
     if args.jobs > 1 and not args.report_only:
@@ -165,6 +173,9 @@ def main() -> None:
         "sed_event_precision": sed["sed_eval_precision"],
         "sed_event_recall": sed["sed_eval_recall"],
         "sed_event_f1_ours": sed["f1"],
+        "sed_threshold": sed["threshold"],
+        "sed_threshold_val_f1": chosen["val_f1"],
+        "sed_event_f1_at_threshold_0_5": sed_default["sed_eval_f1"],
         "sed_test_clips": sed["clips"],
         "sed_test_events": sed["n_ref"],
     }
