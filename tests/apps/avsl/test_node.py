@@ -48,7 +48,7 @@ def test_node_on_loopback(tiny_run: Path, tiny_data: Path) -> None:
             images.publish(image_to_message(frame))
             assert ros.wait_for(lambda: maps and found, timeout=60)
         finally:
-            code, output = stop_node(node)
+            code, output = stop_node(node, grace=120)
     grid, labels = message_to_array(maps[0])
     assert labels == ["height", "width"] and grid.shape == (32, 64)
     np.testing.assert_allclose(grid, expected.map, atol=1e-5)
