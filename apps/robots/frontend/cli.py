@@ -12,6 +12,7 @@ from core.errors import ConfigError, UserError
 _DATA = "apps/robots/frontend/config/data.yaml"
 _TRAIN = "apps/robots/frontend/config/train.yaml"
 _RUN = "runs/robots/frontend/train"
+_DATA_DIR = "runs/robots/frontend/data"
 
 
 def add_verbs(verbs: SubParsers) -> None:
@@ -48,7 +49,7 @@ def add_verbs(verbs: SubParsers) -> None:
         help="enhance one recording offline: the speaker's MVDR output, its DOA and the recognized command",
         description="Read a multichannel WAV file (or sample INDEX of a data file: FILE.h5#INDEX), write the\n"
         "enhanced speech as a mono WAV, print the DOA (SRP-PHAT on the speaker's covariance) and the command.",
-        epilog=f"example:\n  kakehashi robots enhance --model {_RUN} runs/robots/frontend/data/commands.h5#0 enhanced.wav",
+        epilog=f"example:\n  kakehashi robots enhance --model {_RUN} {_DATA_DIR}/commands.h5#0 enhanced.wav",
     )
     enhance.add_argument("--model", required=True, help="run directory of train-frontend")
     enhance.add_argument("input", help="multichannel WAV, or FILE.h5#INDEX")
@@ -162,10 +163,7 @@ def _enhance(args: argparse.Namespace) -> int:
         raise UserError(
             f"input has {mixture.shape[0]} channels, the model's array {frontend.mics.shape[1]}", where=args.input
         )
-    if args.streaming:
-        enhanced = StreamingFrontend(frontend).run(mixture)
-    else:
-        enhanced = frontend.enhance(mixture)
+    enhanced = StreamingFrontend(frontend).run(mixture) if args.streaming else frontend.enhance(mixture)
     buffer = io.BytesIO()
     wavfile.write(buffer, rate, (0.9 * enhanced / max(float(np.abs(enhanced).max()), 1e-9)).astype(np.float32))
     write_atomic(args.output, buffer.getvalue())

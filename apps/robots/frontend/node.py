@@ -11,7 +11,8 @@ Topics (names are ROS parameters):
 - ``command_topic`` (``command``): ``std_msgs/String``, a recognized command at the end of each utterance
   (``recognize: false`` turns the recognizer off).
 
-Other parameters: ``model`` (the run directory of ``train-frontend``), ``rate`` (16000), ``forget`` (0.97), ``vad_mode`` (1).
+Other parameters: ``model`` (the run directory of ``train-frontend``), ``rate`` (16000), ``forget`` (0.97),
+``vad_mode`` (1).
 A message with the wrong channel count or rate is logged as one error line and dropped; the node keeps running.
 
 Run it with ``kakehashi robots frontend-node --model RUN_DIR`` (ROS arguments after ``--ros-args``).
@@ -48,11 +49,11 @@ class FrontendNode(Node):  # type: ignore[misc]
         vad_mode = int(declare(self, "vad_mode", 1))
         self.stream = StreamingFrontend(frontend, forget=forget)
         self.recognizer = StreamingRecognizer(vad_mode=vad_mode) if recognize else None
-        self.enhanced = self.create_publisher(Float32MultiArray, declare(self, "enhanced_topic", "audio/enhanced"), 50)
+        self.enhanced = self.create_publisher(Float32MultiArray, declare(self, "enhanced_topic", "audio/enhanced"), 500)
         self.doa = self.create_publisher(Float32MultiArray, declare(self, "doa_topic", "doa"), 50)
         self.command = self.create_publisher(String, declare(self, "command_topic", "command"), 10)
         topic = declare(self, "input_topic", "audio")
-        self.create_subscription(Float32MultiArray, topic, guarded(self, self._on_audio), 50)
+        self.create_subscription(Float32MultiArray, topic, guarded(self, self._on_audio), 500)
         self.get_logger().info(
             f"listening on {topic!r}: {self.stream.channels} channels at {self.rate} Hz; "
             f"output lags by {1000 * self.stream.delay / self.rate:.0f} ms plus the block"

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pyroomacoustics")
 
-from apps.robots.frontend.simulate import ArraySpec, SplitSpec, write_split
+from apps.robots.frontend.simulate import ArraySpec, SplitSpec, write_split  # noqa: E402
 
 TRAIN_YAML = "apps/robots/frontend/config/train.yaml"
 

@@ -9,10 +9,10 @@ import pytest
 pra = pytest.importorskip("pyroomacoustics")
 torch = pytest.importorskip("torch")
 
-from apps.robots.frontend import functional as F
-from apps.robots.frontend.evaluate import oracle_mvdr, sisdr_improvement
-from apps.robots.frontend.simulate import ArraySpec, MixtureMaker, SplitSpec
-from apps.robots.frontend.speech import synthesize
+from apps.robots.frontend import functional as F  # noqa: E402
+from apps.robots.frontend.evaluate import oracle_mvdr, sisdr_improvement  # noqa: E402
+from apps.robots.frontend.simulate import ArraySpec, MixtureMaker, SplitSpec  # noqa: E402
+from apps.robots.frontend.speech import synthesize  # noqa: E402
 
 
 @pytest.mark.parametrize(("n_fft", "hop", "length"), [(512, 256, 16000), (256, 64, 1001), (400, 200, 7)])
