@@ -95,7 +95,7 @@ def _evaluate(run: Path, scenes: Path, cache: Path) -> dict[str, Any]:
     return result
 
 
-def _speed(run: Path, scenes: Path, n: int) -> dict[str, float]:
+def _speed(run: Path, scenes: Path, n: int) -> dict[str, Any]:
     import torch
 
     from apps.avsl.data import AVSLDataset
@@ -114,7 +114,7 @@ def _speed(run: Path, scenes: Path, n: int) -> dict[str, float]:
     return {"fps_one_thread": n / cpu, "fps_one_thread_wall": n / wall, "speed_run": run.name}
 
 
-def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, float]:
+def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, Any]:
     from std_msgs.msg import Float32MultiArray, UInt8MultiArray
 
     from apps.avsl.data import AVSLDataset
@@ -151,6 +151,9 @@ def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, float]:
     return {
         "node_latency_ms_p50": float(np.percentile(values, 50)),
         "node_latency_ms_p95": float(np.percentile(values, 95)),
+        "node_run": run.name,
+        "node_frames": len(values),
+        "node_exit_code": code,
     }
 
 
