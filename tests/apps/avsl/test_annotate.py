@@ -67,7 +67,19 @@ def test_an_annotation_round_sharded_as_two_jobs(tiny_run: Path, tiny_data: Path
 
     # resumable: the shards are kept, only the merge and the review run again
     stamps = [p.stat().st_mtime_ns for p in shards]
-    annotate_round(tiny_run, tiny_data / "unlabelled.h5", out, n_hand_frames=8, n_shards=2, threshold=0.0)
+    again = annotate_round(
+        tiny_run,
+        tiny_data / "unlabelled.h5",
+        out,
+        n_hand_frames=8,
+        n_shards=2,
+        threshold=0.0,
+        min_review=4,
+        max_reject=1.0,
+        n_overlays=0,
+        timeout=300,
+    )
+    assert json.dumps(again.report, sort_keys=True) == json.dumps(report, sort_keys=True)
     assert [p.stat().st_mtime_ns for p in shards] == stamps
 
     # the accepted labels feed the next round: the student trains on hand + pseudo labels

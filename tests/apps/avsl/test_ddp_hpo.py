@@ -54,7 +54,8 @@ def test_a_tiny_study_over_avsl_train(tiny_data: Path, tmp_path: Path) -> None:
         "params.epochs=1",
         f"params.data_dir={tiny_data}",
         "params.limit=8",
-        "params.grid=[4,8]",
+        "params.grid_h=4",
+        "params.grid_w=8",
         "plots=false",
     ]
     result = optimize(config, overrides, run_dir=tmp_path / "study", progress=False)
