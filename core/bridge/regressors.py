@@ -87,7 +87,8 @@ def cross_validate(names: Sequence[str], inputs: Any, targets: Any, seed: int = 
         errors = []
         template = make_model(name, x.shape[1], seed)
         for train, held_out in splitter.split(x):
-            model = clone(template).fit(x[train], z[train])
+            target = z[train] if z.shape[1] > 1 else z[train].ravel()  # one output: 1-D, as estimators expect
+            model = clone(template).fit(x[train], target)
             errors.append(float(np.mean((model.predict(x[held_out]).reshape(len(held_out), -1) - z[held_out]) ** 2)))
         scores[name] = float(np.mean(errors))
     return scores
