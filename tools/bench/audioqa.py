@@ -215,11 +215,16 @@ def main() -> None:
 
     event_qa = [times[k] for k in times if k.startswith("train_qa_event_") and k.endswith("_cpu_s")]
     event_qa_wall = [times[k] for k in times if k.startswith("train_qa_event_") and k.endswith("_wall_s")]
-    figures["train_minutes_total"] = (times.get("train_sed_cpu_s", float("nan")) + statistics.mean(event_qa)) / 60
+    # An interrupted SED run has no CPU figure of its own; times.json may then hold an estimate (wall time × the
+    # CPU share a run of the same niceness measured in the same period), reported as such.
+    sed_cpu = times.get("train_sed_cpu_s", times.get("train_sed_cpu_s_estimated", float("nan")))
+    figures["train_sed_cpu_is_estimate"] = "train_sed_cpu_s" not in times
+    figures["train_minutes_total"] = (sed_cpu + statistics.mean(event_qa)) / 60
     figures["train_wall_minutes_total"] = (
         times.get("train_sed_wall_s", float("nan")) + statistics.mean(event_qa_wall)
     ) / 60
-    figures["train_sed_cpu_minutes"] = times.get("train_sed_cpu_s", float("nan")) / 60
+    figures["train_sed_cpu_minutes"] = sed_cpu / 60
+    figures["train_sed_wall_minutes"] = times.get("train_sed_wall_s", float("nan")) / 60
     figures["train_qa_event_cpu_minutes"] = statistics.mean(event_qa) / 60
     frame_qa = [times[k] for k in times if k.startswith("train_qa_frame_") and k.endswith("_cpu_s")]
     figures["train_qa_frame_cpu_minutes"] = statistics.mean(frame_qa) / 60 if frame_qa else float("nan")
@@ -230,7 +235,8 @@ def main() -> None:
     figures.update({
         "size": "full" if args.full else "cpu",
         "train_clips": size["train"], "val_clips": size["val"], "test_clips": size["test"],
-        "sed_epochs": size["sed_epochs"], "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
+        "sed_epochs_planned": size["sed_epochs"], "sed_epochs_trained": _epochs_trained(sed_run),
+        "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
         **{f"seeds_done_{name}": len(runs) for name, runs in results.items()},
         "torch_threads": args.threads, "qa_parallel_jobs": args.jobs,
         "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],
@@ -285,6 +291,12 @@ def _train_qa_parallel(
         times[f"{key}_cpu_s"] = usage.ru_utime + usage.ru_stime
         (ws / "times.json").write_text(json.dumps(times, indent=2))
         print(f"{key}: {times[f'{key}_cpu_s'] / 60:.1f} CPU minutes")
+
+
+def _epochs_trained(run: Path) -> int:
+    import torch
+
+    return int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]) + 1
 
 
 def _question_types(cfg: Any) -> list[str]:
