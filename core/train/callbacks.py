@@ -65,6 +65,9 @@ class LastCheckpoint(ModelCheckpoint):
             every_n_epochs=every_n_epochs,
             every_n_train_steps=every_n_train_steps,
             enable_version_counter=False,
+            # at the end of each training epoch, not only after validation: with check_val_every_n_epoch > 1 a
+            # run shorter than the validation interval would otherwise leave no checkpoint to resume from
+            save_on_train_epoch_end=True,
         )
 
 

@@ -181,3 +181,10 @@ def test_user_mistakes_are_one_line(argv: list[str], message: str, capsys: pytes
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_last_checkpoint_is_written_every_epoch_even_between_validations(tmp_path: Path) -> None:
+    overrides = ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=5", "~callbacks.metric"]
+    result = fit(digits_config(overrides), run_dir=tmp_path / "sparse-val")
+    last = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 1  # saved after the second (last) epoch, although no validation ran
