@@ -35,7 +35,7 @@ def test_two_process_ddp_with_gloo(tiny_data: Path, tmp_path: Path) -> None:
         "--run-dir",
         str(run),
     ]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=580)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "distributed_backend=gloo" in output and output.count("Initializing distributed: GLOBAL_RANK") == 2

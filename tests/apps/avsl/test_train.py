@@ -54,7 +54,7 @@ def test_resume_continues_the_run(tiny_data: Path, tmp_path: Path) -> None:
 
 def _kakehashi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "core.cli", "avsl", *args]
-    return subprocess.run(command, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=580)
 
 
 def test_eval_infer_and_bad_input_on_the_command_line(tiny_run: Path, tiny_data: Path, tmp_path: Path) -> None:
