@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import optuna
@@ -220,6 +221,11 @@ def test_bad_settings_are_config_errors() -> None:
     study = optuna.create_study(sampler=NelderMeadSampler(box(2), x0={"x0": 9.0, "x1": 0.0}))
     with pytest.raises(ConfigError, match="x0"):
         study.ask()
+    assert study.trials[0].state == TrialState.FAIL  # never left RUNNING without a role
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="x0"):
+        study.ask()  # at once: no wait for the first trial to take a role
+    assert time.perf_counter() - start < 5
 
 
 def _serial_params(sampler: NelderMeadSampler, n: int = 60) -> list[tuple[float, ...]]:
