@@ -16,6 +16,23 @@ from core.errors import UserError
 MODELS = ("linear", "ridge", "polynomial", "gp", "random_forest", "mlp")
 
 
+def _quiet_gp_fits() -> Any:
+    """A ``warnings.catch_warnings`` that silences what the GP's hyperparameter search reports routinely: an ARD
+    length scale at its bound (the input does not matter to that output) and an L-BFGS restart that stopped early
+    (another restart, or the initial kernel, is kept). Only these two messages, only sklearn's ConvergenceWarning."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    context = warnings.catch_warnings()
+    context.__enter__()
+    warnings.filterwarnings(
+        "ignore", message=r".*close to the specified (upper|lower) bound", category=ConvergenceWarning
+    )
+    warnings.filterwarnings("ignore", message=r"lbfgs failed to converge", category=ConvergenceWarning)
+    return context
+
+
 def make_model(name: str, n_inputs: int, seed: int = 0) -> Any:
     """A fresh, unfitted scikit-learn regressor (inputs scaled) for ``name``."""
     from sklearn.compose import TransformedTargetRegressor
@@ -65,7 +82,6 @@ def cross_validate(names: Sequence[str], inputs: Any, targets: Any, seed: int = 
         UserError: If there are too few pairs for a model.
     """
     import numpy as np
-    from sklearn.base import clone
     from sklearn.model_selection import KFold, LeaveOneOut
 
     x = np.asarray(inputs, dtype=float)
@@ -75,23 +91,35 @@ def cross_validate(names: Sequence[str], inputs: Any, targets: Any, seed: int = 
     z = (y - y.mean(axis=0)) / scale
     splitter: Any = LeaveOneOut() if len(x) <= 20 else KFold(10, shuffle=True, random_state=seed)
     scores = {}
-    for name in names:
-        needed = min_pairs(name, x.shape[1])
-        if len(x) < needed:
-            raise UserError(
-                f"{len(x)} scenario pairs are too few for the {name} model (it needs {needed})",
-                where="fit.models",
-                hint=f"add training scenarios, or list models that need fewer (linear needs {x.shape[1] + 2}, "
-                "ridge and gp 4)",
-            )
-        errors = []
-        template = make_model(name, x.shape[1], seed)
-        for train, held_out in splitter.split(x):
-            target = z[train] if z.shape[1] > 1 else z[train].ravel()  # one output: 1-D, as estimators expect
-            model = clone(template).fit(x[train], target)
-            errors.append(float(np.mean((model.predict(x[held_out]).reshape(len(held_out), -1) - z[held_out]) ** 2)))
-        scores[name] = float(np.mean(errors))
+    quiet = _quiet_gp_fits()
+    try:
+        for name in names:
+            scores[name] = _cv_score(name, x, z, splitter, seed)
+    finally:
+        quiet.__exit__(None, None, None)
     return scores
+
+
+def _cv_score(name: str, x: Any, z: Any, splitter: Any, seed: int) -> float:
+    """The mean squared error of ``name`` over the splitter's held-out folds (targets standardized)."""
+    import numpy as np
+    from sklearn.base import clone
+
+    needed = min_pairs(name, x.shape[1])
+    if len(x) < needed:
+        raise UserError(
+            f"{len(x)} scenario pairs are too few for the {name} model (it needs {needed})",
+            where="fit.models",
+            hint=f"add training scenarios, or list models that need fewer (linear needs {x.shape[1] + 2}, "
+            "ridge and gp 4)",
+        )
+    errors = []
+    template = make_model(name, x.shape[1], seed)
+    for train, held_out in splitter.split(x):
+        target = z[train] if z.shape[1] > 1 else z[train].ravel()  # one output: 1-D, as estimators expect
+        model = clone(template).fit(x[train], target)
+        errors.append(float(np.mean((model.predict(x[held_out]).reshape(len(held_out), -1) - z[held_out]) ** 2)))
+    return float(np.mean(errors))
 
 
 def predict_with_std(model: Any, inputs: Any) -> tuple[Any, Any | None]:
@@ -140,7 +168,6 @@ class BridgeRegressor:
     def fit(self, inputs: Any, targets: Any) -> BridgeRegressor:
         """Choose and fit a model per output; ``cv_`` holds every candidate's score per output."""
         import numpy as np
-        from sklearn.base import clone
 
         x = np.asarray(inputs, dtype=float)
         y = np.asarray(targets, dtype=float).reshape(len(x), -1)
@@ -153,6 +180,16 @@ class BridgeRegressor:
         self.std_ = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
         self.warnings: list[str] = []
         rng = np.random.default_rng(self.seed)
+        quiet = _quiet_gp_fits()
+        try:
+            self._fit_outputs(x, y, usable, rng)
+        finally:
+            quiet.__exit__(None, None, None)
+        return self
+
+    def _fit_outputs(self, x: Any, y: Any, usable: list[str], rng: Any) -> None:
+        from sklearn.base import clone
+
         for j in range(y.shape[1]):
             scores = cross_validate(usable, x, y[:, j : j + 1], seed=self.seed) if y[:, j].std() > 0 else {}
             scores[MEAN] = _mean_cv(y[:, j], self.seed)
@@ -179,7 +216,6 @@ class BridgeRegressor:
                         continue
                     ensemble.append(clone(template).fit(x[rows], y[rows, j]))
             self.ensembles_.append(ensemble)
-        return self
 
     def predict(self, inputs: Any) -> tuple[Any, Any]:
         """(mean, std), each of shape (n, outputs)."""
