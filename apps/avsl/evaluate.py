@@ -43,6 +43,23 @@ def _scene(maps: np.ndarray, sample: dict[str, Any], threshold: float) -> dict[s
     return scene_metrics(maps, sample["labels"].numpy(), sample["cls"].numpy(), sample["sounding"].numpy(), threshold)
 
 
+def choose_threshold(
+    run_dir: str | Path,
+    scenes: str | Path,
+    checkpoint: str = "best",
+    candidates: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
+    limit: int | None = None,
+) -> tuple[float, dict[float, float]]:
+    """The map threshold with the best cIoU success on a **validation** split (never the test split), and the
+    success of every candidate."""
+    from core.train import load_run
+
+    task = load_run(run_dir, checkpoint)
+    model = predict_maps(task, AVSLDataset(scenes, limit=limit))
+    success = {t: summarize([_scene(maps, sample, t) for maps, sample in model])["ciou_success"] for t in candidates}
+    return max(success, key=lambda t: (success[t], -abs(t - 0.5))), success
+
+
 def mean_sounding_area(path: str | Path, limit: int = 200) -> float:
     """Mean share of the frame covered by sounding objects over the first ``limit`` scenes of a split."""
     dataset = AVSLDataset(path, limit=limit)
@@ -109,6 +126,7 @@ def evaluate_run(
     low, high = bootstrap_interval(paired)
     figures["shuffled_gap_ci95_low"], figures["shuffled_gap_ci95_high"] = low, high
     figures["prior_area"] = area
+    figures["threshold"] = threshold
     if overlays is not None:
         from apps.avsl.overlay import save_overlay
 
@@ -125,4 +143,4 @@ def evaluate_run(
     }
 
 
-__all__ = ["evaluate_run", "mean_sounding_area", "predict_maps"]
+__all__ = ["choose_threshold", "evaluate_run", "mean_sounding_area", "predict_maps"]
