@@ -78,15 +78,50 @@ def _threshold(selected: tuple[float, dict[float, float]]) -> dict[str, Any]:
     return {"threshold": best, "val_f1": scores[best], "val_f1_by_threshold": {str(t): v for t, v in scores.items()}}
 
 
-def _per_question(task: Any, datamodule: Any) -> list[float]:
+def _evaluate_run(run: Path) -> None:
+    """One pass of a QA run over the test questions: ``bench_correct.json`` (per question) and ``bench_eval.json``
+    (per type and overall, as :func:`apps.audioqa.evaluate.evaluate_qa` computes them)."""
     import torch
 
-    dataset = datamodule.split("test")
-    out: list[float] = []
+    from apps.audioqa.qa import accuracy_by_type
+    from apps.audioqa.scenes import QUESTION_TYPES
+    from core.config import instantiate
+    from core.train import load_run
+    from core.train.run import load_run_config
+
+    task = load_run(run)
+    dataset = instantiate(load_run_config(run).datamodule).split("test")
+    correct: list[float] = []
+    kinds: list[int] = []
     with torch.no_grad():
         for batch in torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=False):
-            out += task.correct(batch).tolist()
-    return out
+            correct += task.correct(batch).tolist()
+            kinds += batch["type"].tolist()
+    by_type: dict[int, list[float]] = {}
+    for k, ok in zip(kinds, correct, strict=True):
+        by_type.setdefault(k, []).append(ok)
+    scores: dict[str, Any] = accuracy_by_type(by_type)
+    scores["micro"] = sum(correct) / len(correct)
+    scores["n_questions"] = {QUESTION_TYPES[k]: len(v) for k, v in sorted(by_type.items())}
+    (run / "bench_correct.json").write_text(json.dumps(correct))
+    (run / "bench_eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+
+
+def _evaluate_parallel(runs: list[Path], jobs: int) -> None:
+    """:func:`_evaluate_run` of each run in its own process, ``jobs`` at a time."""
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    pending = list(runs)
+    running: list[subprocess.Popen[bytes]] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            argv = [sys.executable, str(Path(__file__).resolve()), "--eval-run", str(pending.pop(0))]
+            running.append(subprocess.Popen(argv, cwd=ROOT, env=env))
+        running[0].wait()
+        if running[0].returncode != 0:
+            raise SystemExit(f"evaluation failed: {running[0].args}")
+        running.pop(0)
 
 
 def main() -> None:
@@ -97,17 +132,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--jobs", type=int, default=1, help="QA trainings run at once (separate processes)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished QA runs")
+    parser.add_argument("--eval-run", type=Path, help=argparse.SUPPRESS)  # one evaluation worker (see --jobs)
     args = parser.parse_args()
+    if args.eval_run:
+        import torch
+
+        torch.set_num_threads(1)
+        _evaluate_run(args.eval_run)
+        return
 
     import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
     from apps.audioqa.data import make_data
-    from apps.audioqa.evaluate import evaluate_qa, evaluate_sed, majority_baseline, select_threshold
-    from core.config import instantiate, load_config
-    from core.train import fit, load_run
-    from core.train.run import load_run_config
+    from apps.audioqa.evaluate import evaluate_sed, majority_baseline, select_threshold
+    from core.config import load_config
+    from core.train import fit
 
     size = SIZES["full" if args.full else "cpu"]
     ws = args.workspace
@@ -143,6 +184,15 @@ def main() -> None:
     if args.jobs > 1 and not args.report_only:
         _train_qa_parallel(args, ws, data, sed_run, size, times, quiet)
         times_path.write_text(json.dumps(times, indent=2))
+    unevaluated = [
+        ws / f"qa-{name}-{seed}"
+        for seed in range(args.seeds)
+        for name in KINDS
+        if (ws / f"qa-{name}-{seed}" / "metric.json").is_file()
+        and not (ws / f"qa-{name}-{seed}" / "bench_correct.json").is_file()
+    ]
+    if args.jobs > 1:
+        _evaluate_parallel(unevaluated, args.jobs)
     results: dict[str, list[dict[str, Any]]] = {}
     correct: dict[str, list[list[float]]] = {}
     for seed in range(args.seeds):  # seed-major: an interrupted run still has every variant of the first seeds
@@ -157,14 +207,11 @@ def main() -> None:
                     times, f"train_qa_{name}_{seed}", lambda o=overrides, r=run: fit(CONFIG / "qa.yaml", o, run_dir=r)
                 )
                 times_path.write_text(json.dumps(times, indent=2))
-            scores = _load_or(run / "bench_eval.json", lambda r=run: evaluate_qa(r, "test"))
+            if not (run / "bench_correct.json").is_file():
+                _evaluate_run(run)
+            scores = json.loads((run / "bench_eval.json").read_text())
             results.setdefault(name, []).append(scores)
-            per_question = run / "bench_correct.json"
-            if not per_question.is_file():
-                task = load_run(run)
-                datamodule = instantiate(load_run_config(run).datamodule)
-                per_question.write_text(json.dumps(_per_question(task, datamodule)))
-            correct.setdefault(name, []).append(json.loads(per_question.read_text()))
+            correct.setdefault(name, []).append(json.loads((run / "bench_correct.json").read_text()))
             print(f"QA {name} seed {seed}: overall {scores['overall']:.3f}")
     majority = majority_baseline(data, "test")
 
@@ -190,12 +237,13 @@ def main() -> None:
         figures["qa_acc_majority" + ("" if key == "overall" else f"_{key}")] = majority[key]
 
     # Paired difference per test question (same questions, correctness averaged over seeds), bootstrap 95%.
-    types = [t for dataset_types in [_question_types(load_run_config(ws / "qa-event-0"))] for t in dataset_types]
-    event = np.mean(np.array(correct["event"]), axis=0)
-    frame = np.mean(np.array(correct["frame"]), axis=0)
+    types = _question_types(data)
+    both = "event" in correct and "frame" in correct
+    event = np.mean(np.array(correct["event"]), axis=0) if both else np.zeros(len(types))
+    frame = np.mean(np.array(correct["frame"]), axis=0) if both else np.zeros(len(types))
     type_index = np.array([TYPES.index(t) for t in types])
     rng = np.random.default_rng(0)
-    for key in ("overall", *TYPES):
+    for key in ("overall", *TYPES) if both else ():
         if key == "overall":
             groups = [np.flatnonzero(type_index == k) for k in range(len(TYPES))]
         else:
@@ -219,6 +267,8 @@ def main() -> None:
     # CPU share a run of the same niceness measured in the same period), reported as such.
     sed_cpu = times.get("train_sed_cpu_s", times.get("train_sed_cpu_s_estimated", float("nan")))
     figures["train_sed_cpu_is_estimate"] = "train_sed_cpu_s" not in times
+    event_qa = event_qa or [float("nan")]
+    event_qa_wall = event_qa_wall or [float("nan")]
     figures["train_minutes_total"] = (sed_cpu + statistics.mean(event_qa)) / 60
     figures["train_wall_minutes_total"] = (
         times.get("train_sed_wall_s", float("nan")) + statistics.mean(event_qa_wall)
@@ -299,11 +349,11 @@ def _epochs_trained(run: Path) -> int:
     return int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]) + 1
 
 
-def _question_types(cfg: Any) -> list[str]:
+def _question_types(data: Path) -> list[str]:
     """The type of every test question, in the order the QA dataset lists them."""
     from core.data import RawHDF5Dataset
 
-    source = RawHDF5Dataset(Path(str(cfg.data_dir)) / "test.h5")
+    source = RawHDF5Dataset(data / "test.h5")
     types: list[str] = []
     for i in range(len(source)):
         text = source[i]["questions"]
