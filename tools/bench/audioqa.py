@@ -370,11 +370,13 @@ def _print_table(f: dict[str, Any]) -> None:
         suffix = "" if key == "overall" else f"_{key}"
         cells = [
             f"{f['qa_acc_' + n + suffix]:.3f} ± {f['qa_acc_' + n + suffix + '_std']:.3f}"
+            if "qa_acc_" + n + suffix in f
+            else "not run"
             for n in ("event", "frame", "question_only")
         ]
-        diff = f"qa_event_minus_frame{suffix}"
-        print(f"{key:<10}" + "".join(f"{c:>22}" for c in cells) + f"{f['qa_acc_majority' + suffix]:>22.3f}"
-              + f"{f[diff]:>+12.3f} [{f[diff + '_ci95_low']:+.3f}, {f[diff + '_ci95_high']:+.3f}]")  # fmt: skip
+        d = f"qa_event_minus_frame{suffix}"
+        diff = f"{f[d]:>+12.3f} [{f[d + '_ci95_low']:+.3f}, {f[d + '_ci95_high']:+.3f}]" if d in f else "not shown"
+        print(f"{key:<10}" + "".join(f"{c:>22}" for c in cells) + f"{f['qa_acc_majority' + suffix]:>22.3f}  {diff}")
 
 
 if __name__ == "__main__":
