@@ -47,7 +47,7 @@ def choose_threshold(
     run_dir: str | Path,
     scenes: str | Path,
     checkpoint: str = "best",
-    candidates: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
+    candidates: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98),
     limit: int | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The map threshold with the best cIoU success on a **validation** split (never the test split), and the
