@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +52,8 @@ IMITATION = "apps/robots/imitation/config/imitation.yaml"
 
 @dataclass(frozen=True)
 class Case:
-    """One bad input: the verb it exercises, the command line (``{ws}`` is the workspace, ``{repo}`` the
-    repository), and, for a known defect of an area, the reason it is expected to fail."""
+    """One bad input: the verb it exercises, the command line (``{ws}`` is the workspace; bundled configs are
+    named relative to the repository), and, for a known defect of an area, the reason it is expected to fail."""
 
     verb: str
     args: tuple[str, ...]
@@ -62,7 +62,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        text = " ".join(self.args).replace("{ws}/", "").replace("{repo}/", "")
+        text = " ".join(self.args).replace("{ws}/", "")
         return re.sub(r"\s+", " ", text)[:110]
 
 
@@ -133,7 +133,7 @@ CASES: list[Case] = [
     case("config get", DEMO),
     # config check-git
     *config_file_cases("config check-git"),
-    case("config check-git", "{ws}/target_missing.yaml"),
+    case("config check-git", DEMO, "data.nosie=1"),
     # config run
     *config_file_cases("config run"),
     case("config run", "{ws}/target_missing.yaml", "--run-dir", "{ws}/runs/a"),
@@ -160,7 +160,16 @@ CASES: list[Case] = [
     case("job local", "cpu", "{ws}/a_file/x.log", "--", "true"),
     case("job local", "quantum", "{ws}/logs/h.log", "--", "true"),
     case("job local", "cpu", "--env", "NOEQUALS", "{ws}/logs/i.log", "--", "true"),
-    case("job local", "cpu", "--option", "bogus=1", "{ws}/logs/j.log", "--", "true"),
+    case(
+        "job local",
+        "cpu",
+        "--option",
+        "bogus=1",
+        "{ws}/logs/j.log",
+        "--",
+        "true",
+        xfail="jobs: an unknown --option key is accepted silently (exit 0)",
+    ),
     case("job local", "cpu", "--config", "{ws}/absent.yaml", "{ws}/logs/k.log", "--", "true"),
     case("job local", "cpu", "--config", "{ws}/syntax.yaml", "{ws}/logs/l.log", "--", "true"),
     case("job local", "cpu", "--cwd", "{ws}/absent_dir", "{ws}/logs/m.log", "--", "true"),
@@ -207,12 +216,32 @@ CASES: list[Case] = [
     case("hpo simulate", BRANIN, "n_trials=-5", "--run-dir", "{ws}/runs/sim-a"),
     case("hpo simulate", BRANIN, "n_workrs=4", "--run-dir", "{ws}/runs/sim-b"),
     case("hpo simulate", BRANIN, "n_workers=0", "--run-dir", "{ws}/runs/sim-c"),
-    case("hpo simulate", BRANIN, "--time-scale", "-1", "--run-dir", "{ws}/runs/sim-d"),
+    case(
+        "hpo simulate",
+        BRANIN,
+        "--time-scale",
+        "-1",
+        "--run-dir",
+        "{ws}/runs/sim-d",
+        xfail="hpo simulate: --time-scale -1 is accepted and the simulation runs",
+    ),
     # bridge
     *config_file_cases("bridge run"),
-    case("bridge run", ANALYTIC, "scenarios.n_train=many", "workspace={ws}/runs/br-a"),
+    case(
+        "bridge run",
+        ANALYTIC,
+        "scenarios.n_train=many",
+        "workspace={ws}/runs/br-a",
+        xfail="bridge: scenarios.n_train=many gives a TypeError traceback (no schema yet)",
+    ),
     case("bridge run", ANALYTIC, "scenarios.n_trian=3", "workspace={ws}/runs/br-b"),
-    case("bridge run", ANALYTIC, "+bogus_key=1", "workspace={ws}/runs/br-c"),
+    case(
+        "bridge run",
+        ANALYTIC,
+        "+bogus_key=1",
+        "workspace={ws}/runs/br-c",
+        xfail="bridge: an unknown top-level key is accepted and the pipeline runs",
+    ),
     case("bridge run", ANALYTIC, "workspace=/dev/full/ws"),
     case("bridge study", ANALYTIC, "--scenario", "nosuch", "--role", "cheap", "workspace={ws}/runs/br-d"),
     case("bridge study", ANALYTIC, "--scenario", "train-000", "--role", "medium"),
@@ -257,7 +286,12 @@ CASES: list[Case] = [
     case("traffic scenario", SCENARIO, "scenario.network.size=big"),
     case("traffic scenario", SCENARIO, "network.size=big"),
     case("traffic scenario", SCENARIO, "network.sise=5"),
-    case("traffic scenario", FAMILY, "scenarios.n_train=many"),
+    case(
+        "traffic scenario",
+        FAMILY,
+        "scenarios.n_train=many",
+        xfail="traffic: scenarios.n_train=many gives a TypeError traceback",
+    ),
     case("traffic calibrate", "{ws}/absent.yaml"),
     case("traffic calibrate", CALIBRATE, "n_trials=-1", "run_dir={ws}/runs/tc-a"),
     case("traffic calibrate", CALIBRATE, "model=sideways", "run_dir={ws}/runs/tc-b"),
@@ -267,11 +301,23 @@ CASES: list[Case] = [
     case("traffic identify", "apps/traffic/config/grid.yaml", "--scenario", "nosuch-999"),
     case("traffic identify", "apps/traffic/config/grid.yaml", "--seeds", "many"),
     case("traffic bridge", "{ws}/syntax.yaml"),
-    case("traffic bridge", TRAFFIC_DEMO, "scenarios.n_train=many", "workspace={ws}/runs/tb-a"),
+    case(
+        "traffic bridge",
+        TRAFFIC_DEMO,
+        "scenarios.n_train=many",
+        "workspace={ws}/runs/tb-a",
+        xfail="traffic: scenarios.n_train=many is not refused before the bridge runs",
+    ),
     case("traffic bridge", TRAFFIC_DEMO, "bogus=1", "workspace={ws}/runs/tb-b"),
     # avsl
     case("avsl make-data", "{ws}/absent.yaml"),
-    case("avsl make-data", AVSL_DATA, "splits.train.n=-1", "out_dir={ws}/runs/av-a"),
+    case(
+        "avsl make-data",
+        AVSL_DATA,
+        "splits.train.n=-1",
+        "out_dir={ws}/runs/av-a",
+        xfail="avsl: splits.train.n=-1 is accepted and data generation runs",
+    ),
     case("avsl make-data", AVSL_DATA, "out_dir=/dev/full/data"),
     case("avsl train", "{ws}/syntax.yaml"),
     case("avsl train", AVSL_TRAIN, "trainer.max_epochs=many"),
@@ -290,23 +336,59 @@ CASES: list[Case] = [
     case("audioqa train-qa", QA_QA, "trainer.max_epochs=-7"),
     case("audioqa eval", "{ws}/absent_dir"),
     case("audioqa eval", "{ws}/folder", "--split", "nosuch"),
-    case("audioqa ask", "{ws}/absent_dir", "{ws}/absent.wav", "what happened"),
-    case("audioqa ask", "{ws}/folder", "{ws}/binary.yaml", "what happened"),
+    case(
+        "audioqa ask",
+        "{ws}/absent_dir",
+        "{ws}/absent.wav",
+        "what happened",
+        xfail="audioqa: ask loads torch before checking its run dir (no exit within 90 s under load)",
+    ),
+    case(
+        "audioqa ask",
+        "{ws}/folder",
+        "{ws}/binary.yaml",
+        "what happened",
+        xfail="audioqa: ask loads torch before checking its run dir (no exit within 90 s under load)",
+    ),
     # robots
     case("robots make-frontend-data", "{ws}/absent.yaml"),
-    case("robots make-frontend-data", FRONT_DATA, "splits.train.n=-1", "out_dir={ws}/runs/rb-a"),
+    case(
+        "robots make-frontend-data",
+        FRONT_DATA,
+        "splits.train.n=-1",
+        "out_dir={ws}/runs/rb-a",
+        xfail="robots: splits.train.n=-1 is accepted and generation runs",
+    ),
     case("robots train-frontend", "{ws}/syntax.yaml"),
     case("robots train-frontend", FRONT_TRAIN, "trainer.max_epochs=many"),
     case("robots enhance", "--model", "{ws}/absent_dir", "{ws}/absent.wav", "{ws}/out.wav"),
     case("robots enhance", "--model", "{ws}/folder", "{ws}/binary.yaml", "{ws}/out.wav"),
     case("robots frontend-node", "--model", "{ws}/absent_dir"),
     case("robots record", "{ws}/absent.yaml"),
-    case("robots record", IMITATION, "record.episodes=-1", "record.out={ws}/runs/rb-b.h5"),
+    case(
+        "robots record",
+        IMITATION,
+        "record.episodes=-1",
+        "record.out={ws}/runs/rb-b.h5",
+        xfail="robots: record.episodes=-1 gives an IndexError traceback",
+    ),
     case("robots train-imitation", "{ws}/bomb.yaml"),
-    case("robots train-imitation", IMITATION, "trainer.max_epochs=many", "--run-dir", "{ws}/runs/rb-c"),
+    case(
+        "robots train-imitation",
+        IMITATION,
+        "trainer.max_epochs=many",
+        "--run-dir",
+        "{ws}/runs/rb-c",
+        xfail="robots: train-imitation loads torch/data before the config is checked (no exit within 90 s)",
+    ),
     case("robots evaluate", "{ws}/absent.yaml"),
     case("robots evaluate", IMITATION, "evaluate.policy=sideways", "evaluate.episodes=1"),
-    case("robots evaluate", IMITATION, "evaluate.episodes=-2"),
+    case(
+        "robots evaluate",
+        IMITATION,
+        "evaluate.episodes=-2",
+        xfail="robots: evaluate.episodes=-2 is accepted (exit 0, empty-slice warnings)",
+    ),
 ]
 
 
@@ -368,15 +450,24 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ws
 
 
+def _absolute(arg: str) -> str:
+    """A bundled config named relative to the repository, made absolute (the cases run in the workspace)."""
+    try:
+        bundled = not arg.startswith(("/", "-", "~")) and (REPO / arg).is_file()
+    except OSError:  # a name too long to be a file
+        bundled = False
+    return str(REPO / arg) if bundled else arg
+
+
 def _run(item: Case, ws: Path) -> tuple[int, str, float]:
-    args = [*item.verb.split(), *(a.replace("{ws}", str(ws)).replace("{repo}", str(REPO)) for a in item.args)]
+    args = [*item.verb.split(), *(_absolute(a.replace("{ws}", str(ws))) for a in item.args)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ws), str(REPO)]), "COLUMNS": "200"}
     env.update(dict(item.env))
     start = time.monotonic()
     try:
         done = subprocess.run(
             [sys.executable, "-m", "core.cli", *args],
-            cwd=REPO,
+            cwd=ws,  # whatever a case writes by mistake lands in the workspace
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -390,23 +481,25 @@ def _run(item: Case, ws: Path) -> tuple[int, str, float]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(workspace: Path, request: pytest.FixtureRequest) -> dict[Case, tuple[int, str, float]]:
-    """Run the selected cases in parallel subprocesses, once."""
+def outcomes(workspace: Path, request: pytest.FixtureRequest) -> Iterator[dict[Case, Future[tuple[int, str, float]]]]:
+    """Start every selected case at once in parallel subprocesses; each test waits only for its own."""
     selected = [
         item.callspec.params["item"]
         for item in request.session.items
         if item.name.startswith("test_bad_input_is_one_error_line") and hasattr(item, "callspec")
     ]
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = list(pool.map(lambda c: _run(c, workspace), selected))
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    futures = {item: pool.submit(_run, item, workspace) for item in selected}
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
     report = os.environ.get("KH_BAD_INPUTS_REPORT")  # a table of what each case printed, for reading
     if report:
-        rows = [
-            f"{c.verb}\t{c.id}\t{code}\t{seconds:.1f}\t{_last_error(err)}"
-            for c, (code, err, seconds) in zip(selected, results, strict=True)
-        ]
+        rows = []
+        for item, future in futures.items():
+            if future.done() and not future.cancelled():
+                code, stderr, seconds = future.result()
+                rows.append(f"{item.verb}\t{item.id}\t{code}\t{seconds:.1f}\t{_last_error(stderr)}")
         Path(report).write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return dict(zip(selected, results, strict=True))
 
 
 def _last_error(stderr: str) -> str:
@@ -421,8 +514,8 @@ def _params() -> Iterator[object]:
 
 
 @pytest.mark.parametrize("item", list(_params()))
-def test_bad_input_is_one_error_line(item: Case, outcomes: dict[Case, tuple[int, str, float]]) -> None:
-    code, stderr, seconds = outcomes[item]
+def test_bad_input_is_one_error_line(item: Case, outcomes: dict[Case, Future[tuple[int, str, float]]]) -> None:
+    code, stderr, seconds = outcomes[item].result()
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     report = f"exit {code} after {seconds:.1f} s; stderr:\n{stderr[-3000:]}"
     assert code != -1, f"no exit within {TIME_BOUND_S:.0f} s (a hang); {report}"

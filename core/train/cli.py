@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from core.cli import SubParsers, add_area, add_config_arguments, add_override_arguments
 
@@ -91,7 +92,8 @@ def _fit(args: argparse.Namespace) -> int:
     from core.config import load_config
     from core.train.config.schema import TrainConfig
 
-    load_config(args.config, args.overrides, schema=TrainConfig)  # a mistake fails before torch loads
+    cfg = load_config(args.config, args.overrides, schema=TrainConfig)  # a mistake fails before torch loads
+    _precheck_fit(cfg, args)
 
     from core.train.run import fit, is_rank_zero
 
@@ -124,6 +126,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     console.print(table)
     Console(stderr=True).print(f"wrote {path}")
     return 0
+
+
+def _precheck_fit(cfg: Any, args: argparse.Namespace) -> None:
+    """What can be refused without importing torch (seconds on a busy machine): a run directory that is a
+    file, a checkpoint to resume from that does not exist, a _target_ whose package does not exist."""
+    import importlib.util
+
+    from core.config import iter_targets
+    from core.errors import ConfigError, UserError
+
+    if args.run_dir is not None and args.run_dir.exists() and not args.run_dir.is_dir():
+        raise UserError("the run directory is a file", where=str(args.run_dir), hint="give a folder")
+    resume = args.resume
+    if resume is not None and resume != "last" and not Path(resume).exists():
+        raise UserError("checkpoint to resume from not found", where=str(resume), hint="give a .ckpt or a run dir")
+    for key_path, target in iter_targets(cfg):
+        package = target.split(".")[0]
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"_target_ {target!r} does not import: no module named {package!r}",
+                where=f"{args.config}: {key_path}._target_",
+                hint="check the dotted path and that its package is installed",
+            )
 
 
 def _require_run_dir(run_dir: Path) -> None:

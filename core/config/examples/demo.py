@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.errors import ConfigError
+
 
 def compare_models(
     models: Mapping[str, Any], data: Mapping[str, Any], folds: int = 5, seed: int = 0
@@ -19,6 +21,8 @@ def compare_models(
         >>> scores["ridge"]["r2_mean"] > 0.9 > scores["shuffled-target baseline"]["r2_mean"]
         True
     """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"folds must be an int of at least 2, not {folds!r}", where="run.folds", hint="e.g. folds=5")
     import numpy as np
     from sklearn.base import clone
     from sklearn.datasets import make_regression
