@@ -488,18 +488,31 @@ def outcomes(workspace: Path, request: pytest.FixtureRequest) -> Iterator[dict[C
         for item in request.session.items
         if item.name.startswith("test_bad_input_is_one_error_line") and hasattr(item, "callspec")
     ]
+    start, cpu = time.monotonic(), _children_cpu()
     pool = ThreadPoolExecutor(max_workers=WORKERS)
     futures = {item: pool.submit(_run, item, workspace) for item in selected}
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
+    print(
+        f"\nbad-input suite: {len(selected)} cases in {time.monotonic() - start:.0f} s wall, "
+        f"{_children_cpu() - cpu:.0f} s CPU in their subprocesses, {WORKERS} at a time",
+        file=sys.stderr,
+    )
     report = os.environ.get("KH_BAD_INPUTS_REPORT")  # a table of what each case printed, for reading
     if report:
         rows = []
         for item, future in futures.items():
-            if future.done() and not future.cancelled():
+            if future.done() and not future.cancelled() and future.exception() is None:
                 code, stderr, seconds = future.result()
                 rows.append(f"{item.verb}\t{item.id}\t{code}\t{seconds:.1f}\t{_last_error(stderr)}")
         Path(report).write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _last_error(stderr: str) -> str:
