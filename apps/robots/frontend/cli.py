@@ -13,6 +13,18 @@ _DATA = "apps/robots/frontend/config/data.yaml"
 _TRAIN = "apps/robots/frontend/config/train.yaml"
 _RUN = "runs/robots/frontend/train"
 _DATA_DIR = "runs/robots/frontend/data"
+# a tiny data set and a one-epoch run: what the --help examples build first, so that each runs as written
+_TINY_DATA = (
+    f"kakehashi robots make-frontend-data {_DATA} out_dir=runs/tiny-data common.duration=1.5 "
+    "splits.train.n=4 splits.val.n=2 splits.commands.n=1 --only train val commands"
+)
+
+
+def _tiny_train(run_dir: str) -> str:
+    return (
+        f"kakehashi robots train-frontend {_TRAIN} data_dir=runs/tiny-data trainer.max_epochs=1 "
+        f"task.model.hidden=16 trainer.enable_progress_bar=false --run-dir {run_dir}"
+    )
 
 
 def add_verbs(verbs: SubParsers) -> None:
@@ -23,8 +35,8 @@ def add_verbs(verbs: SubParsers) -> None:
         description="Write the config's splits as HDF5 files (core.data): pyroomacoustics rooms at RT60 0.2–0.6 s, a\n"
         "4-mic array on a robot head, 1–2 espeak-ng speakers saying commands, diffuse noise. The training\n"
         "split holds mixtures only; the evaluation splits also hold the clean images. Resumable.",
-        epilog=f"example:\n  kakehashi robots make-frontend-data {_DATA}\n"
-        f"  kakehashi robots make-frontend-data {_DATA} out_dir=runs/tiny splits.train.n=16 --only train",
+        epilog=f"example:\n  {_TINY_DATA}\n"
+        f"full size (~35 min on 2 busy cores): kakehashi robots make-frontend-data {_DATA}",
     )
     add_config_arguments(data)
     data.add_argument("--only", nargs="+", metavar="SPLIT", help="write only these splits")
@@ -36,8 +48,8 @@ def add_verbs(verbs: SubParsers) -> None:
         help="train the front-end on mixtures only (core.train config)",
         description="Unsupervised training of the mask network by the full-rank spatial-model (FCA) likelihood\n"
         "of the mixtures; `kakehashi train fit` with this area's config, the same run directory.",
-        epilog=f"example:\n  kakehashi robots train-frontend {_TRAIN} --run-dir {_RUN}\n"
-        f"  kakehashi robots train-frontend {_TRAIN} trainer.max_epochs=2 --run-dir runs/robots/frontend/short",
+        epilog=f"example:\n  {_TINY_DATA}\n  {_tiny_train('runs/tiny-train')}\n"
+        f"full size (28 min on 2 busy cores): kakehashi robots train-frontend {_TRAIN} --run-dir {_RUN}",
     )
     add_config_arguments(train)
     train.add_argument("--run-dir", default=None, help="run directory (default: the config's run_dir)")
@@ -49,7 +61,9 @@ def add_verbs(verbs: SubParsers) -> None:
         help="enhance one recording offline: the speaker's MVDR output, its DOA and the recognized command",
         description="Read a multichannel WAV file (or sample INDEX of a data file: FILE.h5#INDEX), write the\n"
         "enhanced speech as a mono WAV, print the DOA (SRP-PHAT on the speaker's covariance) and the command.",
-        epilog=f"example:\n  kakehashi robots enhance --model {_RUN} {_DATA_DIR}/commands.h5#0 enhanced.wav",
+        epilog=f"example:\n  {_TINY_DATA}\n  {_tiny_train('runs/tiny-enhance')}\n"
+        "  kakehashi robots enhance --model runs/tiny-enhance runs/tiny-data/commands.h5#0 enhanced.wav\n"
+        f"with the full-size run: kakehashi robots enhance --model {_RUN} {_DATA_DIR}/commands.h5#0 enhanced.wav",
     )
     enhance.add_argument("--model", required=True, help="run directory of train-frontend")
     enhance.add_argument("input", help="multichannel WAV, or FILE.h5#INDEX")
@@ -63,11 +77,15 @@ def add_verbs(verbs: SubParsers) -> None:
         description="Subscribe to multichannel audio (std_msgs/Float32MultiArray, dims channels × samples@<rate>)\n"
         "and publish the enhanced audio, the DOA and the recognized commands. Parameters are ROS parameters:\n"
         "input_topic, enhanced_topic, doa_topic, command_topic, rate, forget, recognize, vad_mode.",
-        epilog=f"example:\n  kakehashi robots frontend-node --model {_RUN}\n"
-        f"  kakehashi robots frontend-node --model {_RUN} --ros-args -p input_topic:=/robot/mic_array",
+        epilog=f"example (ros):\n  {_TINY_DATA}\n  {_tiny_train('runs/tiny-node')}\n"
+        "  kakehashi robots frontend-node --model runs/tiny-node --duration 5 --ros-args -p input_topic:=/mic_array\n"
+        f"with the full-size run, until Ctrl-C: kakehashi robots frontend-node --model {_RUN}",
     )
     node.add_argument("--model", required=True, help="run directory of train-frontend")
-    node.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args -p NAME:=VALUE ...")
+    node.add_argument("--duration", type=float, default=None, help="stop after this many seconds (demos, tests)")
+    node.add_argument(
+        "--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], help="ROS arguments: -p NAME:=VALUE ..."
+    )
     node.set_defaults(handler=_node)
 
 
@@ -180,6 +198,14 @@ def _node(args: argparse.Namespace) -> int:
     from apps.robots.frontend.node import run_node
 
     frontend = Frontend.from_run(args.model)  # before ROS starts: a missing model is one error line, exit 2
+    if args.duration is not None:
+        import os
+        import signal
+        import threading
+
+        timer = threading.Timer(args.duration, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.daemon = True
+        timer.start()
     ros_args = [a for a in args.ros_args if a != "--ros-args"]
     return run_node(frontend, ros_args)
 
