@@ -168,7 +168,6 @@ CASES: list[Case] = [
         "{ws}/logs/j.log",
         "--",
         "true",
-        xfail="jobs: an unknown --option key is accepted silently (exit 0)",
     ),
     case("job local", "cpu", "--config", "{ws}/absent.yaml", "{ws}/logs/k.log", "--", "true"),
     case("job local", "cpu", "--config", "{ws}/syntax.yaml", "{ws}/logs/l.log", "--", "true"),

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from core.errors import UserError
 from core.jobs.base import JobHandle, JobSpec, JobStatus, ProgressCallback, poll_until_finished
 from core.jobs.ranks import n_array_elements
 from core.jobs.state import element_log_paths, new_state_dir
-from core.jobs.template import BackendConfig, validate_spec
+from core.jobs.template import SPEC_FIELDS, BackendConfig, validate_spec
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class BackendBase:
         the state directory goes under the config's ``state_root`` or next to the log, in ``.kakehashi/``.
         """
         validate_spec(spec)
+        self._check_options(spec)
         cwd = Path(spec.cwd).resolve() if spec.cwd is not None else Path.cwd()
         if not cwd.is_dir():
             raise UserError("working directory does not exist", where=str(cwd))
@@ -83,6 +87,30 @@ class BackendBase:
                 hint="choose a log path (or state_root) in a writable folder",
             ) from None
         return Layout(cwd, log_path, element_log_paths(log_path, n_array), state_dir, n_array)
+
+    def known_options(self) -> set[str]:
+        """Option names a ``JobSpec.options`` / ``--option`` may set: the config's ``options`` and every
+        ``{placeholder}`` its templates use, except the ones the spec itself fills (name, walltime, n_procs, ...)."""
+        known = {str(key) for key in self.config.get("options", {}) or {}}
+        texts: list[str] = []
+        for key in ("directives", "array_directives", "setup", "launcher"):
+            texts += [str(v) for v in self.config.get(key, []) or []]
+        for mode in (self.config.get("modes", {}) or {}).values():
+            for key in ("directives", "launcher"):
+                texts += [str(v) for v in (mode or {}).get(key, []) or []]
+        for text in texts:
+            known.update(_PLACEHOLDER.findall(text))
+        return known - SPEC_FIELDS
+
+    def _check_options(self, spec: JobSpec) -> None:
+        unknown = sorted(set(spec.options) - self.known_options())
+        if unknown:
+            known = ", ".join(sorted(self.known_options())) or "none"
+            raise UserError(
+                f"unknown option {unknown[0]!r}: no template of the {self.name} backend uses it",
+                where=self.config.where,
+                hint=f"options here: {known}; add it to the site config's options or templates",
+            )
 
     def submit(self, spec: JobSpec) -> JobHandle:
         raise NotImplementedError

@@ -151,7 +151,7 @@ def spec_fields(spec: JobSpec, cfg: BackendConfig, n_array: int, state_dir: Path
     seconds = walltime_seconds(spec.walltime)
     fields: dict[str, Any] = dict(cfg.get("options", {}))
     fields.update(spec.options)
-    fields.update(
+    fields.update(  # SPEC_FIELDS: these come from the spec, never from options
         name=spec.name,
         walltime=None if seconds is None else hms(seconds),
         walltime_seconds=seconds,
@@ -168,6 +168,26 @@ def spec_fields(spec: JobSpec, cfg: BackendConfig, n_array: int, state_dir: Path
         python=str(cfg.get("python") or sys.executable),
     )
     return fields
+
+
+SPEC_FIELDS = frozenset(
+    [
+        "name",
+        "walltime",
+        "walltime_seconds",
+        "n_gpus",
+        "n_gpus_or_zero",
+        "n_nodes",
+        "n_procs",
+        "procs_per_node",
+        "total_procs",
+        "n_tasks",
+        "n_array",
+        "last_element",
+        "state_dir",
+        "python",
+    ]
+)
 
 
 def _placeholders(text: str, where: str) -> list[str]:

@@ -192,21 +192,24 @@ def test_array_with_one_failing_element(tmp_path: Path) -> None:
 
 def test_status_is_read_back_by_another_process(tmp_path: Path) -> None:
     """A process submits and exits; this one finds the job by id and reads its result from the state dir."""
+    go = tmp_path / "go"  # the job runs until the test says so: no race with a loaded machine's clock
+    script = f"while [ ! -e {go} ]; do sleep 0.05; done; exit 4"
     code = (
         "import sys; from pathlib import Path; from core.jobs import JobSpec, get_backend; "
         "b = get_backend('local', sys.argv[1]); "
-        "h = b.submit(JobSpec(['sh', '-c', 'sleep 0.5; exit 4'], name='orphan', log_path=Path(sys.argv[2]))); "
+        "h = b.submit(JobSpec(['sh', '-c', sys.argv[3]], name='orphan', log_path=Path(sys.argv[2]))); "
         "print(h.job_id)"
     )
     config = tmp_path / "c.yaml"
     config.write_text("_base_: ${pkg:core.jobs.config}/local.yaml\n")
     job_id = subprocess.run(
-        [PY, "-c", code, str(config), str(tmp_path / "o.log")], capture_output=True, text=True, check=True
+        [PY, "-c", code, str(config), str(tmp_path / "o.log"), script], capture_output=True, text=True, check=True
     ).stdout.strip()
     handle = find_handle(job_id)
-    assert handle.job_id == job_id and handle.spec.command == ["sh", "-c", "sleep 0.5; exit 4"]
+    assert handle.job_id == job_id and handle.spec.command == ["sh", "-c", script]
     backend = local(tmp_path)
     assert backend.status([handle])[0].state is JobState.RUNNING
+    go.touch()
     [status] = backend.wait([handle], timeout=30)
     assert (status.state, status.exit_code) == (JobState.FAILED, 4)
     assert load_handle(handle.state_dir) == handle
@@ -402,3 +405,11 @@ def test_backend_config_mistakes_are_one_line_naming_the_key(tmp_path: Path, lin
     with pytest.raises(UserError, match=re.escape(fragment)) as info:
         get_backend("local", config)
     assert str(config) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_option_no_template_uses_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown option 'bogus': no template of the local backend uses it"):
+        local(tmp_path).submit(JobSpec(["true"], options={"bogus": "1"}, log_path=tmp_path / "o.log"))
+    slurm = get_backend("slurm")
+    assert {"partition", "account"} <= slurm.known_options()  # type: ignore[attr-defined]
+    assert "walltime" not in slurm.known_options()  # type: ignore[attr-defined]  # a spec field, not an option
