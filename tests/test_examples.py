@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import build_parser
+from core.jobs.processes import terminate_group
 
 REPO = Path(__file__).resolve().parents[1]
 MARKERS = ("slurm", "sge", "postgres", "mpi", "sumo", "ros", "slow")
@@ -152,10 +153,16 @@ def _run(example: Example, workspace: Path) -> None:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     argv = ["bash", "-e", "-c", example.code] if example.language == "bash" else [sys.executable, "-c", example.code]
     timeout = SLOW_SECONDS if "slow" in example.marks else QUICK_SECONDS
-    try:
-        done = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{example.where}: still running after {timeout} s:\n{example.code}")
+    # its own session, so that on a timeout the whole tree goes (an example's workers too), not only the shell
+    with subprocess.Popen(
+        argv, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            terminate_group(process.pid, grace=5, leader=process)
+            pytest.fail(f"{example.where}: still running after {timeout} s:\n{example.code}")
+    done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     assert done.returncode == 0, (
         f"{example.where} failed with exit {done.returncode}:\n{example.code}\n--- output ---\n"
         f"{(done.stdout + done.stderr)[-3000:]}"
