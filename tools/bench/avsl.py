@@ -237,10 +237,10 @@ def main() -> None:
         "pseudo_label_recall",
         "label_multiplier",
         "n_accepted",
-        "threshold",
         "teacher_label_accuracy",
     ):
         figures[key] = report[key]
+    figures["annotation_threshold"] = report["threshold"]
     figures["ciou_success_hand_only"] = hand_only["figures"]["ciou_success"]
     figures["ciou_success_hand_plus_pseudo"] = with_pseudo["figures"]["ciou_success"]
     paired = [
