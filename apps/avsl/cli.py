@@ -132,6 +132,8 @@ def _make_data(args: argparse.Namespace) -> int:
         for key in ("seed", "n"):
             if key not in split:
                 raise ConfigError(f"split without `{key}`", where=f"splits.{name}")
+        if not isinstance(split.n, int) or split.n < 0:
+            raise ConfigError(f"split size must be an integer ≥ 0, got {split.n!r}", where=f"splits.{name}.n")
         if int(split.seed) in seeds:
             raise ConfigError(f"splits {seeds[int(split.seed)]} and {name} share a seed", where=f"splits.{name}.seed")
         seeds[int(split.seed)] = str(name)
