@@ -24,7 +24,7 @@ def refused_fast(path: Path, match: str, overrides: tuple[str, ...] = ()) -> str
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=match) as info:
         load_config(path, list(overrides))
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0  # milliseconds when idle; unbounded, these ran for minutes
     line = info.value.line()
     assert "\n" not in line and len(line) < 600
     return line
@@ -66,7 +66,7 @@ def test_a_chain_of_1000_bases_loads_without_recursion(write: Write, tmp_path: P
     start = time.perf_counter()
     cfg = load_config(tmp_path / "f999.yaml")
     assert cfg.depth == 999 and cfg.keep == "root"
-    assert time.perf_counter() - start < 60
+    assert time.perf_counter() - start < 600  # a few seconds when idle; the bound is for a loaded machine
 
 
 def test_inherit_above_the_root_is_an_error(write: Write) -> None:
@@ -96,7 +96,7 @@ def test_every_eval_operation_is_bounded(expression: str, match: str) -> None:
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=match) as info:
         safe_eval(expression)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10.0  # unbounded, round(7, -10**9) runs for minutes
     assert len(info.value.line()) < 400
 
 
