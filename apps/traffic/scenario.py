@@ -316,7 +316,7 @@ class BuiltScenario:
 
 def build(scenario: TrafficScenario, workdir: str | Path) -> BuiltScenario:
     """Build (or reuse) the scenario's files under ``workdir/<key>/`` and return their tables."""
-    folder = Path(workdir) / scenario.key()
+    folder = Path(workdir).resolve() / scenario.key()  # absolute: SUMO child processes run in a folder of their own
     if (folder / "built.json").is_file():
         return BuiltScenario.load(folder)
     Path(workdir).mkdir(parents=True, exist_ok=True)
