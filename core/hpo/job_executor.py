@@ -48,11 +48,11 @@ from core.errors import ConfigError, UserError
 from core.hpo.command import render_command
 from core.hpo.executor import Ended, next_deadline, timed_out
 from core.hpo.outcomes import Failure, Flight, Outcome
-from core.hpo.processes import SIGKILL, end_groups, open_pidfd
 from core.hpo.report import JOB_KEY
 from core.hpo.results import ReportTail, ResultError, log_tail, read_result
 from core.hpo.settings import HpoSettings
 from core.hpo.wakeup import Wakeup
+from core.jobs.processes import SIGKILL, end_groups, open_pidfd
 
 if TYPE_CHECKING:
     import optuna
@@ -310,7 +310,7 @@ class JobExecutor:
             os.close(fd)
         pid = _job_pid(flight.task) if self.event_driven else None
         if pid is not None:  # the trial is over: so is anything it left running in its process group
-            from core.hpo.processes import signal_group
+            from core.jobs.processes import signal_group
 
             signal_group(pid, 15)
 

@@ -122,7 +122,7 @@ class LocalBackend(BackendBase):
         argv = self._argv(spec, n_array, state_dir)
         base_env = {**os.environ, **{str(k): str(v) for k, v in self.config.get("env", {}).items()}, **spec.env}
         base_env["KAKEHASHI_JOB_ID"] = handle.job_id
-        save_handle(handle, {"backend_config": self.config.data})
+        save_handle(handle, {"backend_config": self.config.data}, durable=False)  # a host crash ends local jobs too
         with self._lock:
             for element in range(n_array):
                 env = {**base_env, **task_environment(element, spec.n_tasks, spec.n_tasks_per_proc)}
@@ -187,7 +187,8 @@ class LocalBackend(BackendBase):
             log.close()
             self._final[key] = _Final(JobState.FAILED, None, f"could not start: {exc}")
             return
-        write_atomic(handle.state_dir / f"{element}.pid", f"{process.pid} {process_start_time(process.pid)}\n")
+        pid_record = f"{process.pid} {process_start_time(process.pid)}\n"
+        write_atomic(handle.state_dir / f"{element}.pid", pid_record, fsync=False)
         seconds = walltime_seconds(handle.spec.walltime)
         deadline = None if seconds is None else time.monotonic() + seconds
         self._running[key] = _Running(process, deadline, log)

@@ -5,6 +5,9 @@ the group holds the wrapper, the command and whatever the command started. Waiti
 not enough — a child that ignores SIGTERM (``sh -c 'trap "" TERM; sleep 100'``) keeps running after its parent
 died — so :func:`terminate_group` watches the whole group and escalates.
 
+:func:`end_groups` does the same for several groups at once (a runner stopping its trials), reading group members
+from ``/proc`` so that a zombie waiting for another parent to reap it does not count as alive.
+
 Example:
     >>> import subprocess
     >>> script = "trap '' TERM; echo ready; sleep 30"
@@ -24,6 +27,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL unless a config says otherwise
@@ -80,4 +85,72 @@ def terminate_group(pgid: int, grace: float = DEFAULT_GRACE, leader: subprocess.
     return f"SIGKILL after {grace:g} s (it ignored SIGTERM)"
 
 
-__all__ = ["DEFAULT_GRACE", "group_alive", "terminate_group"]
+SIGTERM, SIGKILL = "SIGTERM", "SIGKILL"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes in process group ``pgid``, read from ``/proc`` (Linux)."""
+    members = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to group ``pgid``; a group that is already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def end_groups(pgids: Iterable[int], grace: float) -> dict[int, str]:
+    """SIGTERM every group of ``pgids`` that has live members, wait up to ``grace`` seconds for them to go, then
+    SIGKILL what is left. Returns, for each group that was alive, the signal that ended it (``SIGTERM`` or
+    ``SIGKILL``)."""
+    alive = [pgid for pgid in dict.fromkeys(pgids) if group_members(pgid)]
+    for pgid in alive:
+        signal_group(pgid, signal.SIGTERM)
+    how = dict.fromkeys(alive, SIGTERM)
+    deadline = time.monotonic() + grace
+    remaining = list(alive)
+    delay = 0.005
+    while remaining and time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
+        remaining = [pgid for pgid in remaining if group_members(pgid)]
+    for pgid in remaining:
+        signal_group(pgid, signal.SIGKILL)
+        how[pgid] = SIGKILL
+    return how
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd of ``pid`` (readable once the process exits), or None where the kernel or Python has none."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        fd: int = opener(pid)
+    except OSError:
+        return None
+    return fd
+
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "SIGKILL",
+    "SIGTERM",
+    "end_groups",
+    "group_alive",
+    "group_members",
+    "open_pidfd",
+    "signal_group",
+    "terminate_group",
+]

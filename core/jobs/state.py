@@ -128,8 +128,12 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
     return JobSpec(**data)
 
 
-def save_handle(handle: JobHandle, extra: dict[str, Any] | None = None) -> None:
-    """Write ``handle.json`` and index the job under :func:`jobs_home`."""
+def save_handle(handle: JobHandle, extra: dict[str, Any] | None = None, durable: bool = True) -> None:
+    """Write ``handle.json`` and index the job under :func:`jobs_home`.
+
+    ``durable=False`` skips the flush to disk: right for a local job, which a crash of this host ends anyway,
+    and worth it there (each fsync costs milliseconds, per job); a scheduler's job outlives its submitter's host.
+    """
     data = {
         "backend": handle.backend,
         "job_id": handle.job_id,
@@ -141,11 +145,11 @@ def save_handle(handle: JobHandle, extra: dict[str, Any] | None = None) -> None:
         "submitter": {"host": socket.gethostname(), "pid": os.getpid()},
         **(extra or {}),
     }
-    write_atomic(handle.state_dir / HANDLE_FILE, json.dumps(data, indent=2) + "\n")
+    write_atomic(handle.state_dir / HANDLE_FILE, json.dumps(data, indent=2) + "\n", fsync=durable)
     index = jobs_home() / handle.backend / handle.job_id
     try:
         index.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(index, f"{handle.state_dir.resolve()}\n")
+        write_atomic(index, f"{handle.state_dir.resolve()}\n", fsync=durable)
     except OSError:
         pass  # the index is a convenience for the CLI; the state directory is the record
 

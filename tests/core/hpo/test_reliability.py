@@ -14,7 +14,7 @@ import pytest
 from core.cli import main
 from core.errors import ConfigError, UserError
 from core.hpo import optimize
-from core.hpo.processes import group_members
+from core.jobs.processes import group_members
 from tests.core.hpo.helpers import config, load, states
 
 
