@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import core
+from core.jobs.processes import terminate_group
 
 REPO = Path(core.__file__).resolve().parents[1]
 TIME_BOUND_S = 90.0  # wall time of one case on a loaded 2-core machine: a refusal takes ~2 s, a hang forever
@@ -461,20 +462,23 @@ def _run(item: Case, ws: Path) -> tuple[int, str, float]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ws), str(REPO)]), "COLUMNS": "200"}
     env.update(dict(item.env))
     start = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "core.cli", *args],
-            cwd=ws,  # whatever a case writes by mistake lands in the workspace
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=TIME_BOUND_S,
-        )
-    except subprocess.TimeoutExpired:
-        return -1, f"(no exit within {TIME_BOUND_S:.0f} s)", time.monotonic() - start
-    return done.returncode, done.stderr, time.monotonic() - start
+    with subprocess.Popen(
+        [sys.executable, "-m", "core.cli", *args],
+        cwd=ws,  # whatever a case writes by mistake lands in the workspace
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # on a timeout the case's whole tree goes (a data writer's workers too)
+    ) as process:
+        try:
+            _, stderr = process.communicate(timeout=TIME_BOUND_S)
+        except subprocess.TimeoutExpired:
+            terminate_group(process.pid, grace=2, leader=process)
+            return -1, f"(no exit within {TIME_BOUND_S:.0f} s)", time.monotonic() - start
+    return process.returncode, stderr, time.monotonic() - start
 
 
 @pytest.fixture(scope="module")
