@@ -223,7 +223,6 @@ CASES: list[Case] = [
         "-1",
         "--run-dir",
         "{ws}/runs/sim-d",
-        xfail="hpo simulate: --time-scale -1 is accepted and the simulation runs",
     ),
     # bridge
     *config_file_cases("bridge run"),
@@ -340,14 +339,12 @@ CASES: list[Case] = [
         "{ws}/absent_dir",
         "{ws}/absent.wav",
         "what happened",
-        xfail="audioqa: ask loads torch before checking its run dir (no exit within 90 s under load)",
     ),
     case(
         "audioqa ask",
         "{ws}/folder",
         "{ws}/binary.yaml",
         "what happened",
-        xfail="audioqa: ask loads torch before checking its run dir (no exit within 90 s under load)",
     ),
     # robots
     case("robots make-frontend-data", "{ws}/absent.yaml"),
@@ -356,7 +353,6 @@ CASES: list[Case] = [
         FRONT_DATA,
         "splits.train.n=-1",
         "out_dir={ws}/runs/rb-a",
-        xfail="robots: splits.train.n=-1 is accepted and generation runs",
     ),
     case("robots train-frontend", "{ws}/syntax.yaml"),
     case("robots train-frontend", FRONT_TRAIN, "trainer.max_epochs=many"),
@@ -369,7 +365,6 @@ CASES: list[Case] = [
         IMITATION,
         "record.episodes=-1",
         "record.out={ws}/runs/rb-b.h5",
-        xfail="robots: record.episodes=-1 gives an IndexError traceback",
     ),
     case("robots train-imitation", "{ws}/bomb.yaml"),
     case(
@@ -385,7 +380,6 @@ CASES: list[Case] = [
         "robots evaluate",
         IMITATION,
         "evaluate.episodes=-2",
-        xfail="robots: evaluate.episodes=-2 is accepted (exit 0, empty-slice warnings)",
     ),
 ]
 

@@ -200,6 +200,18 @@ def _ask(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from core.errors import UserError
+
+    # the cheap checks first: a wrong path is one line at once, not after torch has loaded
+    if not (Path(args.run_dir) / "merged_config.yaml").is_file():
+        raise UserError(
+            "not a QA run directory (no merged_config.yaml)",
+            where=str(args.run_dir),
+            hint="give the --run-dir of a finished `kakehashi audioqa train-qa`",
+        )
+    if not Path(args.wav).is_file():
+        raise UserError("wav file not found", where=str(args.wav))
+
     from apps.audioqa.evaluate import ask
 
     result = ask(args.run_dir, args.wav, args.question)

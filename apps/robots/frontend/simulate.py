@@ -88,6 +88,9 @@ class SplitSpec:
             if args["voices"] not in sets:
                 raise ConfigError(f"unknown voice set {args['voices']!r}", hint="train, test, or a list of voices")
             args["voices"] = sets[args["voices"]]
+        n = args.get("n", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"a split's n must be a whole number of at least 1, not {n!r}", where="splits.<split>.n")
         return cls(**args)
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,6 +46,20 @@ EVALUATE_KEYS = {"policy", "episodes", "first_seed", "out", "gif", "backend", "b
 log = logging.getLogger(__name__)
 
 
+def _at_least_one(options: dict[str, Any], node: str, *keys: str) -> None:
+    """Counts (episodes, ...) are whole numbers of at least 1: anything else is one ConfigError line."""
+    for key in keys:
+        value = options.get(key)
+        if value is None:
+            continue
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            count = 0
+        if count < 1 or count != value:
+            raise ConfigError(f"{key} must be a whole number of at least 1, not {value!r}", where=f"{node}.{key}")
+
+
 def section(cfg: DictConfig, name: str, known: set[str]) -> dict[str, Any]:
     """``cfg[name]`` as a dict; a key outside ``known`` (a typo) is a ConfigError."""
     node = OmegaConf.select(cfg, name)
@@ -92,6 +106,7 @@ def record(
                 hint="record.policy=<run directory of the previous round's train-imitation>",
             )
         previous = PolicyTeam(load_policy(options["policy"], env.n_robots))
+    _at_least_one(options, "record", "episodes")
     seeds = demonstration_seeds(int(options["first_seed"]), round_index, int(options["episodes"]))
     operator = options["operator"]
     if operator == "scripted":
@@ -143,6 +158,7 @@ def evaluate(cfg: DictConfig, on_episode: Callable[[EpisodeResult], None] | None
     """Run ``evaluate``'s episodes (here or as an array of jobs); write and return the summary and episodes."""
     env = env_config(cfg)
     options = section(cfg, "evaluate", EVALUATE_KEYS)
+    _at_least_one(options, "evaluate", "episodes", "episodes_per_task")
     policy = str(options["policy"])
     seeds = list(range(int(options["first_seed"]), int(options["first_seed"]) + int(options["episodes"])))
     if policy not in ("expert", "random"):

@@ -39,7 +39,9 @@ def register_verbs(verbs: SubParsers) -> None:
         help="instead, run the first method, worker count and seed both simulated and for real (threads sleeping\n"
         "the runtimes times --time-scale) and compare the order of results; exit 1 if they differ",
     )
-    simulate.add_argument("--time-scale", type=float, default=1e-5, help="real seconds per simulated second")
+    simulate.add_argument(
+        "--time-scale", type=_positive, default=1e-5, help="real seconds per simulated second (--validate)"
+    )
     simulate.add_argument("--validate-trials", type=int, default=24, help="trials of the validation run")
     simulate.add_argument("--quiet", action="store_true", help="no progress display")
     simulate.set_defaults(handler=_simulate)
@@ -63,6 +65,17 @@ def _simulate(args: argparse.Namespace) -> int:
     _print_summary(summary)
     console.print(f"wrote {run_dir}/trials.csv, summary.json, best_so_far.png")
     return 0
+
+
+def _positive(text: str) -> float:
+    """A finite number above 0 (argparse turns the ValueError into one ``error:`` line)."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+_positive.__name__ = "positive number"
 
 
 def _validate(cfg: object, args: argparse.Namespace, console: object) -> int:
