@@ -44,7 +44,9 @@ def register(areas: SubParsers) -> None:
     fragment = verbs.add_parser(
         "make-fragment",
         help="print the path of the GNU Make fragment (core/workflow)",
-        epilog="example:\n  include $(shell kakehashi bridge make-fragment)",
+        description="Print the path of the GNU Make fragment that runs the bridge's stages as make targets;\n"
+        "a Makefile uses it with:  include $(shell kakehashi bridge make-fragment)",
+        epilog="example:\n  kakehashi bridge make-fragment",
     )
     fragment.set_defaults(handler=_make_fragment)
     for stage, text in _STAGE_HELP.items():
