@@ -35,7 +35,8 @@ def register(areas: SubParsers) -> None:
     study = verbs.add_parser(
         "study",
         help="run (or resume) one per-scenario study: a unit of work for make or a job",
-        epilog=f"example:\n  kakehashi bridge study {_EXAMPLE} --scenario train-003 --role cheap",
+        epilog=f"example:\n  kakehashi bridge prepare {_EXAMPLE}\n"
+        f"  kakehashi bridge study {_EXAMPLE} --scenario train-003 --role cheap",
     )
     add_config_arguments(study)
     study.add_argument("--scenario", required=True, help="scenario name (see <workspace>/scenarios/)")
