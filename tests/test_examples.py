@@ -12,7 +12,8 @@ Marking an example that needs more than this machine gives every test:
   REASON -->`` for a block that is not a command to run (an install line, a cluster of a site we do not have).
 
 Markers: ``slurm``, ``sge``, ``postgres``, ``mpi``, ``sumo``, ``ros`` (the service must be there; under CI=true a
-skip is a failure) and ``slow`` (minutes: a longer time bound). The fence's language decides how it runs: ``bash``
+skip is a failure), ``pbs`` (a PBS site: always skipped here, Debian has no PBS) and ``slow`` (minutes: a longer
+time bound). The fence's language decides how it runs: ``bash``
 and ``sh`` with ``bash -e``, ``python`` with the interpreter running the tests; other blocks (yaml, text) are
 documentation, not commands.
 """
@@ -34,7 +35,7 @@ from core.cli import build_parser
 from core.jobs.processes import terminate_group
 
 REPO = Path(__file__).resolve().parents[1]
-MARKERS = ("slurm", "sge", "postgres", "mpi", "sumo", "ros", "slow")
+MARKERS = ("slurm", "sge", "postgres", "mpi", "sumo", "ros", "slow", "pbs")
 QUICK_SECONDS, SLOW_SECONDS = 240, 1200
 SERVICE_ENV = {"slurm": "kakehashi-slurm", "sge": "kakehashi-sge", "postgres": "kakehashi-postgres"}
 
@@ -135,6 +136,8 @@ def _service_env(marks: list[str]) -> dict[str, str]:
                 pytest.skip(f"needs {mark}: run tools/ci/{mark}-up.sh")
             out = subprocess.run(["bash", "-c", f"source {script} && env -0"], capture_output=True, check=True)
             env.update(dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item))
+        elif mark == "pbs":  # no PBS server exists in Debian; tests/core/jobs plays PBS with a fake qsub
+            pytest.skip("needs a PBS site")
         elif mark == "mpi" and shutil.which("mpirun") is None:
             pytest.skip("needs mpirun (OpenMPI)")
     return env

@@ -58,7 +58,7 @@ def register(areas: SubParsers) -> None:
         description="Instantiate the node KEY (default: run) of the config, typically a function with its\n"
         "arguments, print its result, and keep merged_config.yaml, provenance.json and result.json\n"
         "in the run directory.",
-        epilog=f"example:\n  kakehashi config run {_EXAMPLE} models.ridge.alpha=10 --run-dir runs/ridge10",
+        epilog=f"example:\n  kakehashi config run {_EXAMPLE} model.alpha=10 --run-dir runs/alpha10",
     )
     add_config_arguments(run)
     run.add_argument("--key", default="run", help="node to instantiate (default: run)")

@@ -71,8 +71,8 @@ def register(areas: SubParsers) -> None:
     status = verbs.add_parser(
         "status",
         help="states of submitted jobs",
-        epilog="example:\n  kakehashi job status 12345 12346\n"
-        "  kakehashi job status logs/.kakehashi/train.20250101-120000.ab12cd",
+        epilog="example:\n  kakehashi job local cpu --no-wait --name quick logs/quick.log -- sleep 1\n"
+        "  kakehashi job status --wait logs/.kakehashi/quick.*",
     )
     status.add_argument("jobs", metavar="JOB", nargs="+", help="job id as printed at submission, or its state dir")
     status.add_argument("--backend", choices=backends, help="where the id is ambiguous")
@@ -80,7 +80,10 @@ def register(areas: SubParsers) -> None:
     status.set_defaults(handler=_status)
 
     cancel = verbs.add_parser(
-        "cancel", help="cancel jobs (every array element)", epilog="example:\n  kakehashi job cancel 12345"
+        "cancel",
+        help="cancel jobs (every array element)",
+        epilog="example:\n  kakehashi job local cpu --no-wait --name long logs/long.log -- sleep 600\n"
+        "  kakehashi job cancel logs/.kakehashi/long.*",
     )
     cancel.add_argument("jobs", metavar="JOB", nargs="+", help="job id or state dir")
     cancel.add_argument("--backend", choices=backends, help="where the id is ambiguous")
@@ -89,7 +92,9 @@ def register(areas: SubParsers) -> None:
     logs = verbs.add_parser(
         "logs",
         help="print a job's log (an array element's with --element)",
-        epilog="example:\n  kakehashi job logs 12345 --element 3 --tail 20",
+        epilog="example:\n"
+        "  kakehashi job local cpu --n-tasks 4 --name arr logs/arr.log -- sh -c 'echo task $TASK_INDEX'\n"
+        '  kakehashi job logs "$(ls -d logs/.kakehashi/arr.* | tail -n 1)" --element 3 --tail 20',
     )
     logs.add_argument("job", metavar="JOB", help="job id or state dir")
     logs.add_argument("--backend", choices=backends, help="where the id is ambiguous")
@@ -100,16 +105,18 @@ def register(areas: SubParsers) -> None:
 
 def _add_submit_verb(verbs: SubParsers, backend: str) -> None:
     example = {
-        "local": "kakehashi job local cpu --n-tasks 8 --n-tasks-per-proc 2 logs/sweep.log -- python sweep.py",
-        "slurm": "kakehashi job slurm gpu --n-gpus 1 --walltime 1:00:00 logs/train.log -- python train.py lr=0.1",
-        "sge": "kakehashi job sge mpi --n-procs 4 --config site.yaml logs/mpi.log -- ./solver input.dat",
-        "pbs": "kakehashi job pbs train --n-nodes 2 --n-procs 4 --config abci.yaml logs/ddp.log -- python fit.py",
-    }.get(backend, f"kakehashi job {backend} cpu logs/run.log -- python run.py")
+        "local": "example:\n  kakehashi job local cpu --n-tasks 8 --n-tasks-per-proc 2 logs/sweep.log -- "
+        'python -c "from core.jobs import split_tasks; print(split_tasks(list(range(8))))"',
+        "slurm": "example (slurm):\n  kakehashi job slurm cpu --walltime 0:05:00 logs/slurm.log -- hostname",
+        "sge": "example (sge):\n  kakehashi job sge cpu --n-tasks 2 --walltime 0:05:00 logs/sge.log -- hostname",
+        "pbs": "example (pbs):\n  kakehashi job pbs train --n-nodes 2 --n-procs 4 --config "
+        "core/jobs/config/sites/abci-pbs.yaml --option group=gab12345 logs/ddp.log -- python fit.py",
+    }.get(backend, f"example:\n  kakehashi job {backend} cpu logs/run.log -- hostname")
     parser = verbs.add_parser(
         backend,
         help=f"run a command as a {backend} job",
         description=f"Submit CMD as a {backend} job in MODE and wait for it (unless --no-wait).",
-        epilog=f"example:\n  {example}",
+        epilog=example,
     )
     parser.add_argument("mode", choices=_MODES, help="cpu | gpu | mpi (mpirun -np N) | train (DDP ranks)")
     parser.add_argument("--n-tasks", type=_count, default=1, help="array: number of tasks (default 1: no array)")

@@ -22,9 +22,9 @@ def add_verbs(verbs: SubParsers) -> None:
         help="record demonstrations of one operated robot (scripted operator or keyboard)",
         description="Record one round of demonstrations: the operator (scripted, or you at the keyboard) drives one\n"
         "robot; in round 0 the others stand still, in round r they run the previous round's policy (record.policy)\n"
-        "after working alone for record.warmup_steps. Writes record.out (HDF5, one group per episode).",
-        epilog=f"example:\n  kakehashi robots record {_CFG} record.episodes=2 record.out=runs/robots/demo-try.h5\n"
-        f"  kakehashi robots record {_CFG} record.operator=keyboard record.episodes=1   # needs a display",
+        "after working alone for record.warmup_steps. Writes record.out (HDF5, one group per episode).\n"
+        f"At the keyboard (needs a display): kakehashi robots record {_CFG} record.operator=keyboard",
+        epilog=f"example:\n  kakehashi robots record {_CFG} record.episodes=2 record.out=runs/robots/demo-try.h5",
     )
     add_config_arguments(record)
     record.set_defaults(handler=_record)
