@@ -98,10 +98,11 @@ def register(areas: SubParsers) -> None:
         "(Float32MultiArray, core.ros convention); publishes the localization map (Float32MultiArray H×W) and\n"
         "the sounding objects' directions (std_msgs/String, JSON). Topic names, the run and the threshold\n"
         "are ROS parameters (--ros-args -p run_dir:=...).",
-        epilog="example:\n  kakehashi avsl node runs/avsl-train --ros-args -p threshold:=0.5\n",
+        epilog="example (ros):\n  kakehashi avsl node --duration 5 runs/avsl-train --ros-args -p threshold:=0.5\n",
     )
     node.add_argument("run_dir", metavar="RUN_DIR")
     node.add_argument("--ckpt", default="best")
+    node.add_argument("--duration", type=float, default=None, help="stop after this many seconds (demos, tests)")
     node.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args ... (ROS parameters)")
     node.set_defaults(handler=_node)
 
@@ -267,4 +268,4 @@ def _annotate(args: argparse.Namespace) -> int:
 def _node(args: argparse.Namespace) -> int:
     from apps.avsl.node import run_node
 
-    return run_node(args.run_dir, args.ckpt, args.ros_args)
+    return run_node(args.run_dir, args.ckpt, args.ros_args, duration=args.duration)

@@ -100,14 +100,17 @@ def make_node(context: Any, run_dir: str | Path, checkpoint: str = "best", cli_a
     return node
 
 
-def run_node(run_dir: str | Path, checkpoint: str = "best", ros_args: Sequence[str] = ()) -> int:
-    """Spin the node until Ctrl-C or SIGTERM (core.ros's ``spin_node``); 0 after a clean stop."""
+def run_node(
+    run_dir: str | Path, checkpoint: str = "best", ros_args: Sequence[str] = (), duration: float | None = None
+) -> int:
+    """Spin the node until Ctrl-C or SIGTERM, or for ``duration`` seconds (core.ros's ``spin_node``); 0 after a
+    clean stop."""
     from core.ros.node import spin_node
 
     if not Path(run_dir, "merged_config.yaml").is_file():
         raise UserError("not a training run: no merged_config.yaml", where=str(run_dir), hint="train one first")
     args = [a for a in ros_args if a != "--"]
-    return spin_node(lambda context: make_node(context, run_dir, checkpoint, args))
+    return spin_node(lambda context: make_node(context, run_dir, checkpoint, args), duration=duration)
 
 
 __all__ = ["make_node", "run_node"]

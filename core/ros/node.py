@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
@@ -47,13 +48,16 @@ def guarded(node: Node, callback: Callable[[MessageT], None]) -> Callable[[Messa
     return safe
 
 
-def spin_node(make_node: Callable[[Context], Node], *, domain_id: int | None = None) -> int:
+def spin_node(
+    make_node: Callable[[Context], Node], *, domain_id: int | None = None, duration: float | None = None
+) -> int:
     """Create the node with ``make_node(context)`` and spin it until SIGINT/SIGTERM; return 0 after a clean stop.
 
     Args:
         make_node: Builds the node in the given context (raise :class:`core.errors.UserError` there for a bad
             parameter or a missing model file: the CLI prints it as one line and exits 2).
         domain_id: ROS domain; ``None`` takes ``ROS_DOMAIN_ID`` from the environment.
+        duration: Stop cleanly after this many seconds (demos, examples); ``None``: until a signal.
     """
     stop = threading.Event()
     context = Context()
@@ -73,7 +77,8 @@ def spin_node(make_node: Callable[[Context], Node], *, domain_id: int | None = N
         log.info(
             "node %s running (domain %s); Ctrl-C stops it", node.get_fully_qualified_name(), context.get_domain_id()
         )
-        while not stop.is_set() and context.ok():
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop.is_set() and context.ok() and (deadline is None or time.monotonic() < deadline):
             executor.spin_once(timeout_sec=0.05)
         executor.shutdown()
         return 0
