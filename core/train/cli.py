@@ -74,7 +74,10 @@ def register(areas: SubParsers) -> None:
     infer = verbs.add_parser(
         "infer",
         help="apply a trained run's task to .npy/.pt files (one, or a list sharded by array task)",
-        epilog="example:\n  kakehashi train infer runs/digits one sample.npy prediction.npy\n"
+        epilog="example:\n"
+        "  python -c \"import numpy as np; np.save('sample.npy', np.zeros((1, 64), np.float32))\"\n"
+        "  kakehashi train infer runs/digits one sample.npy prediction.npy\n"
+        "  echo sample.npy > inputs.txt\n"
         "  kakehashi train infer runs/digits batch inputs.txt outputs/",
     )
     infer.add_argument("run_dir", metavar="RUN_DIR", type=Path)

@@ -153,13 +153,17 @@ class RunPipeline(InferencePipeline):
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``one SRC DST`` and ``batch SRC_LIST DST_DIR [--overwrite]`` modes to ``parser``."""
     modes = parser.add_subparsers(title="modes", dest="mode", metavar="MODE", required=True)
-    one = modes.add_parser("one", help="process one file", epilog="example:\n  ... one input.npy output.npy")
+    one = modes.add_parser(
+        "one",
+        help="process one file",
+        epilog="example:\n  kakehashi train infer runs/digits one sample.npy prediction.npy",
+    )
     one.add_argument("src", metavar="SRC", type=Path)
     one.add_argument("dst", metavar="DST", type=Path)
     batch = modes.add_parser(
         "batch",
         help="process a list of files (this array element's share)",
-        epilog="example:\n  ... batch inputs.txt outputs/",
+        epilog="example:\n  kakehashi train infer runs/digits batch inputs.txt outputs/",
     )
     batch.add_argument("src_list", metavar="SRC_LIST", type=Path, help="text file, one input path per line")
     batch.add_argument("dst_dir", metavar="DST_DIR", type=Path)
