@@ -198,16 +198,8 @@ def _node(args: argparse.Namespace) -> int:
     from apps.robots.frontend.node import run_node
 
     frontend = Frontend.from_run(args.model)  # before ROS starts: a missing model is one error line, exit 2
-    if args.duration is not None:
-        import os
-        import signal
-        import threading
-
-        timer = threading.Timer(args.duration, os.kill, (os.getpid(), signal.SIGTERM))
-        timer.daemon = True
-        timer.start()
     ros_args = [a for a in args.ros_args if a != "--ros-args"]
-    return run_node(frontend, ros_args)
+    return run_node(frontend, ros_args, duration=args.duration)
 
 
 __all__ = ["add_verbs"]

@@ -77,12 +77,13 @@ class FrontendNode(Node):  # type: ignore[misc]
                 self.command.publish(String(data=text))
 
 
-def run_node(frontend: Frontend, ros_args: list[str] | None = None) -> int:
-    """Spin :class:`FrontendNode` until Ctrl-C or SIGTERM (core.ros's :func:`~core.ros.node.spin_node`)."""
+def run_node(frontend: Frontend, ros_args: list[str] | None = None, duration: float | None = None) -> int:
+    """Spin :class:`FrontendNode` until Ctrl-C or SIGTERM, or for ``duration`` seconds (core.ros's
+    :func:`~core.ros.node.spin_node`)."""
     from core.ros.node import spin_node
 
     args = ["--ros-args", *ros_args] if ros_args else None
-    return spin_node(lambda context: FrontendNode(frontend, context=context, cli_args=args))
+    return spin_node(lambda context: FrontendNode(frontend, context=context, cli_args=args), duration=duration)
 
 
 __all__ = ["FrontendNode", "run_node"]
