@@ -132,7 +132,7 @@ def test_bad_input_is_one_error_line(
     wav = tmp_path / "clip.wav"
     soundfile.write(wav, np.zeros((16000, 2) if case == "stereo" else 16000), 8000 if case == "rate" else 16000)
     run = tmp_path / "run"
-    if case == "no-checkpoint":
+    if case != "no-run":  # a run dir that passes the cheap check; what is wrong is the wav, question or checkpoint
         run.mkdir()
         (run / "merged_config.yaml").write_text("task: {_target_: apps.audioqa.qa.QATask}\n")
     question = {"empty": "  ", "unknown": "is there a banana"}.get(case, "is there a siren")
