@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
-
 log = logging.getLogger(__name__)
 Log = Callable[[str], None]
 
@@ -56,20 +54,19 @@ def run_bridge(
     """Every stage of the bridge (finished ones skipped unless ``force``), then :func:`headline`."""
     from omegaconf import OmegaConf
 
+    from apps.traffic.config.schema import TrafficBridgeConfig
     from apps.traffic.scenario import check_physics
     from core.bridge.pipeline import run
+    from core.bridge.schema import check_bridge_config
 
-    for role in ("expensive",):
-        params = OmegaConf.select(cfg, f"models.{role}.params")
-        if params is not None:
-            space = OmegaConf.to_container(params, resolve=True)
-            assert isinstance(space, dict)
-            check_physics(space, 1.0, f"models.{role}.params")
+    cfg = check_bridge_config(cfg, TrafficBridgeConfig)
+    if not OmegaConf.is_missing(cfg.models.expensive, "params"):
+        space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+        assert isinstance(space, dict)
+        check_physics({str(k): v for k, v in space.items()}, 1.0, "models.expensive.params")
     workspace = run(cfg, force=force, log=log, progress=progress)
-    jobs = n_jobs if n_jobs is not None else int(OmegaConf.select(cfg, "models.expensive.n_max_jobs") or 2)
-    seeds = int(OmegaConf.select(cfg, "score.fresh_seeds") or 3)
-    if seeds < 1:
-        raise ConfigError("score.fresh_seeds must be at least 1", where="score.fresh_seeds")
+    jobs = n_jobs if n_jobs is not None else int(cfg.models.expensive.n_max_jobs)
+    seeds = int(cfg.score.fresh_seeds)
     return headline(workspace.root, n_jobs=jobs, n_seeds=seeds, force=force, progress=progress, log=log)
 
 

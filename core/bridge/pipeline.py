@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
+from core.bridge.schema import check_bridge_config
 from core.bridge.studies import StudyResult, run_study
 from core.bridge.summary import summarize
 from core.bridge.workspace import Workspace, columns, load_model, read_csv, study_name, write_csv
@@ -55,6 +56,7 @@ def run(
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise UserError(f"unknown stage {unknown[0]!r}", hint=f"stages are {' → '.join(STAGES)}")
+    cfg = check_bridge_config(cfg)
     workspace = Workspace(cfg.workspace)
     for stage in stages:
         if workspace.done(stage) and not force:
@@ -122,18 +124,8 @@ def prepare(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
 
 
 def _model_config(cfg: DictConfig, role: str) -> DictConfig:
-    model: DictConfig | None = cfg.models.get(role)
-    if model is None:
-        raise ConfigError(f"no models.{role} section", where="models", hint="describe the cheap and expensive models")
-    has_objective = OmegaConf.select(model, "objective", throw_on_missing=False) not in (None, "???")
-    if not has_objective and not model.get("command"):
-        raise ConfigError(f"models.{role} has neither objective nor command", where=f"models.{role}")
-    if model.get("direction", "minimize") != "minimize":
-        raise ConfigError(
-            "the bridge compares losses: direction must be minimize",
-            where=f"models.{role}.direction",
-            hint="negate a score to make it a loss",
-        )
+    """The model section ``role`` (checked by the schema when the config loaded); its params must be set."""
+    model: DictConfig = cfg.models[role]
     if OmegaConf.is_missing(model, "params") or not model.params:
         raise ConfigError(f"models.{role}.params is empty", where=f"models.{role}.params")
     return model
@@ -178,6 +170,7 @@ def run_one_study(cfg: DictConfig, scenario_name: str, role: str) -> StudyResult
     """Run (or resume) the study of one scenario and model; the unit of work of ``bridge study`` and make rules."""
     if role not in ROLES:
         raise UserError(f"unknown model role {role!r}", hint="cheap or expensive")
+    cfg = check_bridge_config(cfg)
     workspace = Workspace(cfg.workspace)
     path = workspace.scenario_file(scenario_name)
     if not path.is_file():
@@ -266,7 +259,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     import numpy as np
     import sklearn
 
-    from core.bridge.regressors import MODELS, BridgeRegressor, min_pairs
+    from core.bridge.regressors import BridgeRegressor, min_pairs
 
     rows = [r for r in read_csv(workspace.pairs) if r["split"] == "train"]
     inputs, outputs = columns(rows, "xi."), columns(rows, "theta.")
@@ -274,11 +267,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     y = np.array([[float(r[c]) for c in outputs] for r in rows])
     names = list(cfg.fit.models)
     select = str(cfg.fit.select)
-    if select != "cv":
-        if select not in MODELS:
-            raise ConfigError(
-                f"fit.select must be cv or one of {', '.join(MODELS)}, not {select!r}", where="fit.select"
-            )
+    if select != "cv":  # the schema checked that it names a model
         names = [select]
     usable = [n for n in names if len(x) >= min_pairs(n, x.shape[1])]
     if not usable:

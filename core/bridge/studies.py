@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,28 +71,20 @@ def run_study(
 
     spec = OmegaConf.to_container(model, resolve=True)
     assert isinstance(spec, dict)
-    config: dict[str, Any] = {
-        "study": {
-            "name": name,
-            "directions": [spec.get("direction", "minimize")],
-            "storage": str(storage.resolve()) if storage is not None else None,
-        },
-        "params": spec["params"],
-        "n_trials": int(n_trials if n_trials is not None else spec["n_trials"]),
-        "n_max_jobs": int(n_max_jobs if n_max_jobs is not None else spec.get("n_max_jobs", 1)),
-        "enqueue": [dict(point) for point in enqueue],
-        "jobs": spec.get("jobs") or {"backend": "local"},
-        "plots": False,
-    }
     if OmegaConf.is_config(sampler):
         sampler = OmegaConf.to_container(sampler, resolve=True)
-    chosen_sampler = sampler if sampler is not None else spec.get("sampler")
-    if chosen_sampler is not None:
-        config["study"]["sampler"] = chosen_sampler
+    config = study_config(
+        spec,
+        scenario_file=scenario_file,
+        n_trials=n_trials,
+        n_max_jobs=n_max_jobs,
+        enqueue=enqueue,
+        sampler=sampler,
+        storage=storage,
+        name=name,
+    )
     objective = None
-    if spec.get("command"):
-        config["command"] = [str(a).replace("{scenario_file}", str(scenario_file)) for a in spec["command"]]
-    else:
+    if not spec.get("command"):
         function = locate(str(spec["objective"]))
 
         def objective(trial: Any) -> Any:
@@ -100,6 +93,68 @@ def run_study(
 
     result = optimize(config, objective=objective, run_dir=folder, progress=False)
     return _summarize(result.study, folder, maximize=spec.get("direction") == "maximize")
+
+
+def study_config(
+    spec: Mapping[Any, Any],
+    scenario_file: Path | str = "{scenario_file}",
+    n_trials: int | None = None,
+    n_max_jobs: int | None = None,
+    enqueue: Sequence[Mapping[str, Any]] = (),
+    sampler: Any = None,
+    storage: Path | None = None,
+    name: str = "study",
+) -> dict[str, Any]:
+    """The HPO config (:mod:`core.hpo`) of one study of a model section ``spec`` (a plain mapping): the one place
+    where a bridge model becomes a study, for running it and for checking it when the config loads."""
+    config: dict[str, Any] = {
+        "study": {
+            "name": name,
+            "directions": [spec.get("direction", "minimize")],
+            "storage": str(storage.resolve()) if storage is not None else None,
+        },
+        "params": spec["params"],
+        "n_trials": n_trials if n_trials is not None else spec["n_trials"],
+        "n_max_jobs": n_max_jobs if n_max_jobs is not None else spec.get("n_max_jobs", 1),
+        "enqueue": [dict(point) for point in enqueue],
+        "jobs": spec.get("jobs") or {"backend": "local"},
+        "plots": False,
+    }
+    chosen_sampler = sampler if sampler is not None else spec.get("sampler")
+    if chosen_sampler is not None:
+        config["study"]["sampler"] = chosen_sampler
+    if spec.get("command"):
+        command, path = spec["command"], str(scenario_file)
+        if isinstance(command, str):  # one string, split by core.hpo like a shell would
+            config["command"] = command.replace("{scenario_file}", path)
+        else:
+            config["command"] = [str(a).replace("{scenario_file}", path) for a in command]
+    return config
+
+
+def hpo_problems(model: DictConfig) -> list[tuple[str, str, str | None]]:
+    """The model section's problems as :mod:`core.hpo` sees its study (parameter ranges, the jobs node, ...):
+    ``(key in the section, message, hint)``, for the bridge's schema."""
+    from omegaconf import OmegaConf
+
+    from core.errors import ConfigError
+    from core.hpo.settings import HpoSettings, load_hpo_config
+
+    spec = OmegaConf.to_container(model, resolve=True)
+    assert isinstance(spec, dict)
+    try:
+        HpoSettings.from_config(load_hpo_config(study_config(spec)), has_objective=True)
+    except ConfigError as exc:
+        key = re.sub(r"^config(: )?", "", exc.where or "")
+        key = re.sub(r"^study\.directions(\[\d+\])?", "direction", key).removeprefix("study.")
+        return [(key, exc.what, exc.hint)]
+    backend = str(spec.get("jobs", {}).get("backend", "local"))
+    from core.jobs.registry import backend_names
+
+    known = backend_names()
+    if backend not in known:
+        return [("jobs.backend", f"unknown job backend {backend!r}", f"one of {', '.join(known)}")]
+    return []
 
 
 def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:

@@ -11,8 +11,13 @@ checks a loaded config against it with :func:`check_config`. The check:
   dataclasses), after resolving interpolations;
 - checks ranges declared with :func:`option` (``ge``, ``gt``, ``le``, ``lt``, ``choices``); every ``float`` must be
   finite (no ``.nan``/``.inf``) unless ``finite=False``;
-- runs the dataclass's own cross-key checks: a method ``problems(self)`` yielding ``(key, message)`` pairs, called
-  with the checked node as ``self`` (so ``self.low`` reads the config), e.g. ``low < high``;
+- checks a field declared with ``target=True`` (a ``_target_`` node: a scenario family, a sampler) against the
+  signature of the object it names: it must import, every argument must be one it takes (else the nearest is
+  named), annotated arguments must have their type (``int``, ``float``, ``bool``, ``str``, ``Literal``, ``Optional``,
+  lists, mappings; others pass), and required arguments must be given (see :func:`target_problems`);
+- runs the dataclass's own cross-key checks: a method ``problems(self)`` yielding ``(key, message)`` pairs (or
+  ``(key, message, hint)``), called with the checked node as ``self`` (so ``self.low`` reads the config), e.g.
+  ``low < high``;
 - reports every failure in one :class:`~core.errors.ConfigError` line naming the file and each key path.
 
 Defaults live in the dataclass only: the returned config is the schema's defaults with the file merged over them.
@@ -49,8 +54,11 @@ Example:
 
 import dataclasses
 import difflib
+import inspect
 import math
 import re
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -63,7 +71,6 @@ from core.errors import ConfigError, UserError
 
 T = TypeVar("T")
 
-_RANGE_KEYS = ("ge", "gt", "le", "lt", "choices", "finite")
 _OPEN_TYPO_CUTOFF = 0.85  # in an open node, an unknown key this close to a known one is a typo (max_epoch)
 _MAX_LISTED = 8  # problems spelled out in the one error line; the rest are counted
 
@@ -89,6 +96,7 @@ def option(
     lt: float | None = None,
     choices: Sequence[Any] | None = None,
     finite: bool = True,
+    target: bool = False,
     doc: str = "",
 ) -> Any:
     """A dataclass field with a default and the range it must lie in, for :func:`check_config`.
@@ -105,7 +113,7 @@ def option(
         ...
         core.errors.ConfigError: -2 is below the minimum -1 (t.yaml: max_epochs) — -1: no limit
     """
-    metadata = bounds(ge=ge, gt=gt, le=le, lt=lt, choices=choices, finite=finite, doc=doc)
+    metadata = bounds(ge=ge, gt=gt, le=le, lt=lt, choices=choices, finite=finite, target=target, doc=doc)
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: _copy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -119,6 +127,7 @@ def bounds(
     lt: float | None = None,
     choices: Sequence[Any] | None = None,
     finite: bool = True,
+    target: bool = False,
     doc: str = "",
 ) -> dict[str, Any]:
     """The ``metadata`` of a ``dataclasses.field`` that :func:`check_config` reads; :func:`option` in short.
@@ -135,7 +144,7 @@ def bounds(
         2
     """
     chosen = list(choices) if choices else None
-    return {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": chosen, "finite": finite, "doc": doc}
+    return {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": chosen, "finite": finite, "target": target, "doc": doc}
 
 
 def check_config(
@@ -322,18 +331,23 @@ def _check_values(node: DictConfig, path: str, problems: list[Problem], allow_mi
             problems.append(Problem(key_path, _message(exc)))
             failed_here = True
             continue
+        spec = fields.get(key)
+        if spec is not None and spec.metadata.get("target") and value is not None:
+            before = len(problems)
+            problems.extend(target_problems(value, key_path))
+            failed_here |= len(problems) > before
+            continue
         if isinstance(value, DictConfig):
             _check_values(value, key_path, problems, allow_missing)
             continue
-        spec = fields.get(key)
         before = len(problems)
         _check_range(value, spec, _declared_type(node, key), key_path, problems)
         failed_here |= len(problems) > before
-    check: Callable[[Any], Iterable[tuple[str, str]]] | None = getattr(schema_class, "problems", None)
+    check: Callable[[Any], Iterable[tuple[str, ...]]] | None = getattr(schema_class, "problems", None)
     if check is not None and not failed_here and not any(_under(p.key, path) for p in problems):
         try:
-            for key, message in check(node) or ():
-                problems.append(Problem(_join(path, key), message))
+            for key, message, *hint in check(node) or ():
+                problems.append(Problem(_join(path, key), message, hint[0] if hint else None))
         except (OmegaConfBaseException, UserError) as exc:
             problems.append(Problem(path, _message(exc)))
 
@@ -380,6 +394,145 @@ def _is_float_type(declared: Any) -> bool:
         return True
     args = getattr(declared, "__args__", ()) or ()
     return float in args or any(_is_float_type(a) for a in args if a is not type(None))
+
+
+# -- the arguments of a _target_ ----------------------------------------------------------------------------------
+
+_HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
+
+
+def target_problems(node: Any, key: str = "") -> list[Problem]:
+    """Every :class:`Problem` of a ``_target_`` node against the signature of the object it names.
+
+    The target must import; each argument must be one its signature takes (unless it takes ``**kwargs``), with
+    the nearest named otherwise; an argument annotated ``int``, ``float``, ``bool``, ``str``, a ``Literal``, an
+    ``Optional``/union of these, a list or a mapping must have that type (a nested ``_target_`` node, or an
+    annotation of another kind, passes: the object checks it); arguments without a default must be given
+    (unless ``_partial_`` or ``_args_``). Interpolations are resolved first.
+
+    Example:
+        >>> [p.line() for p in target_problems({"_target_": "fractions.Fraction", "numerator": "x", "denom": 2})]
+        ["denom: unknown argument 'denom' of fractions.Fraction"]
+        >>> [p.line() for p in target_problems({"_target_": "core.config.schema.option", "ge": "low"}, "x")]
+        ["x.ge: 'low' is not a number or None (an argument of core.config.schema.option)"]
+    """
+    from core.config.instantiate import locate
+
+    data = _plain(node)
+    if data is _FAILED:
+        return []  # an interpolation that fails is reported where the config is resolved
+    if not isinstance(data, Mapping):
+        return [Problem(key, f"{_short(data)} is not a _target_ mapping", "e.g. {_target_: package.module.Name}")]
+    dotted = data.get("_target_")
+    target_key = _join(key, "_target_")
+    if not isinstance(dotted, str) or not dotted:
+        return [Problem(target_key, "is required here: the dotted path of what to build", "e.g. package.module.Name")]
+    try:
+        found = locate(dotted)
+    except (ImportError, AttributeError) as exc:
+        return [Problem(target_key, f"_target_ {dotted!r} does not import: {exc}", "check the dotted path")]
+    try:
+        signature = inspect.signature(found)
+    except (TypeError, ValueError):  # a builtin without a signature: it checks its own arguments
+        return []
+    try:
+        hints = typing.get_type_hints(found.__init__ if inspect.isclass(found) else found)
+    except Exception:  # an annotation that names what its module imports only for type checkers
+        hints = {}
+    parameters = {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    problems = []
+    for name, value in data.items():
+        name = str(name)
+        if name in _HYDRA_KEYS:
+            continue
+        if name not in parameters:
+            if not takes_any:
+                close = difflib.get_close_matches(name, list(parameters), n=1, cutoff=0.6)
+                hint = f"did you mean {_join(key, close[0])}?" if close else f"it takes {', '.join(parameters)}"
+                problems.append(Problem(_join(key, name), f"unknown argument {name!r} of {dotted}", hint))
+            continue
+        annotation = hints.get(name, inspect.Parameter.empty)
+        if value is None and parameters[name].default is None:
+            continue  # a None default is a None value, whatever the annotation says
+        if not _fits(value, annotation):
+            message = f"{_short(value)} is not {_describe(annotation)} (an argument of {dotted})"
+            problems.append(Problem(_join(key, name), message))
+    if not data.get("_partial_") and "_args_" not in data:
+        for name, parameter in parameters.items():
+            if parameter.default is inspect.Parameter.empty and name not in data:
+                problems.append(Problem(_join(key, name), f"is required by {dotted} and has no value"))
+    return problems
+
+
+def _plain(node: Any) -> Any:
+    if not isinstance(node, DictConfig | ListConfig):
+        return node
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except (OmegaConfBaseException, UserError):
+        return _FAILED
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a config value (plain YAML data) has the type ``annotation`` names, as far as YAML can say."""
+    from pathlib import PurePath
+
+    if isinstance(value, Mapping) and "_target_" in value:
+        return True  # built by instantiate: the object checks it
+    if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
+        return True
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_fits(value, a) for a in arguments)
+    if origin is typing.Literal:
+        return value in arguments
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return isinstance(value, str)
+    kind = origin or annotation
+    if kind in (list, tuple, Sequence, typing.Sequence):
+        if not isinstance(value, list | tuple) or isinstance(value, str):
+            return False
+        element = arguments[0] if arguments and (kind is not tuple or arguments[-1] is Ellipsis) else Any
+        return all(_fits(v, element) for v in value)
+    if kind in (dict, Mapping, typing.Mapping):
+        return isinstance(value, Mapping)
+    return True  # a class, a callable, ...: the object checks it
+
+
+def _describe(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_describe(a) for a in arguments)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, arguments))
+    if annotation is type(None):
+        return "None"
+    words = {int: "an int", float: "a number", bool: "a boolean (true/false)", str: "a string"}
+    if annotation in words:
+        return words[annotation]
+    kind = origin or annotation
+    if kind in (list, tuple, Sequence, typing.Sequence):
+        return "a list" + (f" of {_describe(arguments[0])}" if arguments and arguments[0] is not Ellipsis else "")
+    if kind in (dict, Mapping, typing.Mapping):
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
@@ -487,4 +640,13 @@ def enum_names(kind: type[Enum]) -> list[str]:
     return [member.name for member in kind]
 
 
-__all__ = ["Problem", "bounds", "check_config", "enum_names", "option", "problems_error", "schema_problems"]
+__all__ = [
+    "Problem",
+    "bounds",
+    "check_config",
+    "enum_names",
+    "option",
+    "problems_error",
+    "schema_problems",
+    "target_problems",
+]

@@ -169,7 +169,20 @@ def test_too_few_pairs_for_the_model(tmp_path: Path) -> None:
         run(cfg, log=lambda _: None)
 
 
-def test_bad_model_section(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, "models.cheap.objective=null")
-    with pytest.raises(UserError, match=r"models\.cheap has neither objective nor command"):
+def test_bad_model_section_is_refused_when_the_config_loads(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=r"neither objective nor command \(.*analytic\.yaml: models\.cheap\.objective\)"
+    ):
+        _config(tmp_path, "models.cheap.objective=null")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_plain_config_is_checked_before_any_stage_runs(tmp_path: Path) -> None:
+    """run() on a config built in Python (not loaded with the schema) checks it too, before writing anything."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(OmegaConf.to_container(_config(tmp_path, *QUICK)))
+    cfg.scenarios.n_train = "many"
+    with pytest.raises(UserError, match=r"'many' is not an int .*\(config: scenarios\.n_train\)"):
         run(cfg, log=lambda _: None)
+    assert not (tmp_path / "ws").exists()

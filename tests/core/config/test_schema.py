@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pytest
 from omegaconf import OmegaConf
@@ -145,3 +145,86 @@ def test_train_schema_refuses_a_wrong_type_in_one_line() -> None:
     assert info.value.line().startswith("'many' is not an int (") and "trainer.max_epochs" in info.value.line()
     cfg = load_config(digits, ["trainer.max_epochs=3"])
     assert cfg.trainer.max_epochs == 3 and cfg.trainer.log_every_n_steps == 10 and cfg.callbacks.last is not None
+
+
+# -- _target_ nodes checked against the signature of what they build -------------------------------------------
+
+
+class Family:
+    """A target with typed arguments, as a scenario family is."""
+
+    def __init__(
+        self, n_train: int, ratio: float = 0.5, kind: Literal["a", "b"] = "a", names: list[str] | None = None,
+        path: Path | None = None, extra: dict[str, Any] | None = None, flag: bool = False,
+    ) -> None:  # fmt: skip
+        self.n_train = n_train
+
+
+def open_target(n: int, **options: Any) -> None:
+    """A target taking any keyword argument."""
+
+
+@dataclass
+class Pipeline:
+    seed: int = 0
+    family: Any = field(default=None, metadata=bounds(target=True))
+
+
+FAMILY = f"{__name__}.Family"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"n_train": "many"}, ["family.n_train: 'many' is not an int"]),
+        ({"n_train": True}, ["family.n_train: True is not an int"]),
+        ({"n_train": 2.5}, ["family.n_train: 2.5 is not an int"]),
+        ({"n_train": 2, "ratio": "half"}, ["family.ratio: 'half' is not a number"]),
+        ({"n_train": 2, "kind": "c"}, ["family.kind: 'c' is not one of a, b"]),
+        ({"n_train": 2, "names": ["x", 3]}, ["family.names: ['x', 3] is not a list of a string or None"]),
+        ({"n_train": 2, "names": "x"}, ["family.names: 'x' is not a list of a string or None"]),
+        ({"n_train": 2, "extra": [1]}, ["family.extra: [1] is not a mapping or None"]),
+        ({"n_train": 2, "flag": 1}, ["family.flag: 1 is not a boolean (true/false) (an argument of"]),
+        ({"n_trian": 2}, ["family.n_trian: unknown argument 'n_trian'", "family.n_train: is required by"]),
+        ({}, ["family.n_train: is required by"]),
+    ],
+)
+def test_a_target_node_is_checked_against_the_signature(arguments: dict[str, Any], expected: list[str]) -> None:
+    problems = schema_problems(OmegaConf.create({"family": {"_target_": FAMILY, **arguments}}), Pipeline)[1]
+    found = [p.line() for p in problems]
+    assert len(found) == len(expected) and all(line.startswith(e) for line, e in zip(found, expected, strict=True)), (
+        found
+    )
+
+
+def test_a_target_node_that_fits_passes_with_interpolations_resolved() -> None:
+    cfg = {
+        "seed": 3,
+        "family": {"_target_": FAMILY, "n_train": "${seed}", "ratio": 1, "path": "a/b", "names": ["x"],
+                   "extra": {"k": {"_target_": "builtins.dict"}}, "flag": True},
+    }  # fmt: skip
+    checked = check_config(cfg, Pipeline, where="p.yaml")
+    assert checked.family.n_train == 3
+    assert not schema_problems({"family": {"_target_": f"{__name__}.open_target", "n": 1, "anything": 2}}, Pipeline)[1]
+    assert not schema_problems({"family": {"_target_": FAMILY, "_partial_": True}}, Pipeline)[1]
+
+
+def test_a_target_that_does_not_import_or_is_no_mapping_is_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"_target_ 'nosuch.Family' does not import: .*\(p\.yaml: family\._target_\)"):
+        check_config({"family": {"_target_": "nosuch.Family"}}, Pipeline, where="p.yaml")
+    with pytest.raises(ConfigError, match=r"5 is not a _target_ mapping \(p\.yaml: family\)"):
+        check_config({"family": 5}, Pipeline, where="p.yaml")
+    with pytest.raises(ConfigError, match=r"is required here: .*\(p\.yaml: family\._target_\)"):
+        check_config({"family": {"n_train": 2}}, Pipeline, where="p.yaml")
+
+
+def test_a_problem_may_carry_its_own_hint() -> None:
+    @dataclass
+    class Hinted:
+        x: int = 0
+
+        def problems(self) -> Any:
+            yield "x", "is odd", "use an even number"
+
+    with pytest.raises(ConfigError, match=r"is odd \(h\.yaml: x\) — use an even number"):
+        check_config({"x": 1}, Hinted, where="h.yaml")
