@@ -2,12 +2,17 @@
 
 Forms, per parameter name::
 
-    lr: [1.0e-4, 1.0e-1]                                  # short form: a float in [low, high]
+    lr: [1.0e-4, 1.0e-1]                                  # short form: a float in [low, high] (see below)
     lr: {type: float, low: 1.0e-4, high: 0.1, log: true}  # also step
     layers: {type: int, low: 1, high: 8, step: 1}        # also log
     act: {type: categorical, choices: [relu, gelu]}
     epochs: 10                                            # a constant, or {type: const, value: 10}
     x: {_target_: aiaccel.hpo.optuna.hparams.Float, low: 0, high: 1}  # any callable(trial, name)
+
+A YAML list is always the short form of a *float* range, never a list of choices: it must hold exactly two
+finite numbers with low < high, and ``[16, 32]`` is every float between 16 and 32 (not the two batch sizes, nor
+the integers). Any other list (``[relu, gelu]``, ``[16, 32, 64]``, ``[true, false]``) is refused, naming the
+explicit forms, rather than guessed at.
 
 Example:
     >>> import optuna
@@ -128,10 +133,11 @@ def suggest(trial: optuna.Trial, space: Sequence[ParamSpec]) -> dict[str, Any]:
 def _parse_one(name: str, definition: Any, where: str) -> ParamSpec:
     if isinstance(definition, list | tuple):
         if len(definition) != 2 or not all(_is_number(v) for v in definition):
+            shown = ", ".join(map(str, definition[:4])) + (", ..." if len(definition) > 4 else "")
             raise ConfigError(
-                "the short form of a range is [low, high] with two finite numbers",
+                f"a list is the short form of a float range [low, high] with two finite numbers, not [{shown}]",
                 where=where,
-                hint="or write {type: float|int|categorical, ...}",
+                hint="choices: {type: categorical, choices: [...]}; integers: {type: int, low: .., high: ..}",
             )
         return _numeric(name, "float", {"low": definition[0], "high": definition[1]}, where)
     if isinstance(definition, Mapping):
