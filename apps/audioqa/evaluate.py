@@ -31,11 +31,12 @@ from core.errors import UserError
 def sed_eval_f1(
     references: list[list[tuple[str, float, float]]], estimates: list[list[tuple[str, float, float]]]
 ) -> dict[str, float]:
-    """Overall event-based F1, precision and recall of ``sed_eval`` (200 ms collar, offsets within 50% of length)."""
+    """Overall event-based F1, precision and recall of ``sed_eval`` with the DCASE settings (onsets within 200 ms,
+    offsets within max(200 ms, 20% of the reference length))."""
     import sed_eval
 
     metrics = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=list(CLASSES), t_collar=0.2, percentage_of_length=0.5
+        event_label_list=list(CLASSES), t_collar=0.2, percentage_of_length=0.2
     )
     for k, (reference, estimated) in enumerate(zip(references, estimates, strict=True)):
         name = f"clip{k}"
@@ -61,52 +62,93 @@ def _sed_outputs(sed_run: str | Path, data_dir: str | Path, split: str) -> tuple
     with torch.no_grad():
         for start in range(0, len(clips), 64):
             out = task(clips.mel[start : start + 64])
-            outputs.append({k: out[k] for k in ("logits", "spans", "levels")})
+            outputs.append({k: out[k] for k in ("logits", "spans", "levels", "frame_logits")})
     return task, outputs, reference_events(clips.events, clips.mask)
 
 
-def select_threshold(
-    sed_run: str | Path, data_dir: str | Path, split: str = "val", grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
-) -> tuple[float, dict[float, float]]:
-    """The detection threshold of best event F1 on a split (the validation split: never the test split)."""
-    from apps.audioqa.functional import event_f1
+def _estimates(outputs: list[Any], decoder: Any, clip_seconds: float) -> list[list[tuple[str, float, float]]]:
     from apps.audioqa.sed import decode_events
 
+    return [
+        [(e.label, e.onset, e.offset) for e in clip]
+        for out in outputs
+        for clip in decode_events(out, decoder, clip_seconds)
+    ]
+
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def select_decoder(sed_run: str | Path, data_dir: str | Path, split: str = "val") -> tuple[Any, dict[str, float]]:
+    """The :class:`~apps.audioqa.sed.Decoder` of best event F1 on a split (the validation split: never the test one).
+
+    Tried: each source (refined, queries, frames) with the query and frame thresholds of :data:`THRESHOLDS` (the
+    median window, least length and gap keep the defaults the generator's statistics give); of equal scores the
+    first in that order wins (refined keeps the query set, whose embeddings the event-level QA reads). Written to
+    the run's ``decoder.json``, which :func:`run_decoder` reads.
+
+    Returns:
+        The chosen decoder and the F1 of every setting tried (``"source/threshold/frame_threshold"``).
+    """
+    from apps.audioqa.functional import event_f1
+    from apps.audioqa.sed import Decoder
+    from core.files import write_atomic
+
     task, outputs, references = _sed_outputs(sed_run, data_dir, split)
+    settings = [Decoder("refined", t, f) for t in THRESHOLDS for f in THRESHOLDS]
+    settings += [Decoder("queries", t) for t in THRESHOLDS]
+    settings += [Decoder("frames", 0.5, f) for f in THRESHOLDS]
     scores = {}
-    for threshold in grid:
-        estimates = [
-            [(e.label, e.onset, e.offset) for e in clip]
-            for out in outputs
-            for clip in decode_events(out, threshold, task.model.clip_seconds)
-        ]
-        scores[threshold] = event_f1(references, estimates)["f1"]
-    return max(scores, key=lambda t: scores[t]), scores
+    for decoder in settings:
+        estimates = _estimates(outputs, decoder, task.model.clip_seconds)
+        scores[decoder] = event_f1(references, estimates)["f1"]
+    best = max(settings, key=lambda d: scores[d])
+    chosen = {**asdict(best), "chosen_on": split, "f1": scores[best]}
+    write_atomic(Path(sed_run) / "decoder.json", json.dumps(chosen, indent=2) + "\n")
+    return best, {_setting_name(d): f for d, f in scores.items()}
+
+
+def _setting_name(decoder: Any) -> str:
+    if decoder.source == "queries":
+        return f"queries/{decoder.threshold}"
+    if decoder.source == "frames":
+        return f"frames/{decoder.frame_threshold}"
+    return f"refined/{decoder.threshold}/{decoder.frame_threshold}"
+
+
+def run_decoder(sed_run: str | Path, data_dir: str | Path | None = None) -> Any:
+    """The decoder a SED run uses: its ``decoder.json`` (chosen on the validation split), chosen now if there is
+    none and ``data_dir`` is given, else the task's configured one."""
+    from apps.audioqa.sed import Decoder
+    from core.train import load_run
+
+    path = Path(sed_run) / "decoder.json"
+    if path.is_file():
+        values = json.loads(path.read_text())
+        return Decoder(**{k: v for k, v in values.items() if k in Decoder.__dataclass_fields__})
+    if data_dir is not None:
+        return select_decoder(sed_run, data_dir)[0]
+    return load_run(sed_run).decoder
 
 
 def evaluate_sed(
-    sed_run: str | Path, data_dir: str | Path, split: str = "test", threshold: float | None = None
+    sed_run: str | Path, data_dir: str | Path, split: str = "test", decoder: Any | None = None
 ) -> dict[str, Any]:
     """Event F1 of a SED run's best checkpoint on a split, by ``sed_eval`` and by our own implementation.
 
-    ``threshold`` is the detection threshold (default: the task's, 0.5 as shipped).
+    ``decoder`` turns outputs into events (default: :func:`run_decoder`, chosen on the validation split).
     """
     from apps.audioqa.functional import event_f1
-    from apps.audioqa.sed import decode_events
 
+    decoder = decoder or run_decoder(sed_run, data_dir)
     task, outputs, references = _sed_outputs(sed_run, data_dir, split)
-    threshold = task.threshold if threshold is None else threshold
-    estimates = [
-        [(e.label, e.onset, e.offset) for e in clip]
-        for out in outputs
-        for clip in decode_events(out, threshold, task.model.clip_seconds)
-    ]
+    estimates = _estimates(outputs, decoder, task.model.clip_seconds)
     ours = event_f1(references, estimates)
     reference = sed_eval_f1(references, estimates)
     return {
         "split": split,
         "clips": len(references),
-        "threshold": threshold,
+        "decoder": asdict(decoder),
         "sed_eval_f1": reference["f1"],
         "sed_eval_precision": reference["precision"],
         "sed_eval_recall": reference["recall"],
@@ -248,7 +290,7 @@ def ask(qa_run: str | Path, wav: str | Path, question: str) -> Answer:
     wave = np.pad(wave[:n], (0, max(0, n - wave.size)))  # the SED was trained on clips of this length
     mel = mel_of_wave(torch.from_numpy(wave))
     with torch.no_grad():
-        events = decode_events(sed(mel), sed.threshold, seconds)[0]
+        events = decode_events(sed(mel), run_decoder(qa.sed_run), seconds)[0]
         features = sed_features(sed.model, mel)
     cfg = load_run_config(qa_run)
     if qa.features == "frame":
@@ -283,6 +325,7 @@ __all__ = [
     "evaluate_sed",
     "majority_baseline",
     "read_wav",
+    "run_decoder",
     "sed_eval_f1",
-    "select_threshold",
+    "select_decoder",
 ]

@@ -7,6 +7,9 @@ Example:
     >>> ref = [[("beep", 1.0, 2.0)]]
     >>> event_f1(ref, [[("beep", 1.15, 2.1)]])["f1"], event_f1(ref, [[("beep", 1.3, 2.0)]])["f1"]
     (1.0, 0.0)
+    >>> activity = np.zeros((10, 2)); activity[2:6, 1] = 0.9
+    >>> frame_segments(activity, threshold=0.5, hop_seconds=0.1)
+    [(1, 0.2, 0.6, 0.9)]
 """
 
 from __future__ import annotations
@@ -58,14 +61,15 @@ def event_f1(
     references: Sequence[Sequence[tuple[str, float, float]]],
     estimates: Sequence[Sequence[tuple[str, float, float]]],
     collar: float = 0.2,
-    length_fraction: float = 0.5,
+    length_fraction: float = 0.2,
 ) -> dict[str, float]:
     """Event-based precision, recall and F1 over many clips (micro-averaged), as ``sed_eval`` defines them.
 
     An estimated event is a hit on a reference event of the same label when its onset lies within ``collar``
     seconds of the reference onset and its offset within ``max(collar, length_fraction * reference length)`` of the
-    reference offset. Each clip's hits are matched one-to-one with the largest number of matches (the maximum
-    bipartite matching of ``sed_eval``'s ``event_matching_type="optimal"``).
+    reference offset (the DCASE settings by default: 200 ms, 20% of the length). Each clip's hits are matched
+    one-to-one with the largest number of matches (the maximum bipartite matching of ``sed_eval``'s
+    ``event_matching_type="optimal"``).
 
     Args:
         references, estimates: Per clip, ``(label, onset, offset)`` events in seconds.
@@ -91,6 +95,47 @@ def event_f1(
     recall = tp / n_ref if n_ref else 0.0
     f1 = 2 * tp / (n_ref + n_est) if n_ref + n_est else 0.0
     return {"f1": f1, "precision": precision, "recall": recall, "tp": tp, "n_ref": n_ref, "n_est": n_est}
+
+
+def frame_segments(
+    activity: np.ndarray,
+    threshold: float,
+    hop_seconds: float,
+    median_frames: int = 3,
+    min_duration: float = 0.0,
+    max_gap: float = 0.0,
+) -> list[tuple[int, float, float, float]]:
+    """Events of frame-wise class probabilities ``(T, C)``: threshold, median filter, gap merge, minimum length.
+
+    The classic frame-based SED decoder: a frame is active for a class when its probability reaches ``threshold``;
+    the binary activity is median-filtered over ``median_frames`` frames (removing blips and holes shorter than half
+    the window); runs of one class closer than ``max_gap`` seconds are joined and runs shorter than
+    ``min_duration`` seconds dropped. Frame ``t`` covers ``[t, t + 1) * hop_seconds``.
+
+    Returns:
+        ``(class, onset, offset, confidence)`` per event (confidence: the mean probability over its frames), by onset.
+    """
+    from scipy.ndimage import median_filter
+
+    n_classes = activity.shape[1]
+    active = activity >= threshold
+    if median_frames > 1:
+        active = median_filter(active.astype(np.uint8), size=(median_frames, 1), mode="nearest").astype(bool)
+    events: list[tuple[int, float, float, float]] = []
+    for c in range(n_classes):
+        edges = np.diff(np.concatenate([[0], active[:, c].astype(np.int8), [0]]))
+        runs = list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+        joined: list[list[int]] = []
+        for start, stop in runs:
+            if joined and (start - joined[-1][1]) * hop_seconds <= max_gap:
+                joined[-1][1] = stop
+            else:
+                joined.append([start, stop])
+        for start, stop in joined:
+            if (stop - start) * hop_seconds >= min_duration:
+                confidence = float(activity[start:stop, c].mean())
+                events.append((c, round(start * hop_seconds, 3), round(stop * hop_seconds, 3), round(confidence, 3)))
+    return sorted(events, key=lambda e: e[1])
 
 
 def interval_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -200,4 +245,4 @@ def set_loss(
     return {"loss": loss, "class": class_loss, "span": span_loss, "iou": iou_loss, "level": level_loss}
 
 
-__all__ = ["event_f1", "interval_iou", "log_mel", "match_events", "set_loss"]
+__all__ = ["event_f1", "frame_segments", "interval_iou", "log_mel", "match_events", "set_loss"]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from apps.audioqa.functional import N_MELS, event_f1, log_mel, set_loss
+from apps.audioqa.functional import N_MELS, event_f1, frame_segments, log_mel, set_loss
 from apps.audioqa.sounds import CLASSES
 from core.data.datamodule import DataModule
 from core.train.functional import sinusoidal_embedding
@@ -66,6 +66,7 @@ class SEDTransformer(nn.Module):
         self.n_classes = n_classes
         self.d_model = d_model
         self.clip_seconds = clip_seconds
+        self.input_norm = nn.BatchNorm1d(n_mels)  # per mel band: the log-mel's offset and scale are arbitrary
         self.stem = nn.Sequential(
             nn.Conv1d(n_mels, d_model, 5, stride=2, padding=2),
             nn.GELU(),
@@ -104,7 +105,7 @@ class SEDTransformer(nn.Module):
 
     def encode(self, mel: Tensor) -> Tensor:
         """Frame-level features ``(B, T', d_model)`` of a log-mel ``(B, n_mels, T)``, ``T' = ceil(T / 4)``."""
-        x = self.stem(mel).transpose(1, 2)
+        x = self.stem(self.input_norm(mel)).transpose(1, 2)
         positions = torch.arange(x.shape[1], device=x.device)
         x = self.stem_norm(x + sinusoidal_embedding(positions, self.d_model).to(x.dtype))
         for layer in self.encoder:
@@ -156,44 +157,116 @@ class DetectedEvent:
     snr_db: float
 
 
-def decode_events(
-    out: Mapping[str, Tensor], threshold: float = 0.5, clip_seconds: float = 10.0, duplicate_iou: float = 0.5
-) -> list[list[Any]]:
-    """Per clip, the queries whose best class (not "no event") has probability ≥ ``threshold``, by onset.
+SOURCES = ("queries", "refined", "frames")
 
-    Of two detections of one class whose spans overlap by more than ``duplicate_iou`` (IoU), the less confident is
-    dropped (queries of a set predictor that has not converged fully may answer twice).
+
+@dataclass(frozen=True)
+class Decoder:
+    """How the SED's outputs become a list of events per clip.
+
+    ``source``:
+
+    - ``queries``: the event queries whose best class (not "no event") has probability ≥ ``threshold``, with their
+      own spans;
+    - ``refined``: the same queries, each span replaced by the frame-wise segment of its class that overlaps it most
+      (the frame head localizes at 80 ms; the queries say what and roughly where);
+    - ``frames``: the frame-wise segments alone (:func:`~apps.audioqa.functional.frame_segments`), each with the
+      level of the query of its class that overlaps it most.
+
+    Frame segments: class probability ≥ ``frame_threshold``, a median filter over ``median_frames`` frames, gaps up
+    to ``max_gap`` seconds joined, segments shorter than ``min_duration`` seconds dropped. Of two events of one class
+    whose spans overlap by more than ``duplicate_iou`` (IoU), the less confident is dropped.
+
+    The defaults follow the generator: events last ≥ 0.4 s and are ≥ 0.3 s apart, so a 3-frame (240 ms) median
+    removes blips without joining neighbours, and half the shortest event is the least length kept.
     """
-    prob = out["logits"].softmax(-1)[..., :-1]
+
+    source: str = "queries"
+    threshold: float = 0.5
+    frame_threshold: float = 0.5
+    median_frames: int = 3
+    min_duration: float = 0.2
+    max_gap: float = 0.0
+    duplicate_iou: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            from core.errors import ConfigError
+
+            raise ConfigError(f"unknown decoder source {self.source!r}", where="decoder.source", hint=str(SOURCES))
+
+
+def decode_events(
+    out: Mapping[str, Tensor], decoder: Decoder | None = None, clip_seconds: float = 10.0
+) -> list[list[DetectedEvent]]:
+    """Per clip, the detected events by onset (see :class:`Decoder`)."""
+    decoder = decoder or Decoder()
+    prob = out["logits"].softmax(-1)[..., :-1].float()
     confidence, label = prob.max(-1)
+    spans = out["spans"].float() * clip_seconds
+    levels = out["levels"].float() * LEVEL_SCALE + LEVEL_MEAN
+    activity = torch.sigmoid(out["frame_logits"].float()) if decoder.source != "queries" else None
     clips: list[list[DetectedEvent]] = []
     for b in range(prob.shape[0]):
-        candidates = sorted(
+        queries = [
             (
-                DetectedEvent(
-                    CLASSES[int(label[b, q])],
-                    round(float(out["spans"][b, q, 0]) * clip_seconds, 3),
-                    round(float(out["spans"][b, q, 1]) * clip_seconds, 3),
-                    round(float(confidence[b, q]), 3),
-                    round(float(out["levels"][b, q]) * LEVEL_SCALE + LEVEL_MEAN, 1),
-                )
-                for q in range(prob.shape[1])
-                if float(confidence[b, q]) >= threshold
-            ),
-            key=lambda e: -e.confidence,
-        )
-        kept: list[DetectedEvent] = []
+                int(label[b, q]),
+                float(spans[b, q, 0]),
+                float(spans[b, q, 1]),
+                float(confidence[b, q]),
+                float(levels[b, q]),
+            )
+            for q in range(prob.shape[1])
+        ]
+        detected = [e for e in queries if e[3] >= decoder.threshold]
+        if activity is not None:
+            segments = frame_segments(
+                activity[b].numpy(),
+                decoder.frame_threshold,
+                clip_seconds / activity.shape[1],
+                decoder.median_frames,
+                decoder.min_duration,
+                decoder.max_gap,
+            )
+            if decoder.source == "refined":
+                detected = [_snap(e, segments) for e in detected]
+            else:
+                detected = [(c, on, off, conf, _level_of(c, on, off, queries)) for c, on, off, conf in segments]
+        candidates = sorted(detected, key=lambda e: -e[3])
+        kept: list[tuple[int, float, float, float, float]] = []
         for e in candidates:
-            if all(k.label != e.label or _span_iou(k, e) <= duplicate_iou for k in kept):
+            if all(k[0] != e[0] or _iou(k[1:3], e[1:3]) <= decoder.duplicate_iou for k in kept):
                 kept.append(e)
-        clips.append(sorted(kept, key=lambda e: e.onset))
+        clips.append(
+            [
+                DetectedEvent(CLASSES[c], round(on, 3), round(off, 3), round(conf, 3), round(level, 1))
+                for c, on, off, conf, level in sorted(kept, key=lambda e: e[1])
+            ]
+        )
     return clips
 
 
-def _span_iou(a: DetectedEvent, b: DetectedEvent) -> float:
-    inter = max(0.0, min(a.offset, b.offset) - max(a.onset, b.onset))
-    union = (a.offset - a.onset) + (b.offset - b.onset) - inter
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _snap(
+    event: tuple[int, float, float, float, float], segments: Sequence[tuple[int, float, float, float]]
+) -> tuple[int, float, float, float, float]:
+    """The query event with the span of the same-class segment that overlaps it most (unchanged if none does)."""
+    c, on, off, conf, level = event
+    best = max((s for s in segments if s[0] == c), key=lambda s: _iou((on, off), s[1:3]), default=None)
+    if best is None or _iou((on, off), best[1:3]) == 0.0:
+        return event
+    return c, best[1], best[2], conf, level
+
+
+def _level_of(c: int, on: float, off: float, queries: Sequence[tuple[int, float, float, float, float]]) -> float:
+    """The level of the same-class query that overlaps ``(on, off)`` most (of the most overlapping query if none)."""
+    same = [q for q in queries if q[0] == c] or list(queries)
+    return max(same, key=lambda q: _iou((on, off), q[1:3]))[4]
 
 
 def frame_targets(events: Tensor, mask: Tensor, n_frames: int, n_classes: int, clip_seconds: float) -> Tensor:
@@ -215,7 +288,9 @@ class SEDTask(OptimizerTask):
         model: The network.
         frame_weight: Weight of the frame-wise activity loss on the encoder.
         aux_weight: Weight of the set loss of each earlier decoder layer.
-        threshold: Confidence above which a query is an event (evaluation and prediction).
+        decoder: The :class:`Decoder`'s settings for validation, test and prediction (a run's ``decoder.json``,
+            chosen on the validation split by :func:`apps.audioqa.evaluate.select_decoder`, overrides them where
+            the run is scored or used).
         loss: Keyword arguments of :func:`~apps.audioqa.functional.set_loss`.
         optimizer, schedulers, param_groups: See :class:`~core.train.task.OptimizerTask`.
     """
@@ -225,7 +300,7 @@ class SEDTask(OptimizerTask):
         model: SEDTransformer,
         frame_weight: float = 1.0,
         aux_weight: float = 0.5,
-        threshold: float = 0.5,
+        decoder: Mapping[str, Any] | None = None,
         loss: Mapping[str, float] | None = None,
         optimizer: OptimizerFactory | None = None,
         schedulers: Sequence[Any] | None = None,
@@ -235,7 +310,7 @@ class SEDTask(OptimizerTask):
         self.model = model
         self.frame_weight = frame_weight
         self.aux_weight = aux_weight
-        self.threshold = threshold
+        self.decoder = Decoder(**dict(decoder or {}))
         self.loss_kwargs = dict(loss or {})
         self._references: list[list[tuple[str, float, float]]] = []
         self._estimates: list[list[tuple[str, float, float]]] = []
@@ -283,7 +358,7 @@ class SEDTask(OptimizerTask):
         self.log(f"{stage}/loss", terms["total"], batch_size=batch["mel"].shape[0], sync_dist=True)
         self._estimates += [
             [(e.label, e.onset, e.offset) for e in clip]
-            for clip in decode_events(out, self.threshold, self.model.clip_seconds)
+            for clip in decode_events(out, self.decoder, self.model.clip_seconds)
         ]
         self._references += reference_events(batch["events"], batch["mask"])
 
@@ -301,7 +376,7 @@ class SEDTask(OptimizerTask):
         self.log(f"{stage}/recall", scores["recall"])
 
     def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Any:
-        return decode_events(self(batch["mel"]), self.threshold, self.model.clip_seconds)
+        return decode_events(self(batch["mel"]), self.decoder, self.model.clip_seconds)
 
 
 def reference_events(events: Tensor, mask: Tensor) -> list[list[tuple[str, float, float]]]:
@@ -385,6 +460,7 @@ def mel_of_wave(wave: Tensor) -> Tensor:
 
 __all__ = [
     "ClipDataset",
+    "Decoder",
     "DetectedEvent",
     "SEDDataModule",
     "SEDTask",

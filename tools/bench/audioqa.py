@@ -32,6 +32,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ TYPES = ("existence", "counting", "order", "timing", "duration", "loudness")
 KINDS = {"event": "event", "frame": "frame", "question_only": "none"}
 
 SIZES = {
-    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 0.4, "sed_epochs": 12, "qa_epochs": 10},
+    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 1.0, "sed_epochs": 20, "qa_epochs": 20},
     "full": {"train": 3000, "val": 300, "test": 500, "qa_per_clip": 1.0, "sed_epochs": 60, "qa_epochs": 40},
 }
 
@@ -73,9 +74,27 @@ def _load_or(path: Path, make: Any) -> Any:
     return value
 
 
-def _threshold(selected: tuple[float, dict[float, float]]) -> dict[str, Any]:
-    best, scores = selected
-    return {"threshold": best, "val_f1": scores[best], "val_f1_by_threshold": {str(t): v for t, v in scores.items()}}
+def _decoders(sed_run: Path, data: Path) -> dict[str, Any]:
+    """The decoder chosen on the validation clips (written to the SED run) and, per source, its best settings there."""
+    from apps.audioqa.evaluate import select_decoder
+
+    best, scores = select_decoder(sed_run, data, "val")
+    by_source = {
+        source: max((k for k in scores if k.startswith(source + "/")), key=lambda k: scores[k])
+        for source in ("queries", "refined", "frames")
+    }
+    return {"chosen": asdict(best), "val_f1": scores, "best_per_source": by_source}
+
+
+def _decoder_of(setting: str) -> Any:
+    from apps.audioqa.sed import Decoder
+
+    source, *values = setting.split("/")
+    if source == "queries":
+        return Decoder(source, float(values[0]))
+    if source == "frames":
+        return Decoder(source, 0.5, float(values[0]))
+    return Decoder(source, float(values[0]), float(values[1]))
 
 
 def _evaluate_run(run: Path) -> None:
@@ -132,6 +151,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--jobs", type=int, default=1, help="QA trainings run at once (separate processes)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished QA runs")
+    parser.add_argument("--until", choices=("data", "sed"), help="stop after this step (the next call resumes)")
     parser.add_argument("--eval-run", type=Path, help=argparse.SUPPRESS)  # one evaluation worker (see --jobs)
     args = parser.parse_args()
     if args.eval_run:
@@ -146,7 +166,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from apps.audioqa.data import make_data
-    from apps.audioqa.evaluate import evaluate_sed, majority_baseline, select_threshold
+    from apps.audioqa.evaluate import evaluate_sed, majority_baseline
+    from apps.audioqa.sed import Decoder
     from core.config import load_config
     from core.train import fit
 
@@ -169,17 +190,27 @@ def main() -> None:
         _timed(times, "make_data", lambda: make_data(cfg))
         times_path.write_text(json.dumps(times, indent=2))
     summary = json.loads((data / "summary.json").read_text())
+    if args.until == "data":
+        return
 
     sed_run = ws / "sed"
     if not (sed_run / "metric.json").is_file():
         overrides = [*quiet, f"data_dir={data}", f"trainer.max_epochs={size['sed_epochs']}"]
         _timed(times, "train_sed", lambda: fit(CONFIG / "sed.yaml", overrides, run_dir=sed_run))
         times_path.write_text(json.dumps(times, indent=2))
-    # The detection threshold is chosen on the validation clips; the test clips are scored once with it.
-    chosen = _load_or(ws / "sed_threshold.json", lambda: _threshold(select_threshold(sed_run, data)))
-    sed = _load_or(ws / "sed_eval.json", lambda: evaluate_sed(sed_run, data, "test", chosen["threshold"]))
-    sed_default = _load_or(ws / "sed_eval_default.json", lambda: evaluate_sed(sed_run, data, "test"))
+    # The decoder (source and thresholds) is chosen on the validation clips; the test clips are scored with it, and
+    # with the best validation setting of each source for comparison.
+    chosen = _load_or(ws / "sed_decoder.json", lambda: _decoders(sed_run, data))
+    sed = _load_or(ws / "sed_eval.json", lambda: evaluate_sed(sed_run, data, "test", Decoder(**chosen["chosen"])))
+    per_source = {
+        source: _load_or(
+            ws / f"sed_eval_{source}.json", lambda s=setting: evaluate_sed(sed_run, data, "test", _decoder_of(s))
+        )
+        for source, setting in chosen["best_per_source"].items()
+    }
     print(f"SED on {sed['clips']} test clips: event F1 {sed['sed_eval_f1']:.3f} (sed_eval), {sed['f1']:.3f} (ours)")
+    if args.until == "sed":
+        return
 
     if args.jobs > 1 and not args.report_only:
         _train_qa_parallel(args, ws, data, sed_run, size, times, quiet)
@@ -220,9 +251,12 @@ def main() -> None:
         "sed_event_precision": sed["sed_eval_precision"],
         "sed_event_recall": sed["sed_eval_recall"],
         "sed_event_f1_ours": sed["f1"],
-        "sed_threshold": sed["threshold"],
-        "sed_threshold_val_f1": chosen["val_f1"],
-        "sed_event_f1_at_threshold_0_5": sed_default["sed_eval_f1"],
+        "sed_decoder": sed["decoder"]["source"],
+        "sed_threshold": sed["decoder"]["threshold"],
+        "sed_frame_threshold": sed["decoder"]["frame_threshold"],
+        "sed_decoder_val_f1": max(chosen["val_f1"].values()),
+        **{f"sed_event_f1_{source}": scores["sed_eval_f1"] for source, scores in per_source.items()},
+        **{f"sed_decoder_{source}": setting for source, setting in chosen["best_per_source"].items()},
         "sed_test_clips": sed["clips"],
         "sed_test_events": sed["n_ref"],
     }

@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from apps.audioqa.evaluate import sed_eval_f1
-from apps.audioqa.functional import event_f1, interval_iou, match_events, set_loss
+from apps.audioqa.functional import event_f1, frame_segments, interval_iou, match_events, set_loss
 
 
 @pytest.mark.parametrize(
     ("reference", "estimated", "tp"),
     [
-        ([("beep", 1.0, 2.0)], [("beep", 1.2, 2.2)], 1),  # both ends exactly at the 200 ms collar
+        ([("beep", 1.0, 2.0)], [("beep", 1.2, 2.19)], 1),  # onset at the 200 ms collar, offset just inside it
         ([("beep", 1.0, 2.0)], [("beep", 1.21, 2.0)], 0),  # onset just outside
         ([("beep", 1.0, 2.0)], [("bell", 1.0, 2.0)], 0),  # wrong class
-        ([("beep", 1.0, 5.0)], [("beep", 1.1, 6.9)], 1),  # offset within half the 4 s length
-        ([("beep", 1.0, 5.0)], [("beep", 1.1, 7.1)], 0),  # ... and beyond it
+        ([("beep", 1.0, 5.0)], [("beep", 1.1, 5.75)], 1),  # offset within 20% of the 4 s length (0.8 s)
+        ([("beep", 1.0, 5.0)], [("beep", 1.1, 5.85)], 0),  # ... and beyond it
+        ([("beep", 1.0, 1.5)], [("beep", 1.0, 1.69)], 1),  # a short event: the offset collar is still 200 ms
         ([("beep", 1.0, 2.0)], [("beep", 1.0, 2.0), ("beep", 1.05, 2.0)], 1),  # a duplicate is a false positive
         # greedy would give the first estimate to the first reference and leave the second unmatched
         ([("bell", 1.0, 2.0), ("bell", 1.3, 2.3)], [("bell", 1.15, 2.15), ("bell", 0.85, 1.85)], 2),
@@ -102,3 +103,45 @@ def test_set_loss_is_the_dense_formula() -> None:
     assert float(out["level"]) == pytest.approx((abs(-1.0 - 0.0) + abs(0.5 - 1.0)) / 2)
     total = out["class"] + 5 * out["span"] + 2 * out["iou"] + out["level"]
     assert float(out["loss"]) == pytest.approx(float(total))
+
+
+def test_frame_segments_threshold_median_gap_and_length() -> None:
+    activity = np.zeros((20, 2))
+    activity[2:8, 0] = 0.9
+    activity[4, 0] = 0.2  # a one-frame hole: the 3-frame median fills it
+    activity[12, 0] = 0.8  # a one-frame blip: removed
+    activity[10:13, 1] = 0.7
+    activity[14:17, 1] = 0.6  # one frame (0.1 s) after the class-1 run before it: joined with max_gap 0.1
+    events = frame_segments(activity, threshold=0.5, hop_seconds=0.1, median_frames=3, max_gap=0.1)
+    assert [(c, on, off) for c, on, off, _ in events] == [(0, 0.2, 0.8), (1, 1.0, 1.7)]
+    assert events[0][3] == pytest.approx(float(activity[2:8, 0].mean()), abs=1e-3)
+    # without the median filter the hole splits the first event and the blip is an event
+    raw = frame_segments(activity, threshold=0.5, hop_seconds=0.1, median_frames=1)
+    assert [(c, on, off) for c, on, off, _ in raw] == [(0, 0.2, 0.4), (0, 0.5, 0.8), (1, 1.0, 1.3), (0, 1.2, 1.3),
+                                                       (1, 1.4, 1.7)]  # fmt: skip
+    # a least length drops the short ones
+    kept = frame_segments(activity, threshold=0.5, hop_seconds=0.1, median_frames=1, min_duration=0.25)
+    assert [(c, on, off) for c, on, off, _ in kept] == [(0, 0.5, 0.8), (1, 1.0, 1.3), (1, 1.4, 1.7)]
+
+
+def test_decoders_queries_refined_frames() -> None:
+    from apps.audioqa.sed import Decoder, decode_events
+    from apps.audioqa.sounds import CLASSES
+
+    n_classes, n_frames = len(CLASSES), 100  # 0.1 s frames over 10 s
+    logits = torch.full((1, 3, n_classes + 1), -5.0)
+    logits[0, 0, 2] = 5.0  # query 0: class 2 at 1.1–2.3 s (the frames say 1.0–2.0)
+    logits[0, 1, 2] = 4.0  # query 1: a duplicate of query 0, less confident
+    logits[0, 2, -1] = 5.0  # query 2: no event
+    spans = torch.tensor([[[0.11, 0.23], [0.105, 0.225], [0.5, 0.6]]])
+    frame_logits = torch.full((1, n_frames, n_classes), -5.0)
+    frame_logits[0, 10:20, 2] = 5.0
+    frame_logits[0, 50:60, 4] = 5.0  # an event of class 4 that no query found
+    out = {"logits": logits, "spans": spans, "levels": torch.zeros(1, 3), "frame_logits": frame_logits}
+
+    def spans_of(decoder: Decoder) -> list[tuple[str, float, float]]:
+        return [(e.label, e.onset, e.offset) for e in decode_events(out, decoder)[0]]
+
+    assert spans_of(Decoder("queries")) == [(CLASSES[2], 1.1, 2.3)]  # the duplicate dropped
+    assert spans_of(Decoder("refined")) == [(CLASSES[2], 1.0, 2.0)]
+    assert spans_of(Decoder("frames")) == [(CLASSES[2], 1.0, 2.0), (CLASSES[4], 5.0, 6.0)]
