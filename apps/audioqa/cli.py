@@ -72,7 +72,9 @@ def register(areas: SubParsers) -> None:
     evaluate = verbs.add_parser(
         "eval",
         help="score a SED run (event F1) or a QA run (exact match per question type)",
-        description="Score the best checkpoint of a train-sed run (event-based F1, 200 ms collar, by sed_eval) or\n"
+        description="Score the best checkpoint of a train-sed run (event-based F1 by sed_eval: onsets within 200 ms,\n"
+        "offsets within max(200 ms, 20% of the length); the decoder is chosen on the val split once, kept in the\n"
+        "run's decoder.json) or\n"
         "of a train-qa run (exact match per question type, with the majority-answer baseline) on a split.\n"
         "Writes <run dir>/results/eval-<split>.json.",
         epilog=f"example (slow):\n  {_MAKE_TINY}\n  {_SED_TINY}\n  {_QA_TINY}\n"
@@ -168,6 +170,8 @@ def _eval(args: argparse.Namespace) -> int:
         table = Table("metric", "value", title=f"SED on {args.split} ({scores['clips']} clips)")
         for key in ("sed_eval_f1", "sed_eval_precision", "sed_eval_recall", "f1"):
             table.add_row(key, f"{scores[key]:.4f}")
+        d = scores["decoder"]
+        table.add_row("decoder (chosen on val)", f"{d['source']}, {d['threshold']} / frames {d['frame_threshold']}")
     else:
         scores = evaluate_qa(args.run_dir, args.split, args.data_dir)
         scores["majority"] = majority_baseline(data_dir, args.split)

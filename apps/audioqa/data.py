@@ -38,7 +38,7 @@ def scene_config(node: Any) -> SceneConfig:
     for key in ("event_length", "snr_db"):
         if key in values:
             values[key] = tuple(float(v) for v in values[key])
-    return SceneConfig(**values)
+    return SceneConfig(**{str(k): v for k, v in values.items()})
 
 
 def make_data(cfg: DictConfig) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def balanced_questions(candidates: Sequence[Sequence[Question]], per_type: int, 
                 continue
             lists = [list(by_answer[a]) for a in sorted(by_answer)]
             for items in lists:
-                rng.shuffle(items)  # type: ignore[arg-type]
+                rng.shuffle(items)
             usable.append(lists)
         taken = 0
         depth = 0

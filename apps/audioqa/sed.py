@@ -311,7 +311,7 @@ class SEDTask(OptimizerTask):
         self.frame_weight = frame_weight
         self.aux_weight = aux_weight
         self.decoder = Decoder(**dict(decoder or {}))
-        self.loss_kwargs = dict(loss or {})
+        self.loss_kwargs: dict[str, Any] = dict(loss or {})
         self._references: list[list[tuple[str, float, float]]] = []
         self._estimates: list[list[tuple[str, float, float]]] = []
 

@@ -225,7 +225,8 @@ def background(n: int, rng: np.random.Generator) -> np.ndarray:
     freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     spectrum /= np.sqrt(np.maximum(freqs, 20.0))
     noise = np.fft.irfft(spectrum, n)
-    return noise / np.sqrt(np.mean(noise**2))
+    out: np.ndarray = noise / np.sqrt(np.mean(noise**2))
+    return out
 
 
 __all__ = ["CLASSES", "SAMPLE_RATE", "WORDS", "background", "render", "word_bank"]

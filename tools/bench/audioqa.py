@@ -139,7 +139,7 @@ def _evaluate_parallel(runs: list[Path], jobs: int) -> None:
             running.append(subprocess.Popen(argv, cwd=ROOT, env=env))
         running[0].wait()
         if running[0].returncode != 0:
-            raise SystemExit(f"evaluation failed: {running[0].args}")
+            raise SystemExit(f"evaluation failed: {running[0].args!r}")
         running.pop(0)
 
 

@@ -38,7 +38,9 @@ def test_qa_training_lowers_the_loss_and_reloads(tiny_qa: Path) -> None:
     assert losses[-1] < 0.8 * losses[0], losses
     task = load_run(tiny_qa)
     assert isinstance(task, QATask) and task.features == "event" and task.model.prefix_dim > 0
-    assert (Path(task.sed_run) / "features").is_dir()  # the frozen SED's features, cached per split
+    assert (
+        task.sed_run is not None and (Path(task.sed_run) / "features").is_dir()
+    )  # the frozen SED's features, cached per split
 
 
 def test_the_lm_learns_answers_that_depend_on_the_prefix() -> None:
@@ -66,7 +68,7 @@ def test_the_lm_learns_answers_that_depend_on_the_prefix() -> None:
         targets[targets == 0] = -100
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
     fresh, truth = examples(200)  # prefixes never seen: the model must read them
     prompts = torch.tensor([tok.prompt("is there a siren", 10)] * 200)
@@ -91,7 +93,7 @@ def test_a_study_over_the_qa_learning_rate(tiny_data: Path, tiny_sed: Path, tmp_
         with (run / "logs" / "version_0" / "metrics.csv").open() as f:
             logged = [float(r["val/acc"]) for r in csv.DictReader(f) if r.get("val/acc")]
         assert trial.value == pytest.approx(max(logged))  # SaveMetric's best val/acc reached the study
-        assert 0.0 <= trial.value <= 1.0
+        assert trial.value is not None and 0.0 <= trial.value <= 1.0
 
 
 def _lr(path: Path) -> float | None:
@@ -105,6 +107,8 @@ def test_eval_and_ask(tiny_data: Path, tiny_sed: Path, tiny_qa: Path, capsys: py
     assert main(["audioqa", "eval", str(tiny_sed)]) == 0
     scores = json.loads((tiny_sed / "results" / "eval-test.json").read_text())
     assert 0.0 <= scores["f1"] <= 1.0 and scores["clips"] == 12
+    chosen = json.loads((tiny_sed / "decoder.json").read_text())  # chosen on the validation clips, kept in the run
+    assert chosen["chosen_on"] == "val" and scores["decoder"]["source"] == chosen["source"]
     assert main(["audioqa", "eval", str(tiny_qa)]) == 0
     scores = json.loads((tiny_qa / "results" / "eval-test.json").read_text())
     assert set(scores["majority"]) >= {"existence", "overall"}
