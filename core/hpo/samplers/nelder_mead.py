@@ -66,6 +66,7 @@ from core.hpo.samplers.space import UnitBox, is_box_distribution
 ATTR = "nelder_mead"
 _LOCAL_SCALE = 0.25  # local points: N(best, (0.25 x simplex size)^2) per coordinate (tuned on BBOB instance 1)
 _GUESS_TOL = 1e-9  # a lookahead point serves a slot this close to it (unit box, max norm)
+_MODEL_POINTS = 2  # a quadratic model is fitted to this many times as many points as it has coefficients
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -82,6 +83,7 @@ class _StudyLog:
     feedable: dict[int, FeedPoint] = field(default_factory=dict)  # finished outside points
     guesses: dict[str, list[tuple[int, Array]]] = field(default_factory=dict)  # slot key -> lookahead trials
     guess_values: dict[int, float] = field(default_factory=dict)  # finished lookahead trial -> value
+    evaluated: dict[int, tuple[Array, float]] = field(default_factory=dict)  # finished trial -> (point, value)
 
 
 def _tail(trials: Sequence[FrozenTrial], start: int) -> Sequence[FrozenTrial]:
@@ -193,6 +195,10 @@ class NelderMeadSampler(BaseSampler):
         local: when nothing of the above is left, hand an idle worker a point near the best vertex at the
             simplex's scale (seeded by ``seed`` and the trial number) instead of a ``sub_sampler`` point; it
             enters the simplex only if it beats the best vertex. Serial runs never reach this.
+        model: hand an idle worker, before the step's speculative candidates, the minimizer of a quadratic
+            fitted (least squares) to the evaluated points nearest the best vertex, within the region they span,
+            when the fit is convex and its minimizer is new; like a local point, it enters the simplex only if
+            it beats the best vertex. Serial runs never reach this.
         random_start: a randomly oriented initial simplex (around ``x0`` or the centre of the box) and random
             restart simplices, seeded by ``seed``: runs with different seeds differ, also serial ones.
         sub_sampler: samples categorical parameters, parameters outside ``search_space``, enqueued trials'
@@ -220,6 +226,7 @@ class NelderMeadSampler(BaseSampler):
         restart_step: float = 0.1,
         speculate: bool = True,
         local: bool = True,
+        model: bool = True,
         random_start: bool = False,
         sub_sampler: BaseSampler | None = None,
         seed: int | None = None,
@@ -248,6 +255,7 @@ class NelderMeadSampler(BaseSampler):
         }
         self._speculate = speculate
         self._local = local
+        self._model = model
         self._random_start = random_start
         self._sub_sampler = sub_sampler
         self._seed = seed if seed is not None else 0
@@ -357,13 +365,15 @@ class NelderMeadSampler(BaseSampler):
                 contiguous = False
             value = sign * float(t.value) if t.state == TrialState.COMPLETE and t.value is not None else math.inf
             key = role.get("key") if role is not None else None
+            point = run.box.to_unit(t.params)
+            if point is not None and math.isfinite(value):
+                log.evaluated[number] = (point, value)
             if key is not None and log.claims.get(key) == number:
                 log.values[key] = value
                 continue
             if role is not None and role.get("guess"):
                 log.guess_values[number] = value
             # sub-sampled, enqueued, probe, foreign or duplicate: an outside point that may feed the simplex
-            point = run.box.to_unit(t.params)
             if point is not None and math.isfinite(value):
                 log.feedable[number] = FeedPoint(number, point, value)
 
@@ -436,10 +446,17 @@ class NelderMeadSampler(BaseSampler):
                 guesses = [s for s in lookahead if not run.guessed(s) and s.key not in run.log.claims]
                 # the step's own points first (required, then its speculative candidates, most needed first),
                 # then guesses of the next reflection; a guess is used only if the next step asks for its point
+                # the step's required points first; then the minimizer of a quadratic model (when there is a
+                # new one); then the step's speculative candidates (most needed first); then guesses of the next
+                # reflection (used only if the next step asks for that very point); then a local point
                 order = [(s, False) for s in wanted if s.key in required]
-                order += [(s, False) for s in wanted if s.key not in required]
-                order += [(s, True) for s in guesses]
-                if order:
+                model = None
+                if not order and self._model and run.planner.simplex is not None:
+                    model = self._model_point(run)
+                order += [(s, False) for s in wanted if s.key not in required] + [(s, True) for s in guesses]
+                if model is not None:
+                    role = {"role": "local", "x": model, "model": True}
+                elif order:
                     slot, guess = order[0]
                     role = {"key": slot.key, "x": [float(u) for u in slot.point]}
                     if guess:
@@ -452,6 +469,48 @@ class NelderMeadSampler(BaseSampler):
         except BaseException:
             self._runs.pop(key, None)  # never keep a planner that may disagree with the storage
             raise
+
+    def _model_point(self, run: _Run) -> list[float] | None:
+        """The minimizer of a quadratic fitted to the evaluated points nearest the best vertex, inside the
+        region those points span; ``None`` without enough points, without a convex fit, or when a trial
+        already holds (or held) that point."""
+        simplex = run.planner.simplex
+        assert simplex is not None
+        log = run.log
+        dim = run.box.dim
+        n_features = 1 + dim + dim * (dim + 1) // 2
+        if len(log.evaluated) < n_features + 1:
+            return None
+        best = simplex[0]
+        points = np.array([p for p, _ in log.evaluated.values()])
+        values = np.array([v for _, v in log.evaluated.values()])
+        distance = np.linalg.norm(points - best, axis=1)
+        nearest = np.argsort(distance, kind="stable")[: min(len(points), _MODEL_POINTS * n_features)]
+        radius = float(distance[nearest].max())
+        if not radius > 0:
+            return None
+        z = (points[nearest] - best) / radius
+        rows, cols = np.triu_indices(dim)
+        design = np.hstack([np.ones((len(z), 1)), z, z[:, rows] * z[:, cols]])
+        coef, *_ = np.linalg.lstsq(design, values[nearest] - values[nearest].min(), rcond=None)
+        gradient = coef[1 : 1 + dim]
+        hessian = np.zeros((dim, dim))
+        hessian[rows, cols] = coef[1 + dim :]
+        hessian = hessian + hessian.T  # diagonal doubled: d2/dz2 of c z^2 is 2c
+        if not np.all(np.isfinite(hessian)) or np.linalg.eigvalsh(hessian).min() <= 1e-12 * max(
+            1.0, float(np.abs(hessian).max())
+        ):
+            return None
+        step = -np.linalg.solve(hessian, gradient)
+        norm = float(np.linalg.norm(step))
+        if norm > 1.0:
+            step /= norm
+        point = np.clip(best + radius * step, 0.0, 1.0)
+        tol = 1e-6 * radius
+        taken = [np.asarray(r["x"]) for r in log.roles.values() if r.get("model")]
+        if any(float(np.max(np.abs(point - x))) <= tol for x in (*taken, *points[nearest[:1]])):
+            return None
+        return [float(u) for u in point]
 
     def _local_point(self, run: _Run, number: int) -> list[float]:
         """A point near the best vertex, at the simplex's scale: an idle worker's most useful guess."""
