@@ -8,8 +8,10 @@ runs/robots/frontend/train``). Writes ``tools/bench/results/frontend.json``:
 - ``doa_mae_deg_srp``, ``doa_mae_deg_music``: mean absolute azimuth error of our SRP-PHAT and MUSIC on the
   mixture's covariance, one source, RT60 0.3 s (the ``doa`` split); ``*_pra``: pyroomacoustics' SRP and MUSIC on
   the same STFTs; ``doa_mae_deg_srp_masked``: SRP-PHAT on the network's speech covariance.
-- ``sisdri_ours`` (mask MVDR with the trained network, utterance-level), ``sisdri_ours_streaming`` (the node's
-  block-online path), ``sisdri_fastmnmf2``, ``sisdri_auxiva``, ``sisdri_oracle_mvdr``: mean SI-SDR improvement (dB)
+- ``sisdri_ours`` (mask MVDR with the trained network's masks, refined offline by cACGMM EM as
+  :class:`~apps.robots.frontend.enhance.Frontend` does by default, utterance-level), ``sisdri_ours_streaming`` (the
+  node's block-online path: the network's masks alone), ``sisdri_cacgmm_teacher`` (the network's training teacher
+  on its own), ``sisdri_fastmnmf2``, ``sisdri_auxiva``, ``sisdri_oracle_mvdr``: mean SI-SDR improvement (dB)
   over the ``test`` split (two speakers + diffuse noise, held-out voices), the same oracle speaker assignment for
   all; ``*_ci95_*``: paired 95 % intervals of ours minus each peer.
 - ``command_acc_clean`` (each utterance's reverberant image at mic 0), ``command_acc_mixture`` (mic 0),
@@ -75,6 +77,7 @@ def _separation(data: Path, frontend: Any, limit: int) -> dict[str, float]:
         paired_interval,
         samples,
         separate_auxiva,
+        separate_cacgmm,
         separate_fastmnmf2,
         sisdr_improvement,
     )
@@ -85,6 +88,7 @@ def _separation(data: Path, frontend: Any, limit: int) -> dict[str, float]:
         "ours_streaming": lambda m, s: stream.run(m)[None],
         "auxiva": lambda m, s: separate_auxiva(m),
         "fastmnmf2": lambda m, s: separate_fastmnmf2(m, n_src=3),
+        "cacgmm_teacher": lambda m, s: separate_cacgmm(m, frontend.mics),
         "oracle_mvdr": lambda m, s: oracle_mvdr(m, s["clean"], s["noise"]),
     }
     scores: dict[str, list[float]] = {k: [] for k in methods}
@@ -106,7 +110,7 @@ def _separation(data: Path, frontend: Any, limit: int) -> dict[str, float]:
     out: dict[str, float] = {f"sisdri_{k}": float(np.mean(v)) for k, v in scores.items()}
     out["sisdri_n"] = len(scores["ours"])
     out |= {f"cpu_s_per_mixture_{k}": v / max(len(scores["ours"]), 1) for k, v in seconds.items()}
-    for peer in ("fastmnmf2", "auxiva", "oracle_mvdr"):
+    for peer in ("fastmnmf2", "auxiva", "cacgmm_teacher", "oracle_mvdr"):
         mean, low, high = paired_interval(np.array(scores["ours"]), np.array(scores[peer]))
         out[f"sisdri_ours_minus_{peer}"] = mean
         out[f"sisdri_ours_minus_{peer}_ci95_low"] = low

@@ -29,9 +29,12 @@ import torch
 from numpy.typing import NDArray
 
 from apps.robots.frontend import functional as F
+from apps.robots.frontend.clustering import refine_masks
 from core.errors import UserError
 
 AZIMUTHS = np.arange(0.0, 360.0, 1.0)
+REFINE_ITERATIONS = 0
+"""Offline cACGMM refinement rounds by default (chosen on a development split, see the README)."""
 
 
 class Frontend:
@@ -39,17 +42,22 @@ class Frontend:
 
     Args:
         task: A :class:`~apps.robots.frontend.task.FrontendTask` (weights loaded).
+        refine_iterations: cACGMM EM rounds (:func:`~apps.robots.frontend.clustering.refine_masks`) started from
+            the network's masks before beamforming; 0 uses the network's masks as they are.
     """
 
-    def __init__(self, task: Any) -> None:
+    def __init__(self, task: Any, refine_iterations: int = REFINE_ITERATIONS) -> None:
         self.task = task.eval()
+        self.refine_iterations = refine_iterations
         self.n_fft = int(task.n_fft)
         self.hop = int(task.hop)
         self.fs = int(task.fs)
         self.mics = task.array.positions()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, checkpoint: str = "best") -> Frontend:
+    def from_run(
+        cls, run_dir: str | Path, checkpoint: str = "best", refine_iterations: int = REFINE_ITERATIONS
+    ) -> Frontend:
         """The front-end of a ``train-frontend`` run directory; a missing run is a :class:`UserError`."""
         from core.train import load_run
 
@@ -59,7 +67,7 @@ class Frontend:
                 where=str(run_dir),
                 hint="train one: kakehashi robots train-frontend apps/robots/frontend/config/train.yaml --run-dir DIR",
             )
-        return cls(load_run(run_dir, checkpoint))
+        return cls(load_run(run_dir, checkpoint), refine_iterations)
 
     @classmethod
     def untrained(cls, seed: int = 0, **model: Any) -> Frontend:
@@ -74,21 +82,17 @@ class Frontend:
         return F.stft(mixture, self.n_fft, self.hop)
 
     def masks(self, X: NDArray[np.complexfloating]) -> NDArray[np.float64]:
-        """Masks ``(K, F, T)`` of an STFT ``(C, F, T)``; the last component is the diffuse noise."""
+        """Masks ``(K, F, T)`` of an STFT ``(C, F, T)``, the network's refined by ``refine_iterations`` of cACGMM
+        EM; the last component is the diffuse noise."""
         scale = np.sqrt(np.mean(np.abs(X) ** 2)) + 1e-8
         with torch.no_grad():
             masks, _ = self.task(torch.from_numpy((X / scale).astype(np.complex64))[None])
-        return np.asarray(masks[0].double().numpy())
+        return refine_masks(X, np.asarray(masks[0].double().numpy()), self.refine_iterations)
 
     def separate(self, mixture: NDArray[np.floating]) -> NDArray[np.float64]:
         """One MVDR output per speaker component ``(K - 1, N)``, at the reference microphone's level."""
         X = self.stft(mixture)
-        masks = self.masks(X)
-        outputs = []
-        for k in range(masks.shape[0] - 1):
-            weights = F.mvdr_souden(F.spatial_covariance(X, masks[k]), F.spatial_covariance(X, 1.0 - masks[k]))
-            outputs.append(F.istft(F.apply_beamformer(weights, X), self.n_fft, self.hop, length=mixture.shape[-1]))
-        return np.stack(outputs)
+        return F.mask_mvdr(X, self.masks(X)[:-1], self.n_fft, self.hop, mixture.shape[-1])
 
     def dominant(self, X: NDArray[np.complexfloating], masks: NDArray[np.float64]) -> int:
         """The speaker component that holds the most power."""
@@ -100,8 +104,7 @@ class Frontend:
         X = self.stft(mixture)
         masks = self.masks(X)
         k = self.dominant(X, masks)
-        weights = F.mvdr_souden(F.spatial_covariance(X, masks[k]), F.spatial_covariance(X, 1.0 - masks[k]))
-        return F.istft(F.apply_beamformer(weights, X), self.n_fft, self.hop, length=mixture.shape[-1])
+        return np.asarray(F.mask_mvdr(X, masks[k : k + 1], self.n_fft, self.hop, mixture.shape[-1])[0])
 
     def doa(self, mixture: NDArray[np.floating], method: str = "srp") -> float:
         """Azimuth (degrees) of the dominant speaker: SRP-PHAT or MUSIC on its mask-weighted covariance."""

@@ -81,11 +81,19 @@ def oracle_masks(clean: Array, noise: Array, n_fft: int = 512, hop: int = 256) -
 def oracle_mvdr(mixture: Array, clean: Array, noise: Array, n_fft: int = 512, hop: int = 256) -> NDArray[np.float64]:
     """Souden MVDR from oracle masks: the ceiling of any mask-based MVDR, ``(S, N)``."""
     X = F.stft(mixture, n_fft, hop)
-    outputs = []
-    for mask in oracle_masks(clean, noise, n_fft, hop):
-        w = F.mvdr_souden(F.spatial_covariance(X, mask), F.spatial_covariance(X, 1.0 - mask))
-        outputs.append(F.istft(F.apply_beamformer(w, X), n_fft, hop, length=mixture.shape[-1]))
-    return np.stack(outputs)
+    return F.mask_mvdr(X, oracle_masks(clean, noise, n_fft, hop), n_fft, hop, mixture.shape[-1])
+
+
+def separate_cacgmm(
+    mixture: Array, mics: Array, fs: int = 16000, n_fft: int = 512, hop: int = 256
+) -> NDArray[np.float64]:
+    """The training teacher on its own: cACGMM masks (:func:`~apps.robots.frontend.clustering.teacher_masks`, two
+    speakers) → Souden MVDR, ``(2, N)``."""
+    from apps.robots.frontend.clustering import teacher_masks
+
+    X = F.stft(mixture, n_fft, hop)
+    masks = teacher_masks(X, np.asarray(mics, dtype=np.float64), fs, n_fft)
+    return F.mask_mvdr(X, masks[:-1], n_fft, hop, mixture.shape[-1])
 
 
 def paired_interval(a: Array, b: Array, level: float = 0.95) -> tuple[float, float, float]:
@@ -109,6 +117,7 @@ __all__ = [
     "paired_interval",
     "samples",
     "separate_auxiva",
+    "separate_cacgmm",
     "separate_fastmnmf2",
     "sisdr_improvement",
 ]

@@ -230,6 +230,21 @@ def mvdr_souden(scm_speech: Complex, scm_noise: Complex, ref: int = 0, diag_load
     return np.asarray(numerator[..., ref] / trace[:, None])
 
 
+def mask_mvdr(X: Complex, masks: Array, n_fft: int, hop: int, length: int) -> NDArray[np.float64]:
+    """One Souden MVDR output per mask ``(K, F, T)`` on ``X`` ``(C, F, T)``, ``(K, length)``: the speech SCM weighted
+    by the mask, the noise SCM by its complement.
+
+    >>> X = stft(np.tile(np.sin(np.arange(4000) / 5.0), (2, 1)), 512, 256)
+    >>> mask_mvdr(X, np.full((1, *X.shape[1:]), 0.5), 512, 256, 4000).shape
+    (1, 4000)
+    """
+    outputs = []
+    for mask in masks:
+        weights = mvdr_souden(spatial_covariance(X, mask), spatial_covariance(X, 1.0 - mask))
+        outputs.append(istft(apply_beamformer(weights, X), n_fft, hop, length=length))
+    return np.stack(outputs)
+
+
 def apply_beamformer(weights: Complex, X: Complex) -> Complex:
     """``y_ft = w_fᴴ x_ft``: weights ``(F, C)`` (or ``(F, T, C)`` time-varying) on ``X`` ``(C, F, T)`` → ``(F, T)``.
 
@@ -306,6 +321,7 @@ __all__ = [
     "diffuse_noise",
     "find_peaks_circular",
     "istft",
+    "mask_mvdr",
     "music_spectrum",
     "mvdr_souden",
     "n_frames",

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -124,6 +125,24 @@ def fca_nll(X: Tensor, masks: Tensor, noise_scm: Tensor, floor: float = 1e-3) ->
     return (logdet + quad - channels * torch.log(power)).mean()  # − C log p: a constant that keeps it near 0
 
 
+def teacher_kl(masks: Tensor, teacher: Tensor, eps: float = 1e-6) -> Tensor:
+    """Mean KL divergence per bin from ``teacher`` masks to ``masks`` (both ``(B, K, F, T)``, the noise last), in
+    the order of the speakers that makes it smallest, chosen per mixture (the teacher's speaker order is arbitrary).
+
+    >>> t = torch.tensor([0.7, 0.2, 0.1]).reshape(1, 3, 1, 1)
+    >>> float(teacher_kl(t[:, [1, 0, 2]], t)) < 1e-5  # the swapped speakers are found
+    True
+    """
+    speakers = masks.shape[1] - 1
+    log_masks = torch.log(masks.clamp_min(eps))
+    entropy = (teacher * torch.log(teacher.clamp_min(eps))).sum(1).mean((1, 2))  # (B,)
+    per_order = [
+        entropy - (teacher[:, [*order, speakers]] * log_masks).sum(1).mean((1, 2))
+        for order in itertools.permutations(range(speakers))
+    ]
+    return torch.stack(per_order).min(0).values.mean()
+
+
 def gaussian_terms(Y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """``log det Y`` and ``xᴴ Y⁻¹ x`` for Hermitian positive definite ``Y`` ``(..., C, C)`` and ``x`` ``(..., C)``.
 
@@ -169,4 +188,4 @@ def _gaussian_terms(element: Callable[[int, int], Tensor], x: list[Tensor]) -> t
     return logdet, quad  # type: ignore[return-value]
 
 
-__all__ = ["MaskNet", "fca_nll", "features", "gaussian_terms", "speaker_covariances"]
+__all__ = ["MaskNet", "fca_nll", "features", "gaussian_terms", "speaker_covariances", "teacher_kl"]

@@ -15,15 +15,19 @@ h5py = pytest.importorskip("h5py")
 from apps.robots.frontend import functional as F  # noqa: E402
 from apps.robots.frontend.enhance import Frontend, StreamingFrontend  # noqa: E402
 from apps.robots.frontend.model import MaskNet  # noqa: E402
-from apps.robots.frontend.task import FrontendTask, MixtureDataModule, MixtureDataset  # noqa: E402
+from apps.robots.frontend.task import FrontendTask, MixtureDataModule, MixtureDataset, TeacherSpec  # noqa: E402
 
 from .conftest import TRAIN_YAML, tiny_overrides  # noqa: E402
 
 
-def test_a_short_training_run_lowers_the_loss(tiny_data: dict[str, Path]) -> None:
+@pytest.mark.parametrize("objective", ["teacher", "fca"])
+def test_a_short_training_run_lowers_the_loss(tiny_data: dict[str, Path], objective: str) -> None:
     torch.manual_seed(0)
-    task = FrontendTask(model=MaskNet(hidden=16))
-    batch = torch.stack([MixtureDataset(tiny_data["train"])[i][:, :16000] for i in range(3)])
+    task = FrontendTask(model=MaskNet(hidden=16), objective=objective)
+    data = MixtureDataset(tiny_data["train"], crop=16000, teacher=TeacherSpec(iterations=3))
+    items = [data[i] for i in range(3)]
+    batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+    assert batch["teacher"].shape == (3, 3, 257, F.n_frames(16000, 512, 256))
     optimizer = torch.optim.Adam(task.parameters(), lr=1e-2)
     with torch.no_grad():
         before = float(task.loss(batch))
@@ -75,6 +79,17 @@ def test_the_training_path_never_reads_clean_signals(
     with h5py.File(data) as f:  # and the recorder does see a clean read when one happens
         f[next(iter(f))]["clean"]
     assert any(name.endswith("clean") for name in opened)
+
+
+def test_teacher_masks_of_a_crop_are_those_of_the_whole_mixture(tiny_data: dict[str, Path]) -> None:
+    whole = MixtureDataset(tiny_data["train"], teacher=TeacherSpec(iterations=2))[0]
+    cropped = MixtureDataset(tiny_data["train"], crop=8000, seed=3, teacher=TeacherSpec(iterations=2))
+    item = cropped[0]
+    start = next(
+        s for s in range(0, 24001 - 8000, 256) if torch.equal(whole["mixture"][:, s : s + 8000], item["mixture"])
+    )
+    assert item["teacher"].shape[-1] == F.n_frames(8000, 512, 256)
+    assert torch.equal(item["teacher"], whole["teacher"][..., start // 256 : start // 256 + item["teacher"].shape[-1]])
 
 
 def test_datamodule_reports_a_missing_file(tmp_path: Path) -> None:
