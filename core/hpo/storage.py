@@ -12,6 +12,11 @@ Several runner processes may share one storage. Before each ``ask`` a runner tak
 ``pg_advisory_lock`` for PostgreSQL), counts the trials, asks, tags the new trial and releases it; a runner that
 dies while holding it releases it with its process (the kernel drops the ``flock``, the server ends the session).
 
+A journal file is written under Optuna's own lock, a symbolic link ``<journal>.lock`` that a killed writer leaves
+behind; Optuna's waiters break it only after 30 s without a write. :class:`JournalLock` is the same lock (plain
+Optuna processes and ours exclude each other) that also records its holder, so a waiter breaks a lock whose
+holder is a dead process of this host at once, with a warning.
+
 Example:
     >>> import tempfile, pathlib
     >>> run_dir = pathlib.Path(tempfile.mkdtemp())
@@ -30,18 +35,21 @@ import importlib.util
 import json
 import logging
 import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import ConfigError, DependencyError, UserError
 from core.files import write_atomic
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages.journal._file import BaseJournalFileLock
 
 JOURNAL_NAME = "study.journal"
 log = logging.getLogger(__name__)
@@ -149,6 +157,149 @@ class PostgresAdvisoryLock(BudgetLock):
             self._engine = None
 
 
+class JournalLock:
+    """Optuna's journal lock (``optuna.storages.journal.JournalFileSymlinkLock``) that knows its holder.
+
+    Taking it creates the symbolic link ``<journal>.lock`` exactly as Optuna does, so runners and plain Optuna
+    processes (``optuna-dashboard``, a script) exclude each other, then records the holder (host, pid, the link's
+    inode and change time) in ``<journal>.lock.holder``. A waiter that finds the link held by a process of this
+    host that no longer runs (killed mid-write) removes it at once and logs a warning; otherwise it waits, and
+    breaks a lock that has seen no journal write for ``grace_period`` seconds, as Optuna does (a holder on another
+    host, or one killed before it could record itself).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> journal = pathlib.Path(tempfile.mkdtemp()) / "study.journal"
+        >>> _ = journal.write_bytes(b"")
+        >>> lock = JournalLock(str(journal))
+        >>> lock.acquire(), journal.with_name("study.journal.lock").is_symlink()
+        (True, True)
+        >>> lock.release()
+    """
+
+    def __init__(self, filepath: str, grace_period: float = 30.0) -> None:
+        from optuna.storages.journal._file import LOCK_FILE_SUFFIX
+
+        self._target = filepath
+        self._lock_file = filepath + LOCK_FILE_SUFFIX
+        self._holder_file = self._lock_file + ".holder"
+        self.grace_period = grace_period
+
+    def acquire(self) -> bool:
+        """Take the lock, waiting as long as a live holder keeps it."""
+        delay, seen, since = 0.001, None, time.monotonic()
+        while True:
+            try:
+                os.symlink(self._target, self._lock_file)
+            except FileExistsError:
+                if self._break_if_holder_is_dead():
+                    delay = 0.001
+                    continue
+                try:
+                    written = os.stat(self._lock_file).st_mtime  # the journal's: the link points to it
+                except OSError:
+                    written = None
+                if written != seen:
+                    seen, since = written, time.monotonic()
+                elif time.monotonic() - since > self.grace_period:
+                    log.warning("%s: held for %.0f s without a journal write; breaking it", self._lock_file,
+                                self.grace_period)  # fmt: skip
+                    self._remove()
+                    since = time.monotonic()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            try:
+                self._record_holder()
+            except BaseException:
+                self.release()
+                raise
+            return True
+
+    def release(self) -> None:
+        """Give the lock back (the holder record first, so that no waiter reads a record without its link)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self._holder_file)
+        if not self._remove():
+            raise RuntimeError("Error: did not possess lock")
+
+    def as_optuna_lock(self) -> BaseJournalFileLock:
+        """This lock, typed as what ``JournalFileBackend(lock_obj=...)`` takes (it has the same two methods; it is
+        not a subclass only so that importing this module does not import Optuna)."""
+        return cast("BaseJournalFileLock", self)
+
+    def _record_holder(self) -> None:
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "link": _identity(self._lock_file)}
+        temporary = f"{self._holder_file}.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:  # no fsync: a host crash ends every holder anyway
+            handle.write(json.dumps(record))
+        os.replace(temporary, self._holder_file)
+
+    def _break_if_holder_is_dead(self) -> bool:
+        """Remove the link if its recorded holder is a dead process of this host; True if the link is gone."""
+        try:
+            with open(self._holder_file, encoding="utf-8") as handle:
+                holder = json.loads(handle.read())
+            link = _identity(self._lock_file)
+        except FileNotFoundError:
+            return not os.path.lexists(self._lock_file)
+        except (OSError, ValueError):
+            return False
+        if not isinstance(holder, dict) or holder.get("link") != link or holder.get("host") != socket.gethostname():
+            return False  # a record of another link (a new holder not yet recorded), or a holder on another host
+        pid = holder.get("pid")
+        if not isinstance(pid, int) or process_alive(pid):
+            return False
+        if self._remove(link):
+            log.warning("%s: its holder (pid %d on this host) has died; lock broken", self._lock_file, pid)
+        return True
+
+    def _remove(self, link: list[int] | None = None) -> bool:
+        """Remove the link (only the one ``link`` identifies, when given) as Optuna does: rename it away, unlink."""
+        from optuna.storages.journal._file import RENAME_FILE_SUFFIX
+
+        moved = f"{self._lock_file}{uuid.uuid4()}{RENAME_FILE_SUFFIX}"
+        try:
+            os.rename(self._lock_file, moved)
+        except OSError:
+            return False
+        # a new holder took it just now: put it back (the rename changed the link's ctime, not its inode)
+        if link is not None and os.lstat(moved).st_ino != link[0]:
+            with contextlib.suppress(OSError):
+                os.link(moved, self._lock_file, follow_symlinks=False)
+            os.unlink(moved)
+            return False
+        os.unlink(moved)
+        return True
+
+
+def _identity(link: str) -> list[int]:
+    """What tells one lock link from the next: its inode and change time (a new link may reuse the inode)."""
+    status = os.lstat(link)
+    return [status.st_ino, status.st_ctime_ns]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, killed and not yet reaped, does not).
+
+    Example:
+        >>> process_alive(os.getpid())
+        True
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            state = handle.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
 @dataclass
 class OpenedStorage:
     storage: optuna.storages.BaseStorage
@@ -229,7 +380,7 @@ def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
             _check_journal(path, repair=not read_only)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path))
+        backend = JournalFileBackend(str(path), lock_obj=JournalLock(str(path)).as_optuna_lock())
         storage = JournalStorage(backend)
     except OSError as exc:
         raise UserError(f"cannot open the journal file: {exc.strerror or exc}", where=str(path)) from None
@@ -245,7 +396,6 @@ def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
 def _check_journal(path: Path, repair: bool) -> None:
     """Refuse a file that is not an Optuna journal; repair a torn last record (a writer killed mid-line), which
     would otherwise poison the next append. The cut bytes are kept in ``<journal>.torn-<time>``."""
-    from optuna.storages.journal import JournalFileSymlinkLock
     from optuna.storages.journal._file import get_lock_file
 
     with path.open("rb") as f:
@@ -265,7 +415,7 @@ def _check_journal(path: Path, repair: bool) -> None:
         log.warning("%s: its last record is torn (a writer was killed mid-line); reading without it", path)
         return
     # under the journal's own lock: no runner is appending while we cut
-    with get_lock_file(JournalFileSymlinkLock(str(path))), path.open("r+b") as f:
+    with get_lock_file(JournalLock(str(path)).as_optuna_lock()), path.open("r+b") as f:
         data = f.read()
         keep = data.rfind(b"\n") + 1
         if keep == len(data):
