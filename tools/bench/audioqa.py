@@ -45,7 +45,7 @@ TYPES = ("existence", "counting", "order", "timing", "duration", "loudness")
 KINDS = {"event": "event", "frame": "frame", "question_only": "none"}
 
 SIZES = {
-    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 1.0, "sed_epochs": 20, "qa_epochs": 20},
+    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 1.0, "sed_epochs": 20, "qa_epochs": 12},
     "full": {"train": 3000, "val": 300, "test": 500, "qa_per_clip": 1.0, "sed_epochs": 60, "qa_epochs": 40},
 }
 
