@@ -10,13 +10,19 @@ operator's behaviour labels on 10 held-out episodes of the scripted team (every 
 
     python tools/bench/imitation.py [--seeds 3] [--episodes 50] [--work-dir DIR]
     python tools/bench/imitation.py --quick            # 1 seed, 10 episodes, 20 epochs: a smoke run
+    python tools/bench/imitation.py --first-seed 500 --episodes 100 --output val.json   # validation seeds
+
+Design choices (the policy's form, the losses, which checkpoint is evaluated) are made on the validation seeds
+500..599, never on the evaluation seeds 0..49 that the results JSON reports.
 
 Writes tools/bench/results/imitation.json. Figures: ``moe_over_expert_boxes``, ``single_lstm_over_expert_boxes``,
 ``random_over_expert_boxes`` (boxes stored per episode over the expert's, mean over training seeds; ``_std``: the
 spread over training seeds, ``_min``/``_max``), the boxes per episode and success rates themselves,
 ``moe_round0_over_expert_boxes`` (the round-0 policy, 5 demonstrations), ``moe_minus_single_boxes`` with a 95%
 interval over evaluation episodes (paired: per episode, the mean over training seeds), ``gate_nmi`` (mean and
-spread over seeds), parameter counts, versions, core count and wall time.
+spread over seeds), ``gate_least_used_expert_share`` (the share of those steps on which the least chosen expert is
+the gate's argmax: near 0 means the gate collapsed onto fewer experts), parameter counts, versions, core count and
+wall time.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3, help="training seeds")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="first evaluation seed (500: the validation seeds, for choices)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     parser.add_argument("--work-dir", default=None, help="where demonstrations and runs go (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 10 episodes, 20 epochs")
@@ -50,6 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.episodes, args.epochs = 1, 10, 20
+    if args.first_seed < 0 or args.first_seed + args.episodes > 1000:
+        parser.error("evaluation seeds must lie in 0..999 (demonstrations use 1000+)")
 
     import torch
 
@@ -61,6 +72,7 @@ def main() -> None:
     from apps.robots.imitation.evaluation import (
         evaluate_policy,
         expert_episodes,
+        gate_choices,
         gate_nmi,
         load_policy,
     )
@@ -73,7 +85,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     base = ["trainer.enable_progress_bar=false"] + ([f"trainer.max_epochs={args.epochs}"] if args.epochs else [])
     env = env_config(load_config(CONFIG, base))
-    seeds = list(range(args.episodes))
+    seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     rounds = (5, 5)
 
     def boxes(policy: str) -> np.ndarray:
@@ -93,7 +105,7 @@ def main() -> None:
     random_boxes = boxes("random")
     gate_obs, gate_labels = expert_episodes(env, range(3000, 3010))
 
-    moe, moe0, single, nmi = [], [], [], []
+    moe, moe0, single, nmi, usage = [], [], [], [], []
     counts: dict[str, int] = {}
     for seed in range(args.seeds):
         t = time.perf_counter()
@@ -116,9 +128,11 @@ def main() -> None:
         single.append(boxes(str(folder / "single")))
         model = load_policy(runs[-1], env.n_robots)
         nmi.append(gate_nmi(model, gate_obs, gate_labels))
+        chosen = np.concatenate(gate_choices(model, gate_obs))
+        usage.append(float(np.bincount(chosen, minlength=model.n_experts).min() / len(chosen)))
         counts["moe_parameters"] = count_parameters(model)
         counts["single_lstm_parameters"] = count_parameters(load_policy(folder / "single", env.n_robots))
-        print(f"  gate NMI {nmi[-1]:.3f}", flush=True)
+        print(f"  gate NMI {nmi[-1]:.3f}, least used expert {usage[-1]:.3f} of the steps", flush=True)
 
     expert_mean = float(expert.mean())
 
@@ -150,10 +164,12 @@ def main() -> None:
         "moe_minus_single_boxes_ci95_high": float(difference.mean()) + half,
         "gate_nmi": statistics.fmean(nmi),
         "gate_nmi_std": statistics.stdev(nmi) if len(nmi) > 1 else 0.0,
+        "gate_least_used_expert_share": statistics.fmean(usage),
         **counts,
         "n_demonstrations": sum(rounds),
         "n_training_seeds": args.seeds,
         "n_eval_episodes": args.episodes,
+        "eval_first_seed": args.first_seed,
         "n_robots": env.n_robots,
         "n_boxes": env.n_boxes,
         "wall_s": round(time.perf_counter() - started, 1),

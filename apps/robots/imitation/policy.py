@@ -34,6 +34,7 @@ class PolicyOutput(NamedTuple):
     actions: Tensor  # (batch, time, 2) in [-1, 1]
     gate_logits: Tensor | None  # (batch, time, K) for the mixture
     state: LSTMState
+    proposals: Tensor | None = None  # (batch, time, K, 2): each expert's action, for the mixture
 
 
 def _head(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
@@ -52,22 +53,29 @@ class MoELSTMPolicy(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, hidden: int = 48, n_experts: int = 3, head_hidden: int = 32, action_dim: int = 2
+        self,
+        obs_dim: int,
+        hidden: int = 48,
+        n_experts: int = 3,
+        head_hidden: int = 32,
+        action_dim: int = 2,
     ) -> None:
         super().__init__()
         self.obs_dim = obs_dim
         self.n_experts = n_experts
         self.lstm = nn.LSTM(obs_dim, hidden, batch_first=True)
         self.experts = nn.ModuleList(_head(hidden + obs_dim, head_hidden, action_dim) for _ in range(n_experts))
-        self.gate = nn.Linear(hidden, n_experts)
+        # which behaviour applies is a nonlinear function of what the robot sees now (is a box inside the scoop?),
+        # so the gate is a head like the experts, on the same input, not a linear map of the LSTM state
+        self.gate = _head(hidden + obs_dim, head_hidden, n_experts)
 
     def forward(self, obs: Tensor, state: LSTMState | None = None) -> PolicyOutput:
         features, state = self.lstm(obs, state)
         joined = torch.cat([features, obs], dim=-1)
         proposals = torch.stack([torch.tanh(expert(joined)) for expert in self.experts], dim=-2)  # (B, T, K, A)
-        gate_logits = self.gate(features)
+        gate_logits = self.gate(joined)
         weights = torch.softmax(gate_logits, dim=-1).unsqueeze(-1)
-        return PolicyOutput((weights * proposals).sum(dim=-2), gate_logits, state)
+        return PolicyOutput((weights * proposals).sum(dim=-2), gate_logits, state, proposals)
 
 
 class LSTMPolicy(nn.Module):
@@ -119,7 +127,13 @@ def matched_lstm_hidden(reference: nn.Module, obs_dim: int, head_hidden: int = 9
 
 
 def single_lstm_like(
-    obs_dim: int, hidden: int = 48, n_experts: int = 3, head_hidden: int = 32, action_dim: int = 2
+    obs_dim: int,
+    hidden: int = 48,
+    n_experts: int = 3,
+    head_hidden: int = 32,
+    action_dim: int = 2,
+    gate_sees_obs: bool = False,
+    select: bool = False,
 ) -> LSTMPolicy:
     """The single-LSTM baseline for a mixture of these arguments: one head as wide as all the experts together,
     and the LSTM width that gives the same parameter count. Takes the mixture's arguments, so a config switches

@@ -1,8 +1,12 @@
-"""Behaviour cloning as a core.train task: action regression plus, for the mixture, a gate taught by the labels.
+"""Behaviour cloning as a core.train task: action regression plus, for the mixture, a gate and experts taught by
+the behaviour labels.
 
-``loss = MSE(actions, operator's commands) + gate_weight · CE(gate logits, behaviour labels)`` over the real
-(unpadded) steps; steps without a label (``-1``) add no gate term, and a single LSTM (no gate) has none. Logged:
-``{train,val}/loss``, ``/bc`` (the MSE) and, for the mixture, ``/gate_acc``.
+``loss = MSE(actions, operator's commands) + gate_weight · CE(gate logits, labels)
++ expert_weight · MSE(the labelled behaviour's expert's action, operator's command)`` over the real (unpadded)
+steps. The last term specialises expert k on the steps of behaviour k (explore, collect, store), so that the
+gate's choice is a choice among behaviours, not among interchangeable heads. Steps without a label (``-1``) add
+no gate or expert term, and a single LSTM (no gate) has neither. Logged: ``{train,val}/loss``, ``/bc`` (the
+MSE of the policy's action) and, for the mixture, ``/gate``, ``/gate_acc`` and ``/expert``.
 
 Example:
     >>> import torch
@@ -11,7 +15,7 @@ Example:
     >>> batch = {"obs": torch.zeros(2, 5, 6), "action": torch.zeros(2, 5, 2),
     ...          "label": torch.zeros(2, 5, dtype=torch.long), "mask": torch.ones(2, 5, dtype=torch.bool)}
     >>> sorted(task.losses(batch))
-    ['bc', 'gate', 'gate_acc', 'loss']
+    ['bc', 'expert', 'gate', 'gate_acc', 'loss']
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -33,6 +38,8 @@ class ImitationTask(OptimizerTask):
         n_robots: The team size the policy is trained for (checked when it is evaluated).
         gate_weight: Weight of the gate's cross-entropy against the behaviour labels (0: the gate learns from the
             action loss alone).
+        expert_weight: Weight of the labelled behaviour's expert's own action error (0: the experts learn only
+            through the gate-weighted mixture).
         optimizer, schedulers, param_groups: See :class:`~core.train.task.OptimizerTask`.
     """
 
@@ -41,6 +48,7 @@ class ImitationTask(OptimizerTask):
         model: nn.Module,
         n_robots: int,
         gate_weight: float = 0.5,
+        expert_weight: float = 0.0,
         optimizer: OptimizerFactory | None = None,
         schedulers: Sequence[Any] | None = None,
         param_groups: Sequence[Mapping[str, Any]] | None = None,
@@ -49,6 +57,7 @@ class ImitationTask(OptimizerTask):
         self.model = model
         self.n_robots = n_robots
         self.gate_weight = gate_weight
+        self.expert_weight = expert_weight
 
     def forward(self, obs: Tensor, state: Any = None) -> Any:
         return self.model(obs, state)
@@ -66,7 +75,13 @@ class ImitationTask(OptimizerTask):
                 result["gate"] = gate
                 result["gate_acc"] = (logits.argmax(-1) == labels).float().mean()
                 if self.gate_weight > 0:
-                    result["loss"] = bc + self.gate_weight * gate
+                    result["loss"] = result["loss"] + self.gate_weight * gate
+                if out.proposals is not None:
+                    chosen = out.proposals[labelled][torch.arange(len(labels)), labels]  # (steps, action)
+                    expert = ((chosen - batch["action"][labelled]) ** 2).sum(-1).mean() / 2
+                    result["expert"] = expert
+                    if self.expert_weight > 0:
+                        result["loss"] = result["loss"] + self.expert_weight * expert
         return result
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:

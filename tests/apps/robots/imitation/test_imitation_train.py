@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from apps.robots.imitation.data import DemoDataModule, collate_episodes, mirrored
@@ -13,6 +14,7 @@ from apps.robots.imitation.demos import load_demonstrations
 from apps.robots.imitation.env import EnvConfig
 from apps.robots.imitation.evaluation import evaluate_policy, expert_episodes, gate_nmi, load_policy, summarize
 from apps.robots.imitation.policy import MoELSTMPolicy, count_parameters, single_lstm_like
+from apps.robots.imitation.task import ImitationTask
 
 
 def _column(run: Path, name: str) -> list[float]:
@@ -63,8 +65,10 @@ def test_mixture_output_is_a_convex_combination_of_the_experts() -> None:
     features, _ = moe.lstm(obs)
     joined = torch.cat([features, obs], -1)
     proposals = torch.stack([torch.tanh(e(joined)) for e in moe.experts], -2)
+    torch.testing.assert_close(out.gate_logits, moe.gate(joined))  # the gate sees the LSTM state and the observation
     weights = torch.softmax(out.gate_logits, -1)
     torch.testing.assert_close(out.actions, (weights.unsqueeze(-1) * proposals).sum(-2))
+    torch.testing.assert_close(out.proposals, proposals)
     # stepping one step at a time with the carried state gives the same as the whole sequence
     state, steps = None, []
     for t in range(5):
@@ -72,6 +76,41 @@ def test_mixture_output_is_a_convex_combination_of_the_experts() -> None:
         state = step.state
         steps.append(step.actions)
     torch.testing.assert_close(torch.cat(steps, 1), out.actions)
+
+
+def test_expert_loss_trains_the_labelled_behaviours_expert_only() -> None:
+    torch.manual_seed(0)
+    moe = MoELSTMPolicy(6, hidden=8, n_experts=3, head_hidden=8)
+    task = ImitationTask(moe, n_robots=2, gate_weight=0.0, expert_weight=1.0)
+    label = torch.tensor([[0, 1, 2, -1, 1], [2, 2, -1, 0, 0]])
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 4] = False  # padding: no term although it carries a label
+    batch = {"obs": torch.randn(2, 5, 6), "action": torch.rand(2, 5, 2) * 2 - 1, "label": label, "mask": mask}
+    losses = task.losses(batch)
+    proposals = moe(batch["obs"]).proposals
+    errors = [
+        float(((proposals[b, t, label[b, t]] - batch["action"][b, t]) ** 2).sum() / 2)
+        for b in range(2)
+        for t in range(5)
+        if mask[b, t] and label[b, t] >= 0
+    ]
+    assert float(losses["expert"]) == pytest.approx(np.mean(errors), rel=1e-5)
+    assert float(losses["loss"]) == pytest.approx(float(losses["bc"] + losses["expert"]), rel=1e-5)
+    losses["expert"].backward()  # the expert term trains the experts (and the LSTM), not the gate
+    assert moe.gate[0].weight.grad is None
+    assert all(e[0].weight.grad is not None and e[0].weight.grad.any() for e in moe.experts)
+
+
+def test_single_lstm_has_no_gate_terms() -> None:
+    single = single_lstm_like(6, hidden=8, n_experts=3, head_hidden=8)
+    batch = {
+        "obs": torch.zeros(1, 4, 6),
+        "action": torch.zeros(1, 4, 2),
+        "label": torch.zeros(1, 4, dtype=torch.long),
+        "mask": torch.ones(1, 4, dtype=torch.bool),
+    }
+    losses = ImitationTask(single, n_robots=2, gate_weight=0.5, expert_weight=1.0).losses(batch)
+    assert sorted(losses) == ["bc", "loss"] and float(losses["loss"]) == float(losses["bc"])
 
 
 def test_datamodule_mirrors_and_masks(trained: dict[str, Path]) -> None:
