@@ -1,13 +1,13 @@
 """Recurrent policies: an LSTM mixture of experts, a single-LSTM baseline of the same size, and their helpers.
 
 :class:`MoELSTMPolicy` reads a robot's observations through one LSTM; K expert heads each propose wheel commands
-from the LSTM state and the current observation, and a gate (a linear layer on the LSTM state) weighs them:
-``action = Σ_k softmax(gate)_k · tanh(expert_k)``. The gate's argmax is the behaviour the policy is in.
+from the LSTM state and the current observation, and a gate (a head of the same form, on the same input) weighs
+them: ``action = Σ_k softmax(gate)_k · tanh(expert_k)``. The gate's argmax is the behaviour the policy is in.
 :class:`LSTMPolicy` is the same without experts and gate: one LSTM and one head. :func:`matched_lstm_hidden`
 picks its LSTM width so that both have the same number of parameters.
 
 Both take ``(batch, time, obs_dim)`` and an optional LSTM state and return ``PolicyOutput(actions, gate_logits,
-state)``; the single LSTM returns ``gate_logits=None``.
+state, proposals)`` (``proposals``: each expert's action); the single LSTM returns ``gate_logits=None``.
 
 Example:
     >>> import torch
@@ -114,7 +114,7 @@ def matched_lstm_hidden(reference: nn.Module, obs_dim: int, head_hidden: int = 9
 
     Example:
         >>> matched_lstm_hidden(MoELSTMPolicy(20, hidden=48, n_experts=3, head_hidden=32), 20)
-        48
+        52
     """
     target = count_parameters(reference)
 
