@@ -158,6 +158,25 @@ def evaluate_sed(
     }
 
 
+def evaluate_rules(sed_run: str | Path, data_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Exact match of :func:`~apps.audioqa.rules.rule_answer` on a SED run's detected events (no language model):
+    how much of each answer the event-level output carries. Per question type and ``overall`` (the mean of types)."""
+    from apps.audioqa.qa import accuracy_by_type, normalize
+    from apps.audioqa.rules import rule_answer
+    from apps.audioqa.sed import ClipDataset, decode_events
+
+    decoder = run_decoder(sed_run, data_dir)
+    task, outputs, _ = _sed_outputs(sed_run, data_dir, split)
+    detected = [clip for out in outputs for clip in decode_events(out, decoder, task.model.clip_seconds)]
+    questions = ClipDataset(_split_file(data_dir, split)).questions
+    correct: dict[int, list[float]] = defaultdict(list)
+    for events, text in zip(detected, questions, strict=True):
+        for q in json.loads(text):
+            answer = rule_answer(q["text"], events, task.model.clip_seconds)
+            correct[QUESTION_TYPES.index(q["type"])].append(float(normalize(answer) == normalize(q["answer"])))
+    return accuracy_by_type(correct)
+
+
 def evaluate_qa(qa_run: str | Path, split: str = "test", data_dir: str | Path | None = None) -> dict[str, Any]:
     """Exact-match accuracy of a QA run's best checkpoint on a split, per question type and overall.
 
@@ -322,6 +341,7 @@ __all__ = [
     "Answer",
     "ask",
     "evaluate_qa",
+    "evaluate_rules",
     "evaluate_sed",
     "majority_baseline",
     "read_wav",

@@ -8,15 +8,16 @@ folder; a step whose output exists is not redone, so an interrupted run resumes.
 2. train-sed, then its event-based F1 (200 ms collar) on the test clips by ``sed_eval``;
 3. train-qa on the frozen SED's event-level features, on its frame-level features, and on no audio at all
    (question only), each with ``--seeds`` training seeds; exact match per question type on the test questions;
-4. the majority answer of each type (from the training questions) on the test questions;
+4. the majority answer of each type (from the training questions) on the test questions, and the answers read off
+   the SED's detected events by each template's meaning (``apps.audioqa.rules``: no language model);
 5. the paired difference event − frame per test question (mean over seeds) with a 95% bootstrap interval.
 
     python tools/bench/audioqa.py                 # the CPU size (about 15 CPU minutes; see the app's README)
     python tools/bench/audioqa.py --full          # 3,000 training clips and longer training (hours on 2 cores)
 
 Writes tools/bench/results/audioqa.json: ``sed_event_f1`` (and precision, recall, our own F1 as a check),
-``qa_acc_{event,frame,question_only,majority}`` overall (the mean of the six type accuracies) and per type
-(``..._<type>``), with ``_std`` (sample standard deviation over seeds) and ``_min`` / ``_max``;
+``qa_acc_{event,frame,question_only,majority,rules_on_sed_events}`` overall (the mean of the six type accuracies)
+and per type (``..._<type>``), with ``_std`` (sample standard deviation over seeds) and ``_min`` / ``_max``;
 ``qa_event_minus_frame`` overall and per type with ``_ci95_low`` / ``_ci95_high``; ``train_minutes_total`` (CPU
 minutes of the SED training plus one event-level QA training: what "both models train within 30 minutes" asks),
 ``train_wall_minutes_total`` (the same in wall time), ``bench_cpu_minutes`` and ``bench_wall_minutes`` (everything);
@@ -166,7 +167,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from apps.audioqa.data import make_data
-    from apps.audioqa.evaluate import evaluate_sed, majority_baseline
+    from apps.audioqa.evaluate import evaluate_rules, evaluate_sed, majority_baseline
     from apps.audioqa.sed import Decoder
     from core.config import load_config
     from core.train import fit
@@ -245,6 +246,7 @@ def main() -> None:
             correct.setdefault(name, []).append(json.loads((run / "bench_correct.json").read_text()))
             print(f"QA {name} seed {seed}: overall {scores['overall']:.3f}")
     majority = majority_baseline(data, "test")
+    rules = _load_or(ws / "rules_eval.json", lambda: evaluate_rules(sed_run, data, "test"))
 
     figures: dict[str, Any] = {
         "sed_event_f1": sed["sed_eval_f1"],
@@ -269,6 +271,7 @@ def main() -> None:
             figures[f"{stem}_min"], figures[f"{stem}_max"] = min(values), max(values)
     for key in ("overall", *TYPES):
         figures["qa_acc_majority" + ("" if key == "overall" else f"_{key}")] = majority[key]
+        figures["qa_acc_rules_on_sed_events" + ("" if key == "overall" else f"_{key}")] = rules[key]
 
     # Paired difference per test question (same questions, correctness averaged over seeds), bootstrap 95%.
     types = _question_types(data)
@@ -320,6 +323,7 @@ def main() -> None:
         "size": "full" if args.full else "cpu",
         "train_clips": size["train"], "val_clips": size["val"], "test_clips": size["test"],
         "sed_epochs_planned": size["sed_epochs"], "sed_epochs_trained": _epochs_trained(sed_run),
+        "sed_val_f1_by_epoch": _logged(sed_run, "val/f1"),
         "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
         **{f"seeds_done_{name}": len(runs) for name, runs in results.items()},
         "torch_threads": args.threads, "qa_parallel_jobs": args.jobs,
@@ -375,6 +379,14 @@ def _train_qa_parallel(
         times[f"{key}_cpu_s"] = usage.ru_utime + usage.ru_stime
         (ws / "times.json").write_text(json.dumps(times, indent=2))
         print(f"{key}: {times[f'{key}_cpu_s'] / 60:.1f} CPU minutes")
+
+
+def _logged(run: Path, key: str) -> list[float]:
+    """A run's logged values of ``key``, one per epoch (the training config's decoder on the validation clips)."""
+    import csv
+
+    with (run / "logs" / "version_0" / "metrics.csv").open() as f:
+        return [round(float(r[key]), 4) for r in csv.DictReader(f) if r.get(key)]
 
 
 def _epochs_trained(run: Path) -> int:

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["sounds", "scenes", "functional", "sed", "qa", "data", "evaluate"]
+MODULES = ["sounds", "scenes", "functional", "sed", "qa", "data", "evaluate", "rules"]
 
 
 @pytest.mark.parametrize("name", MODULES)
