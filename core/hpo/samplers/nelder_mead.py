@@ -9,8 +9,9 @@ How the pieces fit:
   also records which outside points were offered to the simplex at that step (``"feed"``).
 * At each ask the sampler reads the study's trials, answers the planner from the finished ones (a failed or
   pruned trial scores ``+inf``) and hands the asking trial the first wanted point nobody holds yet:
-  the initial or shrink vertices, the reflection, then speculative expansion/contraction candidates;
-  when none is left, a ``sub_sampler`` point. Nothing blocks.
+  the initial or shrink vertices, the reflection, then a quadratic model's minimizer near the best vertex,
+  speculative expansion/contraction candidates, guesses of the next reflection, and a local point near the
+  best vertex (a ``sub_sampler`` point before the first simplex is evaluated). Nothing blocks.
 * Trials decide in trial-number order: an ask waits (milliseconds) until every lower-numbered running trial
   has its role, so processes sharing a storage never hand out the same point twice, and a new process, or a
   resumed study, replays the same decisions from the same trials.
@@ -91,6 +92,16 @@ def _tail(trials: Sequence[FrozenTrial], start: int) -> Sequence[FrozenTrial]:
     if 0 < start < len(trials) and trials[start].number == start:
         return trials[start:]
     return trials if start < len(trials) else ()
+
+
+def _least_squares(design: Array, target: Array) -> Array:
+    """``argmin ||design @ c - target||``: by QR (a third of an SVD's time) when ``design`` has full column rank,
+    else by ``lstsq``'s minimum-norm solution."""
+    q, r = np.linalg.qr(design)
+    diagonal = np.abs(np.diag(r))
+    if diagonal.size and diagonal.min() > 1e-10 * diagonal.max():
+        return np.asarray(np.linalg.solve(r, q.T @ target), dtype=np.float64)
+    return np.asarray(np.linalg.lstsq(design, target, rcond=None)[0], dtype=np.float64)
 
 
 class SingleObjectiveError(UserError, ValueError):
@@ -492,7 +503,7 @@ class NelderMeadSampler(BaseSampler):
         z = (points[nearest] - best) / radius
         rows, cols = np.triu_indices(dim)
         design = np.hstack([np.ones((len(z), 1)), z, z[:, rows] * z[:, cols]])
-        coef, *_ = np.linalg.lstsq(design, values[nearest] - values[nearest].min(), rcond=None)
+        coef = _least_squares(design, values[nearest] - values[nearest].min())
         gradient = coef[1 : 1 + dim]
         hessian = np.zeros((dim, dim))
         hessian[rows, cols] = coef[1 + dim :]
