@@ -33,7 +33,7 @@ from apps.robots.frontend.clustering import refine_masks
 from core.errors import UserError
 
 AZIMUTHS = np.arange(0.0, 360.0, 1.0)
-REFINE_ITERATIONS = 0
+REFINE_ITERATIONS = 10
 """Offline cACGMM refinement rounds by default (chosen on a development split, see the README)."""
 
 
