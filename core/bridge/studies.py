@@ -139,18 +139,20 @@ def hpo_problems(model: DictConfig) -> list[tuple[str, str, str | None]]:
 
     from core.errors import ConfigError
     from core.hpo.settings import HpoSettings, load_hpo_config
+    from core.jobs.registry import backend_names
 
     spec = OmegaConf.to_container(model, resolve=True)
     assert isinstance(spec, dict)
+    jobs = spec.get("jobs") or {}
+    if not isinstance(jobs, dict):
+        return [("jobs", f"{jobs!r} is not a mapping", "e.g. {backend: slurm, spec: {walltime: '1:00:00'}}")]
     try:
         HpoSettings.from_config(load_hpo_config(study_config(spec)), has_objective=True)
     except ConfigError as exc:
         key = re.sub(r"^config(: )?", "", exc.where or "")
         key = re.sub(r"^study\.directions(\[\d+\])?", "direction", key).removeprefix("study.")
         return [(key, exc.what, exc.hint)]
-    backend = str(spec.get("jobs", {}).get("backend", "local"))
-    from core.jobs.registry import backend_names
-
+    backend = str(jobs.get("backend", "local"))
     known = backend_names()
     if backend not in known:
         return [("jobs.backend", f"unknown job backend {backend!r}", f"one of {', '.join(known)}")]

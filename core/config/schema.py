@@ -563,6 +563,7 @@ def _unknown(key: str, key_path: str, known: Sequence[str]) -> Problem:
 
 _OC_VALUE = re.compile(r"Value '(?P<value>.*)' of type '\w+' could not be converted to (?P<type>\w+)", re.S)
 _WRONG_TYPE = re.compile(r"Invalid type assigned: \w+ is not a subclass of (?P<expected>[\w\[\], ]+)")
+_NOT_DICT = re.compile(r"Cannot assign \w+ to Dict\[")
 _NOT_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig, list or tuple")
 _NOT_OPTIONAL = re.compile(r"(field|Non optional field) '?[\w.]*'? (is not Optional|cannot be assigned None)")
 _TYPE_WORDS = {"Integer": "an int", "Float": "a number", "Boolean": "a boolean (true/false)", "String": "a string"}
@@ -578,6 +579,8 @@ def _message(exc: BaseException, value: Any = None) -> str:
     if wrong:
         expected = "a mapping" if wrong["expected"].startswith(("Dict", "dict")) else f"a {wrong['expected']} mapping"
         return f"{_short(value)} is not {expected}" if value is not None else f"expected {expected}"
+    if _NOT_DICT.match(text):
+        return f"{_short(value)} is not a mapping" if value is not None else "expected a mapping"
     if _NOT_LIST.match(text):
         return f"{_short(value)} is not a list" if value is not None else "expected a list"
     optional = _NOT_OPTIONAL.match(text)
