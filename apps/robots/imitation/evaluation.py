@@ -46,7 +46,8 @@ class EpisodeResult:
 
 
 def load_policy(run_dir: str | Path, n_robots: int) -> Any:
-    """The policy network of a ``train-imitation`` run, checked against the team size."""
+    """The policy network of a ``train-imitation`` run, checked against the team size: the weights of the last
+    epoch, or of the monitored best checkpoint where a config keeps one (the bundled config does not)."""
     from core.train import load_run, load_run_config
 
     cfg = load_run_config(run_dir)
