@@ -46,7 +46,7 @@ def register(areas: SubParsers) -> None:
         "check-git",
         help="git state of the repositories the config's _target_s come from",
         epilog=f"exit status: 0 clean, 1 uncommitted changes (2 with --strict)\n"
-        f"example:\n  kakehashi config check-git {_EXAMPLE} && kakehashi config run {_EXAMPLE}",
+        f"example:\n  kakehashi config check-git {_EXAMPLE} || echo 'uncommitted changes: commit before a run to keep'",
     )
     add_config_arguments(check)
     check.add_argument("--strict", action="store_true", help="a dirty repository is an error (exit 2)")
