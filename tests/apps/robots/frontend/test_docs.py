@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("pyroomacoustics")
 
-MODULES = ["functional", "speech", "simulate", "model", "task", "enhance", "evaluate", "asr"]
+MODULES = ["functional", "speech", "simulate", "clustering", "model", "task", "enhance", "evaluate", "asr"]
 
 
 @pytest.mark.parametrize("name", MODULES)
