@@ -38,7 +38,10 @@ def test_a_short_training_run_lowers_the_loss(tiny_data: dict[str, Path], object
         optimizer.step()
     with torch.no_grad():
         after = float(task.loss(batch))
-    assert after < before - 0.05, (before, after)
+    if objective == "fca":  # a likelihood near 3 nats per bin
+        assert after < before - 0.05, (before, after)
+    else:  # a KL divergence, which goes to 0
+        assert after < 0.5 * before, (before, after)
 
 
 def test_the_training_split_holds_no_clean_signal(tiny_data: dict[str, Path]) -> None:
