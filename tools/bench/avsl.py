@@ -76,6 +76,13 @@ def _train(ws: Path, name: str, minutes: float, extra: list[str], config: str = 
     return run
 
 
+def _trained_at(run: Path) -> str:
+    """When the run was trained (its provenance): stages are cached, so the figures of one JSON can come from runs
+    trained by different invocations (and code versions); this says which."""
+    provenance: dict[str, Any] = json.loads((run / "provenance.json").read_text())
+    return str(provenance.get("time", "unknown"))
+
+
 def _budget_spent(run: Path) -> float:
     """CPU minutes the run's training took (CPUBudget's state in the last checkpoint)."""
     import torch
@@ -258,6 +265,8 @@ def main() -> None:
     figures["pseudo_gain_ci95_low"], figures["pseudo_gain_ci95_high"] = bootstrap_interval(paired)
     figures["teacher_cpu_minutes"] = _budget_spent(teacher)
     figures["student_cpu_minutes"] = _budget_spent(student)
+    for name, run in (("main", main_run), ("teacher", teacher), ("student", student)):
+        figures[f"{name}_trained_at"] = _trained_at(run)
 
     figures.update(_cached(ws / "speed.json", lambda: _speed(main_run, test, args.speed_frames)))
     figures.update(_cached(ws / "node.json", lambda: _node_latency(main_run, test, args.node_frames)))
