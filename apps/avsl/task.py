@@ -88,7 +88,7 @@ class AVSLTask(OptimizerTask):
 
     def predict_maps(self, image: Tensor, audio: Tensor) -> Tensor:
         """Per-class maps ``(B, K, H, W)`` in [0, 1] at the frame's size."""
-        return self.model.probabilities(self(image, audio), tuple(image.shape[-2:]))
+        return self.model.probabilities(self(image, audio), (image.shape[-2], image.shape[-1]))
 
     def targets(self, batch: Mapping[str, Tensor], size: tuple[int, int]) -> dict[str, Tensor]:
         """Instance one-hots, class masks and presence on a grid of ``size`` (the frame is a multiple of it), and
@@ -125,7 +125,7 @@ class AVSLTask(OptimizerTask):
         n_present = present.sum().clamp_min(1.0)
         map_loss, overlap = self._map_losses(outputs["map_logits"], target["frame_masks"], present)
 
-        grid = outputs["direction"].shape[-2:]
+        grid = (outputs["direction"].shape[-2], outputs["direction"].shape[-1])
         on_grid = F.adaptive_avg_pool2d(target["class_masks"], grid).flatten(2)
         on_grid = on_grid / on_grid.sum(-1, keepdim=True).clamp_min(1e-6)
         log_prob = F.log_softmax(outputs["direction"].flatten(2), dim=-1)
@@ -201,7 +201,12 @@ class AVSLTask(OptimizerTask):
         losses = self.losses(outputs, batch)
         size = batch["image"].shape[0]
         self.log(f"{stage}/loss", losses["loss"], sync_dist=True, batch_size=size)
-        maps = self.model.probabilities(outputs, tuple(batch["image"].shape[-2:])).detach().cpu().numpy()
+        maps = (
+            self.model.probabilities(outputs, (batch["image"].shape[-2], batch["image"].shape[-1]))
+            .detach()
+            .cpu()
+            .numpy()
+        )
         per_scene = [
             scene_metrics(
                 maps[i],
