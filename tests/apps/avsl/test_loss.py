@@ -36,3 +36,22 @@ def test_zero_only_for_perfect_embeddings() -> None:
     assert float(deep_clustering_loss(y, y)) == pytest.approx(0.0, abs=1e-7)
     shuffled = y[:, torch.tensor([1, 2, 0, 3, 5, 4])]
     assert float(deep_clustering_loss(shuffled, y)) > 0.1
+
+
+def test_map_losses_score_spill_like_ciou() -> None:
+    """The overlap term is 1 − soft cIoU of the present classes: 0 for an exact map, ½ for one that spills over as
+    many pixels as the object has, and an absent class's map does not count."""
+    from apps.avsl.task import AVSLTask
+
+    masks = torch.zeros(1, 2, 16, 32)
+    masks[0, 0, 4:8, 10:14] = 1.0  # 16 pixels
+    exact = torch.where(masks > 0, 30.0, -30.0)
+    exact[0, 1] = 30.0  # class 1 is absent: its map is not scored
+    present = torch.tensor([[1.0, 0.0]])
+    bce, overlap = AVSLTask._map_losses(exact, masks, present)
+    assert float(overlap) == pytest.approx(0.0, abs=1e-6)
+    assert float(bce) == pytest.approx(0.0, abs=1e-6)
+    spilled = exact.clone()
+    spilled[0, 0, 8:12, 10:14] = 30.0  # 16 more pixels outside the object
+    _bce, overlap = AVSLTask._map_losses(spilled, masks, present)
+    assert float(overlap) == pytest.approx(0.5, abs=1e-6)
