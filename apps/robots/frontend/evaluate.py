@@ -63,12 +63,21 @@ def separate_auxiva(mixture: Array, n_fft: int = 512, hop: int = 256, n_iter: in
 
 
 def separate_fastmnmf2(
-    mixture: Array, n_src: int = 3, n_fft: int = 512, hop: int = 256, n_iter: int = 30
+    mixture: Array, n_src: int = 3, n_fft: int = 512, hop: int = 256, n_iter: int = 30, seed: int = 0
 ) -> NDArray[np.float64]:
-    """pyroomacoustics' FastMNMF2 with ``n_src`` sources (speakers + noise), images at mic 0."""
+    """pyroomacoustics' FastMNMF2 with ``n_src`` sources (speakers + noise), images at mic 0.
+
+    It initializes from numpy's global random state, so a run is seeded with ``seed`` (and the global state
+    restored afterwards): the same mixture always gets the same estimate.
+    """
     import pyroomacoustics as pra
 
-    Y = pra.bss.fastmnmf2(_tfc(mixture, n_fft, hop), n_src=n_src, n_iter=n_iter, mic_index=0)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        Y = pra.bss.fastmnmf2(_tfc(mixture, n_fft, hop), n_src=n_src, n_iter=n_iter, mic_index=0)
+    finally:
+        np.random.set_state(state)
     return _back(Y, n_fft, hop, mixture.shape[-1])
 
 
