@@ -142,10 +142,15 @@ class BridgeRegressor:
     """h: ξ̂ → θ̂ with the model chosen **per output** by cross-validation, and an uncertainty per prediction.
 
     For each output (a column of θ̂) every candidate is cross-validated (:func:`cross_validate`, standardized
-    MSE) against the training mean, which scores about 1: when no candidate does better, that output falls back
-    to the mean, with a warning in ``warnings`` (the inputs do not predict it). ``predict`` returns the mean and a
-    standard deviation per output: the Gaussian process's own, else the spread of ``n_bootstrap`` copies of the
-    chosen model fitted on bootstrap resamples (for the mean: the training standard deviation).
+    MSE) and the best one is kept. With ``shrink`` (the default) its prediction is then pulled toward the training
+    mean, ``mean + w · (model − mean)``, with the weight ``w`` in [0, 1] that minimizes the leave-one-out error of
+    the blend (:func:`shrinkage_weight`, on the same out-of-fold predictions): with few, noisy pairs a model that
+    tracks the target only partly is trusted only partly, and since ``w = 0`` is the mean itself, the blend never
+    does worse than the mean in cross-validation. When ``w`` is 0 (or, without ``shrink``, when the best candidate
+    does not beat the mean) the output falls back to the mean, with a warning in ``warnings`` (the inputs do not
+    predict it). ``predict`` returns the mean and a standard deviation per output: the Gaussian process's own,
+    else the spread of ``n_bootstrap`` copies of the chosen model fitted on bootstrap resamples, times ``w``, and
+    never below the blend's cross-validated error (for the mean: the training standard deviation).
 
     Example:
         >>> import numpy as np
@@ -160,13 +165,22 @@ class BridgeRegressor:
         ((3, 2), (3, 2), True)
     """
 
-    def __init__(self, candidates: Sequence[str] = ("linear", "ridge", "gp"), seed: int = 0, n_bootstrap: int = 16):
+    def __init__(
+        self,
+        candidates: Sequence[str] = ("linear", "ridge", "gp"),
+        seed: int = 0,
+        n_bootstrap: int = 16,
+        shrink: bool = True,
+    ):
         self.candidates = list(candidates)
         self.seed = seed
         self.n_bootstrap = n_bootstrap
+        self.shrink = shrink
 
     def fit(self, inputs: Any, targets: Any) -> BridgeRegressor:
-        """Choose and fit a model per output; ``cv_`` holds every candidate's score per output."""
+        """Choose and fit a model per output; ``cv_`` holds every candidate's score per output (and the blend's,
+        as ``shrunk``), ``shrinkage_`` the weight of the model against the mean per output (1 without ``shrink``,
+        0 for the mean), ``error_`` the cross-validated RMSE of each output's prediction in its own units."""
         import numpy as np
 
         x = np.asarray(inputs, dtype=float)
@@ -176,6 +190,8 @@ class BridgeRegressor:
         self.chosen_: list[str] = []
         self.models_: list[Any] = []
         self.ensembles_: list[list[Any]] = []
+        self.shrinkage_: list[float] = []
+        self.error_: list[float] = []
         self.mean_ = y.mean(axis=0)
         self.std_ = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
         self.warnings: list[str] = []
@@ -194,14 +210,25 @@ class BridgeRegressor:
             scores = cross_validate(usable, x, y[:, j : j + 1], seed=self.seed) if y[:, j].std() > 0 else {}
             scores[MEAN] = _mean_cv(y[:, j], self.seed)
             best = min(scores, key=scores.__getitem__)
+            weight = 1.0
+            if self.shrink and len(scores) == 1:  # a constant output: the mean, scored like the others
+                scores["shrunk"] = scores[MEAN]
+            elif self.shrink:
+                best = min((k for k in scores if k != MEAN), key=scores.__getitem__)
+                weight, scores["shrunk"] = _shrink(best, x, y[:, j], self.seed)
+                if weight == 0.0:
+                    best = MEAN
             if best == MEAN:
+                models = min((v for k, v in scores.items() if k not in (MEAN, "shrunk")), default=math.nan)
                 self.warnings.append(
                     f"output {j}: no model beats the training mean in cross-validation "
-                    f"(best {min((v for k, v in scores.items() if k != MEAN), default=math.nan):.3g} vs mean "
-                    f"{scores[MEAN]:.3g}); predicting the mean"
+                    f"(best {models:.3g} vs mean {scores[MEAN]:.3g}); predicting the mean"
                 )
             self.cv_.append(scores)
             self.chosen_.append(best)
+            scale = float(y[:, j].std()) or 1.0
+            self.error_.append(math.sqrt(scores.get("shrunk", scores[best])) * scale)
+            self.shrinkage_.append(0.0 if best == MEAN else weight)
             if best == MEAN:
                 self.models_.append(None)
                 self.ensembles_.append([])
@@ -232,8 +259,10 @@ class BridgeRegressor:
             if std is None:
                 spread = [np.asarray(m.predict(x)).ravel() for m in self.ensembles_[j]]
                 std = np.std(spread, axis=0) if len(spread) > 1 else np.zeros(len(x))
-            means.append(np.asarray(mean).ravel())
-            stds.append(np.asarray(std).ravel())
+            weight = self.shrinkage_[j]
+            means.append(self.mean_[j] + weight * (np.asarray(mean).ravel() - self.mean_[j]))
+            std = weight * np.asarray(std).ravel()
+            stds.append(np.maximum(std, self.error_[j]) if self.shrink else std)
         return np.column_stack(means), np.column_stack(stds)
 
 
@@ -247,3 +276,41 @@ def _mean_cv(y: Any, seed: int) -> float:
     splitter: Any = LeaveOneOut() if len(y) <= 20 else KFold(10, shuffle=True, random_state=seed)
     errors = [float(np.mean((z[test] - z[train].mean()) ** 2)) for train, test in splitter.split(z.reshape(-1, 1))]
     return float(np.mean(errors))
+
+
+def shrinkage_weight(model_predictions: Any, mean_predictions: Any, targets: Any) -> float:
+    """The weight ``w`` in [0, 1] that minimizes ``Σ (mean + w · (model − mean) − target)²`` over out-of-fold
+    predictions: the least-squares slope of the residual of the mean on the model's departure from it, clipped.
+
+    >>> shrinkage_weight([1.0, -1.0], [0.0, 0.0], [0.5, -0.5])
+    0.5
+    >>> shrinkage_weight([1.0, -1.0], [0.0, 0.0], [-0.5, 0.5])  # the model points the wrong way: the mean
+    0.0
+    """
+    import numpy as np
+
+    departure = np.asarray(model_predictions, dtype=float) - np.asarray(mean_predictions, dtype=float)
+    residual = np.asarray(targets, dtype=float) - np.asarray(mean_predictions, dtype=float)
+    power = float(departure @ departure)
+    if power == 0.0:
+        return 0.0
+    return float(min(1.0, max(0.0, float(departure @ residual) / power)))
+
+
+def _shrink(name: str, x: Any, y: Any, seed: int) -> tuple[float, float]:
+    """(w, standardized cross-validated MSE of ``mean + w · (model − mean)``) for the model ``name`` on one output;
+    the folds of :func:`cross_validate`, each fold's mean taken over its own training part."""
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, LeaveOneOut
+
+    scale = float(y.std()) or 1.0
+    z = (y - y.mean()) / scale
+    splitter: Any = LeaveOneOut() if len(x) <= 20 else KFold(10, shuffle=True, random_state=seed)
+    template = make_model(name, x.shape[1], seed)
+    model_out, mean_out = np.empty(len(z)), np.empty(len(z))
+    for train, held_out in splitter.split(x):
+        model_out[held_out] = np.asarray(clone(template).fit(x[train], z[train]).predict(x[held_out])).ravel()
+        mean_out[held_out] = z[train].mean()
+    weight = shrinkage_weight(model_out, mean_out, z)
+    return weight, float(np.mean((mean_out + weight * (model_out - mean_out) - z) ** 2))

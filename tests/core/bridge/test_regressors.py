@@ -68,3 +68,31 @@ def test_each_output_gets_its_own_model_and_an_unpredictable_one_the_mean() -> N
     np.testing.assert_allclose(std[:, 1], noise.std(ddof=1))
     far = h.predict(np.array([[40.0, -40.0]]))[1]
     assert far[0, 0] > 3 * std[:, 0].mean()  # the GP is less sure far from its data
+
+
+def test_shrinkage_weight_is_the_brute_force_minimizer_of_the_blend_error() -> None:
+    from core.bridge.regressors import shrinkage_weight
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        model, mean, target = rng.normal(size=(3, 9))
+        grid = np.linspace(0.0, 1.0, 10001)
+        errors = [float(np.sum((mean + w * (model - mean) - target) ** 2)) for w in grid]
+        assert shrinkage_weight(model, mean, target) == pytest.approx(grid[int(np.argmin(errors))], abs=2e-4)
+
+
+def test_a_weakly_predictive_output_is_shrunk_toward_the_mean_and_never_scores_worse_than_it() -> None:
+    from core.bridge.regressors import BridgeRegressor
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1.0, 1.0, (10, 2))
+    y = np.column_stack([x[:, 0] + rng.normal(0.0, 0.5, 10), 3.0 * x[:, 1] + 2.0])  # weak signal; exact line
+    h = BridgeRegressor(["linear", "ridge"]).fit(x, y)
+    weak, exact = h.shrinkage_
+    assert 0.0 < weak < 0.9 and exact > 0.99
+    assert h.cv_[0]["shrunk"] <= h.cv_[0]["mean"] and h.cv_[0]["shrunk"] <= min(h.cv_[0]["linear"], h.cv_[0]["ridge"])
+    mean, std = h.predict(x)
+    unshrunk = BridgeRegressor(["linear", "ridge"], shrink=False).fit(x, y).predict(x)[0]
+    np.testing.assert_allclose(mean[:, 0] - y[:, 0].mean(), weak * (unshrunk[:, 0] - y[:, 0].mean()), atol=1e-9)
+    np.testing.assert_allclose(mean[:, 1], 3.0 * x[:, 1] + 2.0, atol=1e-6)
+    assert float(std[:, 0].min()) >= h.error_[0] > 0.3  # never surer than its cross-validated error
