@@ -136,6 +136,7 @@ def predict_with_std(model: Any, inputs: Any) -> tuple[Any, Any | None]:
 
 
 MEAN = "mean"  # the fallback of an output for which no candidate beats its training mean in cross-validation
+PRIOR = "prior"  # a fixed anchor given by the caller (e.g. the centre of the search box), scored like the mean
 
 
 class BridgeRegressor:
@@ -150,7 +151,11 @@ class BridgeRegressor:
     does not beat the mean) the output falls back to the mean, with a warning in ``warnings`` (the inputs do not
     predict it). ``predict`` returns the mean and a standard deviation per output: the Gaussian process's own,
     else the spread of ``n_bootstrap`` copies of the chosen model fitted on bootstrap resamples, times ``w``, and
-    never below the blend's cross-validated error (for the mean: the training standard deviation).
+    never below the blend's cross-validated error (for the mean: the training standard deviation). ``prior``, one
+    value per output (e.g. the centre of the search box, the prior mean of the scenarios' parameters), competes
+    with the training mean as the anchor: a constant fits nothing, so its error on the training targets is its
+    cross-validated error, and it replaces the mean where that is lower (a mean of a few noisy calibrations can be
+    a worse estimate of the scenarios' centre than the centre itself).
 
     Example:
         >>> import numpy as np
@@ -171,16 +176,20 @@ class BridgeRegressor:
         seed: int = 0,
         n_bootstrap: int = 16,
         shrink: bool = True,
+        prior: Sequence[float] | None = None,
     ):
         self.candidates = list(candidates)
         self.seed = seed
         self.n_bootstrap = n_bootstrap
         self.shrink = shrink
+        self.prior = prior
 
     def fit(self, inputs: Any, targets: Any) -> BridgeRegressor:
         """Choose and fit a model per output; ``cv_`` holds every candidate's score per output (and the blend's,
         as ``shrunk``), ``shrinkage_`` the weight of the model against the mean per output (1 without ``shrink``,
-        0 for the mean), ``error_`` the cross-validated RMSE of each output's prediction in its own units."""
+        0 for the mean), ``error_`` the cross-validated RMSE of each output's prediction in its own units,
+        ``anchor_`` the point each output is shrunk toward (the training mean, or ``prior``'s value where that
+        scores better: ``cv_`` then holds it as ``prior``)."""
         import numpy as np
 
         x = np.asarray(inputs, dtype=float)
@@ -193,6 +202,7 @@ class BridgeRegressor:
         self.shrinkage_: list[float] = []
         self.error_: list[float] = []
         self.mean_ = y.mean(axis=0)
+        self.anchor_ = self.mean_.copy()
         self.std_ = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
         self.warnings: list[str] = []
         rng = np.random.default_rng(self.seed)
@@ -204,30 +214,42 @@ class BridgeRegressor:
         return self
 
     def _fit_outputs(self, x: Any, y: Any, usable: list[str], rng: Any) -> None:
+        import numpy as np
         from sklearn.base import clone
 
         for j in range(y.shape[1]):
             scores = cross_validate(usable, x, y[:, j : j + 1], seed=self.seed) if y[:, j].std() > 0 else {}
             scores[MEAN] = _mean_cv(y[:, j], self.seed)
+            anchor = None
+            if self.prior is not None:  # a constant fits nothing: its cross-validated error is its plain error
+                scale = float(y[:, j].std()) or 1.0
+                prior_score = float(np.mean(((float(self.prior[j]) - y[:, j]) / scale) ** 2))
+                if prior_score < scores[MEAN]:
+                    anchor, scores[PRIOR] = float(self.prior[j]), prior_score
+                    self.anchor_[j] = anchor
             best = min(scores, key=scores.__getitem__)
+            if best == PRIOR:
+                best = MEAN  # the constant prediction, at the anchor
             weight = 1.0
-            if self.shrink and len(scores) == 1:  # a constant output: the mean, scored like the others
-                scores["shrunk"] = scores[MEAN]
+            constants = (MEAN, PRIOR)
+            if self.shrink and all(k in constants for k in scores):  # a constant output, scored like the others
+                scores["shrunk"] = min(scores.values())
             elif self.shrink:
-                best = min((k for k in scores if k != MEAN), key=scores.__getitem__)
-                weight, scores["shrunk"] = _shrink(best, x, y[:, j], self.seed)
+                best = min((k for k in scores if k not in constants), key=scores.__getitem__)
+                weight, scores["shrunk"] = _shrink(best, x, y[:, j], self.seed, anchor)
                 if weight == 0.0:
                     best = MEAN
             if best == MEAN:
-                models = min((v for k, v in scores.items() if k not in (MEAN, "shrunk")), default=math.nan)
+                models = min((v for k, v in scores.items() if k not in (MEAN, PRIOR, "shrunk")), default=math.nan)
                 self.warnings.append(
                     f"output {j}: no model beats the training mean in cross-validation "
-                    f"(best {models:.3g} vs mean {scores[MEAN]:.3g}); predicting the mean"
+                    f"(best {models:.3g} vs mean {scores[MEAN]:.3g}); predicting "
+                    + ("the prior" if anchor is not None else "the mean")
                 )
             self.cv_.append(scores)
             self.chosen_.append(best)
             scale = float(y[:, j].std()) or 1.0
-            self.error_.append(math.sqrt(scores.get("shrunk", scores[best])) * scale)
+            self.error_.append(math.sqrt(scores.get("shrunk", scores.get(PRIOR, scores[best]))) * scale)
             self.shrinkage_.append(0.0 if best == MEAN else weight)
             if best == MEAN:
                 self.models_.append(None)
@@ -252,7 +274,7 @@ class BridgeRegressor:
         means, stds = [], []
         for j, model in enumerate(self.models_):
             if model is None:
-                means.append(np.full(len(x), self.mean_[j]))
+                means.append(np.full(len(x), self.anchor_[j]))
                 stds.append(np.full(len(x), self.std_[j]))
                 continue
             mean, std = predict_with_std(model, x)
@@ -260,7 +282,7 @@ class BridgeRegressor:
                 spread = [np.asarray(m.predict(x)).ravel() for m in self.ensembles_[j]]
                 std = np.std(spread, axis=0) if len(spread) > 1 else np.zeros(len(x))
             weight = self.shrinkage_[j]
-            means.append(self.mean_[j] + weight * (np.asarray(mean).ravel() - self.mean_[j]))
+            means.append(self.anchor_[j] + weight * (np.asarray(mean).ravel() - self.anchor_[j]))
             std = weight * np.asarray(std).ravel()
             stds.append(np.maximum(std, self.error_[j]) if self.shrink else std)
         return np.column_stack(means), np.column_stack(stds)
@@ -297,9 +319,9 @@ def shrinkage_weight(model_predictions: Any, mean_predictions: Any, targets: Any
     return float(min(1.0, max(0.0, float(departure @ residual) / power)))
 
 
-def _shrink(name: str, x: Any, y: Any, seed: int) -> tuple[float, float]:
-    """(w, standardized cross-validated MSE of ``mean + w · (model − mean)``) for the model ``name`` on one output;
-    the folds of :func:`cross_validate`, each fold's mean taken over its own training part."""
+def _shrink(name: str, x: Any, y: Any, seed: int, anchor: float | None = None) -> tuple[float, float]:
+    """(w, standardized cross-validated MSE of ``a + w · (model − a)``) for the model ``name`` on one output;
+    the folds of :func:`cross_validate`; ``a`` is ``anchor`` or else each fold's mean over its training part."""
     import numpy as np
     from sklearn.base import clone
     from sklearn.model_selection import KFold, LeaveOneOut
@@ -311,6 +333,6 @@ def _shrink(name: str, x: Any, y: Any, seed: int) -> tuple[float, float]:
     model_out, mean_out = np.empty(len(z)), np.empty(len(z))
     for train, held_out in splitter.split(x):
         model_out[held_out] = np.asarray(clone(template).fit(x[train], z[train]).predict(x[held_out])).ravel()
-        mean_out[held_out] = z[train].mean()
+        mean_out[held_out] = z[train].mean() if anchor is None else (anchor - y.mean()) / scale
     weight = shrinkage_weight(model_out, mean_out, z)
     return weight, float(np.mean((mean_out + weight * (model_out - mean_out) - z) ** 2))

@@ -96,3 +96,21 @@ def test_a_weakly_predictive_output_is_shrunk_toward_the_mean_and_never_scores_w
     np.testing.assert_allclose(mean[:, 0] - y[:, 0].mean(), weak * (unshrunk[:, 0] - y[:, 0].mean()), atol=1e-9)
     np.testing.assert_allclose(mean[:, 1], 3.0 * x[:, 1] + 2.0, atol=1e-6)
     assert float(std[:, 0].min()) >= h.error_[0] > 0.3  # never surer than its cross-validated error
+
+
+def test_a_prior_closer_to_the_targets_than_their_mean_becomes_the_anchor() -> None:
+    from core.bridge.regressors import BridgeRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 1.0, (8, 1))
+    y = np.column_stack([rng.normal(0.0, 1.0, 8), rng.normal(0.0, 1.0, 8)])  # neither output depends on x
+    y[:, 0] -= y[:, 0].mean()  # centred on the prior 0: its error 1 beats the leave-one-out mean's (8/7)²
+    far = float(y[:, 1].mean()) + 3.0
+    h = BridgeRegressor(["linear"], prior=[0.0, far]).fit(x, y)
+    plain = float(np.mean(((0.0 - y[:, 0]) / y[:, 0].std()) ** 2))
+    assert h.cv_[0]["prior"] == pytest.approx(plain) and plain < h.cv_[0]["mean"]  # 0 is the truth's centre
+    assert "prior" not in h.cv_[1] and h.anchor_[1] == pytest.approx(y[:, 1].mean())  # a far prior loses
+    mean, _ = h.predict(x[:2])
+    weights = h.shrinkage_
+    model = BridgeRegressor(["linear"], shrink=False).fit(x, y).predict(x[:2])[0]
+    np.testing.assert_allclose(mean[:, 0], 0.0 + weights[0] * (model[:, 0] - 0.0), atol=1e-9)
