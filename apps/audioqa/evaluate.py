@@ -185,11 +185,12 @@ def evaluate_qa(qa_run: str | Path, split: str = "test", data_dir: str | Path | 
     """
     from apps.audioqa.qa import accuracy_by_type
     from core.config import instantiate
+    from core.config.loader import literal_override
     from core.train import load_run
     from core.train.run import load_run_config
 
     task = load_run(qa_run)
-    cfg = load_run_config(qa_run, [f"data_dir={data_dir}"] if data_dir else [])
+    cfg = load_run_config(qa_run, [literal_override("data_dir", str(data_dir))] if data_dir else [])
     datamodule = instantiate(cfg.datamodule)
     dataset = datamodule.split(split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=False)
