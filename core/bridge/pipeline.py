@@ -253,8 +253,9 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
 
 
 def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
-    """Fit h: ξ̂ → θ̂ on the training pairs, the model chosen per output by cross-validation (falling back to the
-    training mean, with a warning, where no candidate beats it); write ``model/model.joblib`` and its card."""
+    """Fit h: ξ̂ → θ̂ on the training pairs, the model chosen per output by cross-validation and shrunk toward the
+    training mean by the weight that cross-validates best (the mean alone, with a warning, where no candidate
+    helps); write ``model/model.joblib`` and its card."""
     import joblib
     import numpy as np
     import sklearn
@@ -288,8 +289,10 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     temporary.replace(workspace.model_dir / "model.joblib")
     chosen = {name.removeprefix("theta."): c for name, c in zip(outputs, model.chosen_, strict=True)}
     cv = {name.removeprefix("theta."): scores for name, scores in zip(outputs, model.cv_, strict=True)}
+    shrinkage = {name.removeprefix("theta."): w for name, w in zip(outputs, model.shrinkage_, strict=True)}
     card = {
         "model": chosen,
+        "shrinkage_toward_mean": shrinkage,
         "cv_mse_standardized": cv,
         "fallback_to_mean": [n for n, c in chosen.items() if c == "mean"],
         "inputs": inputs,
@@ -298,7 +301,10 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
         "scikit_learn": sklearn.__version__,
     }
     write_atomic(workspace.model_dir / "card.json", json.dumps(card, indent=2) + "\n")
-    choices = ", ".join(f"{n} → {c} (CV MSE {cv[n][c]:.3g}, mean {cv[n]['mean']:.3g})" for n, c in chosen.items())
+    choices = ", ".join(
+        f"{n} → {c} × {shrinkage[n]:.2g} (CV MSE {cv[n].get('shrunk', cv[n][c]):.3g}, mean {cv[n]['mean']:.3g})"
+        for n, c in chosen.items()
+    )
     log(f"fit: chose per output by cross-validation on {len(rows)} pairs: {choices}")
     return {"model": chosen, "cv": cv}
 
