@@ -163,3 +163,36 @@ def test_an_app_never_imports_another_app(module: str) -> None:
     app = module.split(".")[1]
     others = {t for t in _imports(module, module_level=False) if t.startswith("apps.") and t.split(".")[1] != app}
     assert not others, f"{module} imports another app: {sorted(others)}"
+
+
+def _readme_layout() -> set[str]:
+    """The paths the README's layout block names (``core/``, ``core/cli.py``, ``apps/traffic/``, ...)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    paths: set[str] = set()
+    parent = ""
+    for line in block.splitlines():
+        name = line.strip().split(" ", 1)[0]
+        if not name.endswith(("/", ".py")):
+            continue
+        if line.startswith(" "):
+            paths.add(parent + name)
+        else:
+            parent = name
+            paths.add(name)
+    return paths
+
+
+def test_the_readme_layout_matches_the_tree() -> None:
+    shown = _readme_layout()
+    missing = sorted(path for path in shown if not (ROOT / path).exists())
+    assert not missing, f"README's layout names what is not there: {missing}"
+    actual = {
+        f"{top}/{child.name}/" if child.is_dir() else f"{top}/{child.name}"
+        for top in ("core", "apps")
+        for child in (ROOT / top).iterdir()
+        if child.name != "__init__.py"
+        and not child.name.startswith((".", "__"))
+        and (child.is_dir() or child.suffix == ".py")
+    }
+    assert sorted(actual - shown) == [], "README's layout leaves these out"
