@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.schema import check_bridge_config
-from core.bridge.studies import StudyResult, run_study
+from core.bridge.studies import StudyResult, discard_study, load_trials, run_study, top_k_params
 from core.bridge.summary import summarize
 from core.bridge.workspace import Workspace, columns, load_model, read_csv, study_name, write_csv
 from core.config import instantiate, save_run_config
@@ -47,19 +47,29 @@ Log = Callable[[str], None]
 
 
 def run(
-    cfg: DictConfig, stages: Sequence[str] = STAGES, force: bool = False, log: Log = print, progress: bool = True
+    cfg: DictConfig,
+    stages: Sequence[str] = STAGES,
+    force: bool = False,
+    log: Log = print,
+    progress: bool = True,
+    redo_from: str | None = None,
 ) -> Workspace:
     """Run ``stages`` in order (skipping finished ones unless ``force``) and return the workspace.
 
+    ``redo_from`` redoes that stage and every later one even if finished (e.g. ``fit`` after a change to ``fit``:
+    finished studies are still reused, and evaluate reruns a check or refine study only where its points changed).
     ``log`` receives one line per stage; ``progress`` shows a rich bar for the stages that run models.
     """
+    if redo_from is not None and redo_from not in STAGES:
+        raise UserError(f"unknown stage {redo_from!r}", hint=f"stages are {' → '.join(STAGES)}")
+    redo = set(STAGES[STAGES.index(redo_from) :]) if redo_from is not None else set()
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise UserError(f"unknown stage {unknown[0]!r}", hint=f"stages are {' → '.join(STAGES)}")
     cfg = check_bridge_config(cfg)
     workspace = Workspace(cfg.workspace)
     for stage in stages:
-        if workspace.done(stage) and not force:
+        if workspace.done(stage) and not force and stage not in redo:
             log(f"{stage}: done before, skipped (--force redoes it)")
             continue
         started = time.perf_counter()
@@ -215,7 +225,10 @@ def optimize(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = T
 
 def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
     """Gather each scenario's best ξ̂ (cheap) and θ̂ (expensive) into ``pairs.csv``; a scenario whose study found
-    no finished trial is excluded, with a warning."""
+    no finished trial is excluded, with a warning. With ``fit.target_top_k`` = k > 1 a training scenario's θ̂ is
+    the mean of its expensive study's k best trials' parameters (``theta_top_k`` says so), not the single best:
+    the best of a few noisy runs is partly chosen by the seed's noise, and the runs near it average that out."""
+    top_k = int(cfg.fit.get("target_top_k", 1))
     rows, excluded = [], []
     cheap_names = list(_model_config(cfg, "cheap").params)
     expensive_names = list(_model_config(cfg, "expensive").params)
@@ -235,7 +248,12 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         row.update({f"xi.{n}": cheap.best_params[n] for n in cheap_names})
         row.update({"cheap_best": cheap.best_value, "cheap_trials": cheap.n_trials, "cheap_wall_s": cheap.wall_s})
         found = expensive is not None and expensive.best_value is not None
-        row.update({f"theta.{n}": expensive.best_params[n] if found and expensive else "" for n in expensive_names})
+        theta = expensive.best_params if found and expensive else {}
+        if found and top_k > 1 and scenario.split == "train":
+            trials = load_trials(workspace.storage, study_name(scenario.name, "expensive"))
+            theta = top_k_params(trials, top_k) or theta
+        row.update({f"theta.{n}": theta[n] if theta else "" for n in expensive_names})
+        row["theta_top_k"] = top_k if theta and scenario.split == "train" else ""
         row.update(
             {
                 "expensive_best": expensive.best_value if found and expensive else "",
@@ -245,17 +263,23 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         )
         rows.append(row)
     write_csv(workspace.pairs, rows)
-    log(f"collect: {len(rows)} pairs in {workspace.pairs}" + (f", excluded {', '.join(excluded)}" if excluded else ""))
-    return {"pairs": len(rows), "excluded": excluded}
+    targets = "the best trial's θ" if top_k == 1 else f"the mean θ of the {top_k} best trials"
+    log(
+        f"collect: {len(rows)} pairs in {workspace.pairs} (training targets: {targets})"
+        + (f", excluded {', '.join(excluded)}" if excluded else "")
+    )
+    return {"pairs": len(rows), "excluded": excluded, "target_top_k": top_k}
 
 
 # -- fit --------------------------------------------------------------------------------------------------------
 
 
 def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
-    """Fit h: ξ̂ → θ̂ on the training pairs, the model chosen per output by cross-validation and shrunk toward the
-    training mean by the weight that cross-validates best (the mean alone, with a warning, where no candidate
-    helps); write ``model/model.joblib`` and its card."""
+    """Fit h: ξ̂ → θ̂ on the training pairs, the model chosen per output by cross-validation and shrunk toward an
+    anchor by the weight that cross-validates best (the anchor alone, with a warning, where no candidate helps);
+    the anchor is the training mean, or with ``fit.prior: centre`` the centre of the parameter's search range where
+    that fits the training targets better. Write ``model/model.joblib`` and its card (model, weight and anchor per
+    output)."""
     import joblib
     import numpy as np
     import sklearn
@@ -278,7 +302,9 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     if len(usable) < len(names):
         skipped = ", ".join(n for n in names if n not in usable)
         log(f"fit: {skipped} skipped: {len(x)} pairs are too few for them")
-    model = BridgeRegressor(usable, seed=int(cfg.seed)).fit(x, y)
+    names_out = [c.removeprefix("theta.") for c in outputs]
+    prior = centre_prior(cfg, names_out) if str(cfg.fit.get("prior", "centre")) == "centre" else None
+    model = BridgeRegressor(usable, seed=int(cfg.seed), prior=prior).fit(x, y)
     for warning in model.warnings:
         message = f"fit: warning: {warning.replace('output ', 'θ output ')}"
         log_.warning(message)
@@ -289,10 +315,15 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     temporary.replace(workspace.model_dir / "model.joblib")
     chosen = {name.removeprefix("theta."): c for name, c in zip(outputs, model.chosen_, strict=True)}
     cv = {name.removeprefix("theta."): scores for name, scores in zip(outputs, model.cv_, strict=True)}
-    shrinkage = {name.removeprefix("theta."): w for name, w in zip(outputs, model.shrinkage_, strict=True)}
+    shrinkage = dict(zip(names_out, model.shrinkage_, strict=True))
+    anchor = {
+        n: {"kind": k, "value": float(v)} for n, k, v in zip(names_out, model.anchor_kind_, model.anchor_, strict=True)
+    }
     card = {
         "model": chosen,
-        "shrinkage_toward_mean": shrinkage,
+        "shrinkage_weight": shrinkage,
+        "anchor": anchor,
+        "prior": dict(zip(names_out, prior, strict=True)) if prior is not None else None,
         "cv_mse_standardized": cv,
         "fallback_to_mean": [n for n, c in chosen.items() if c == "mean"],
         "inputs": inputs,
@@ -302,11 +333,25 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     }
     write_atomic(workspace.model_dir / "card.json", json.dumps(card, indent=2) + "\n")
     choices = ", ".join(
-        f"{n} → {c} × {shrinkage[n]:.2g} (CV MSE {cv[n].get('shrunk', cv[n][c]):.3g}, mean {cv[n]['mean']:.3g})"
+        f"{n} → {anchor[n]['kind']} {anchor[n]['value']:.4g} + {shrinkage[n]:.2g} × ({c} − it) "
+        f"(CV MSE {cv[n].get('shrunk', cv[n].get('prior', cv[n][c])):.3g}, mean {cv[n]['mean']:.3g})"
         for n, c in chosen.items()
     )
     log(f"fit: chose per output by cross-validation on {len(rows)} pairs: {choices}")
     return {"model": chosen, "cv": cv}
+
+
+def centre_prior(cfg: DictConfig, names: Sequence[str]) -> list[float | None]:
+    """The centre of each expensive parameter's search range (``None`` for one without a numeric range): the
+    anchor ``fit.prior: centre`` offers the regression beside the training mean."""
+    params = _model_config(cfg, "expensive").params
+    centres: list[float | None] = []
+    for name in names:
+        spec = params.get(name)
+        ranged = OmegaConf.is_list(spec) or OmegaConf.is_dict(spec)
+        low, high = _bounds(spec) if ranged else (-math.inf, math.inf)  # a constant has no range
+        centres.append((low + high) / 2 if math.isfinite(low) and math.isfinite(high) else None)
+    return centres
 
 
 # -- evaluate ---------------------------------------------------------------------------------------------------
@@ -404,6 +449,7 @@ def _evaluate_one(
     expensive_cfg = _model_config(cfg, "expensive")
     scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
     predicted = _clip(dict(zip(names, map(float, mean), strict=True)), expensive_cfg.params)
+    _fresh(workspace, scenario.name, "bridge", {"n_trials": 1, "enqueue": [predicted]})
     point = _study(cfg, workspace, scenario, "bridge", "expensive", n_trials=1, enqueue=[predicted])
     if point.best_value is None:
         raise UserError(
@@ -427,6 +473,8 @@ def _evaluate_one(
         sampler = _refine_sampler(cfg, predicted)
         bounds = [_bounds(expensive_cfg.params[n]) for n in names]
         points = [] if sampler is not None else refine_points(predicted, std, bounds, k)
+        _fresh(workspace, scenario.name, "refine", {"n_trials": k, "enqueue": points, "sampler": sampler,
+                                                    "from": predicted})  # fmt: skip
         refined = _study(
             cfg, workspace, scenario, "refine", "expensive",
             n_trials=k, sampler=sampler, n_max_jobs=1, enqueue=points,
@@ -456,6 +504,21 @@ def _evaluate_one(
             }
         )
     return result
+
+
+def _fresh(workspace: Workspace, scenario: str, role: str, request: dict[str, Any]) -> None:
+    """Make the study ``<scenario>/<role>`` one of ``request`` (its points and budget): a study left by an earlier
+    evaluate with other points (h was refitted) or with no record of them is discarded, so that it runs afresh
+    rather than resuming with stale trials; one with the same points is kept (resumed, or reused if finished)."""
+    folder = workspace.study_dir(scenario, role)
+    record = folder / "request.json"
+    text = json.dumps(request, sort_keys=True, default=str)
+    if record.is_file() and record.read_text(encoding="utf-8") == text:
+        return
+    if folder.exists() or workspace.storage.is_file():
+        discard_study(workspace.storage, study_name(scenario, role), folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, text)
 
 
 def _attrs(prefix: str, study: StudyResult) -> dict[str, Any]:

@@ -152,7 +152,8 @@ class BridgeRegressor:
     predict it). ``predict`` returns the mean and a standard deviation per output: the Gaussian process's own,
     else the spread of ``n_bootstrap`` copies of the chosen model fitted on bootstrap resamples, times ``w``, and
     never below the blend's cross-validated error (for the mean: the training standard deviation). ``prior``, one
-    value per output (e.g. the centre of the search box, the prior mean of the scenarios' parameters), competes
+    value per output or ``None`` for none (e.g. the centre of the search box, the prior mean of the scenarios'
+    parameters), competes
     with the training mean as the anchor: a constant fits nothing, so its error on the training targets is its
     cross-validated error, and it replaces the mean where that is lower (a mean of a few noisy calibrations can be
     a worse estimate of the scenarios' centre than the centre itself).
@@ -176,7 +177,7 @@ class BridgeRegressor:
         seed: int = 0,
         n_bootstrap: int = 16,
         shrink: bool = True,
-        prior: Sequence[float] | None = None,
+        prior: Sequence[float | None] | None = None,
     ):
         self.candidates = list(candidates)
         self.seed = seed
@@ -189,7 +190,7 @@ class BridgeRegressor:
         as ``shrunk``), ``shrinkage_`` the weight of the model against the mean per output (1 without ``shrink``,
         0 for the mean), ``error_`` the cross-validated RMSE of each output's prediction in its own units,
         ``anchor_`` the point each output is shrunk toward (the training mean, or ``prior``'s value where that
-        scores better: ``cv_`` then holds it as ``prior``)."""
+        scores better: ``cv_`` then holds it as ``prior``), ``anchor_kind_`` which of the two (``mean``/``prior``)."""
         import numpy as np
 
         x = np.asarray(inputs, dtype=float)
@@ -203,6 +204,7 @@ class BridgeRegressor:
         self.error_: list[float] = []
         self.mean_ = y.mean(axis=0)
         self.anchor_ = self.mean_.copy()
+        self.anchor_kind_: list[str] = []  # per output: "mean" (the training mean) or "prior"
         self.std_ = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
         self.warnings: list[str] = []
         rng = np.random.default_rng(self.seed)
@@ -221,11 +223,12 @@ class BridgeRegressor:
             scores = cross_validate(usable, x, y[:, j : j + 1], seed=self.seed) if y[:, j].std() > 0 else {}
             scores[MEAN] = _mean_cv(y[:, j], self.seed)
             anchor = None
-            if self.prior is not None:  # a constant fits nothing: its cross-validated error is its plain error
+            given = self.prior[j] if self.prior is not None else None
+            if given is not None:  # a constant fits nothing: its cross-validated error is its plain error
                 scale = float(y[:, j].std()) or 1.0
-                prior_score = float(np.mean(((float(self.prior[j]) - y[:, j]) / scale) ** 2))
+                prior_score = float(np.mean(((float(given) - y[:, j]) / scale) ** 2))
                 if prior_score < scores[MEAN]:
-                    anchor, scores[PRIOR] = float(self.prior[j]), prior_score
+                    anchor, scores[PRIOR] = float(given), prior_score
                     self.anchor_[j] = anchor
             best = min(scores, key=scores.__getitem__)
             if best == PRIOR:
@@ -248,6 +251,7 @@ class BridgeRegressor:
                 )
             self.cv_.append(scores)
             self.chosen_.append(best)
+            self.anchor_kind_.append(MEAN if anchor is None else PRIOR)
             scale = float(y[:, j].std()) or 1.0
             self.error_.append(math.sqrt(scores.get("shrunk", scores.get(PRIOR, scores[best]))) * scale)
             self.shrinkage_.append(0.0 if best == MEAN else weight)

@@ -49,20 +49,27 @@ def write_report(workspace: Workspace, cfg: DictConfig) -> Path:
         plots.append(_plot_quality_vs_cost(out, evaluation, histories, int(cfg.evaluate.refine)))
 
     lines = [f"# Model bridge report: {cfg.name}", ""]
+    keys = sorted({k for scores in card["cv_mse_standardized"].values() for k in scores})
     lines += [
         f"Regression models, chosen per output by cross-validation on {card['n_pairs']} training pairs "
-        "(mean squared error on standardized targets; `mean` predicts the training mean, about 1):",
+        "(mean squared error on standardized targets; `mean` predicts the training mean, about 1; `prior` the "
+        "anchor given, e.g. the centre of the search range; `shrunk` the prediction as used). Each output predicts "
+        "`anchor + weight · (model − anchor)`, the weight in [0, 1] chosen by leave-one-out error:",
         "",
-        "| output | chosen | " + " | ".join(sorted(next(iter(card["cv_mse_standardized"].values())))) + " |",
-        "|---|---|" + "---|" * len(next(iter(card["cv_mse_standardized"].values()))),
+        "| output | chosen | anchor | weight | " + " | ".join(keys) + " |",
+        "|---|---|---|---|" + "---|" * len(keys),
     ]
     for output, scores in card["cv_mse_standardized"].items():
-        cells = " | ".join(f"{scores[k]:.3g}" for k in sorted(scores))
-        lines.append(f"| {output} | {card['model'][output]} | {cells} |")
+        cells = " | ".join(f"{scores[k]:.3g}" if k in scores else "" for k in keys)
+        anchor = card.get("anchor", {}).get(output, {"kind": "mean", "value": math.nan})
+        weight = card.get("shrinkage_weight", {}).get(output, math.nan)
+        lines.append(
+            f"| {output} | {card['model'][output]} | {anchor['kind']} {anchor['value']:.4g} | {weight:.3g} | {cells} |"
+        )
     if card.get("fallback_to_mean"):
         lines += [
             "",
-            f"No candidate beat the training mean for: {', '.join(card['fallback_to_mean'])} (predicted as the mean).",
+            f"No candidate beat the anchor for: {', '.join(card['fallback_to_mean'])} (predicted as the anchor).",
         ]
     lines += ["", "## Held-out scenarios (medians)", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in summary.items() if k not in ("excluded_scenarios",)]

@@ -99,6 +99,18 @@ class FitSchema:
 
     models: list[str] = field(default_factory=lambda: list(REGRESSION_MODELS), metadata=bounds(doc="candidates"))
     select: str = option("cv", doc="cv: the lowest cross-validated error per output; or one model name")
+    prior: str = option(
+        "centre",
+        choices=["centre", "none"],
+        doc="centre: the middle of each θ parameter's search range competes with the training mean as the anchor "
+        "each output is shrunk toward (by its error on the training targets); none: the training mean only",
+    )
+    target_top_k: int = option(
+        1,
+        ge=1,
+        doc="each training scenario's θ̂ target: the mean of its expensive study's k best trials' parameters "
+        "(1: the single best; more averages out the seed noise a best-of-n pick carries)",
+    )
 
     def problems(self) -> Iterator[tuple[str, str]]:
         node: Any = self  # the checked node

@@ -7,6 +7,7 @@ the HPO runner's files and, once finished, ``result.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -180,3 +181,56 @@ def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:
     )
     result.save(folder)
     return result
+
+
+def load_trials(storage: Path, name: str) -> list[Any]:
+    """The finished trials of the study ``name`` in the journal ``storage``, in trial order (read only)."""
+    import optuna
+
+    from core.hpo.storage import open_storage
+
+    opened = open_storage(str(storage), storage.parent, study_name=name, read_only=True)
+    study = optuna.load_study(study_name=name, storage=opened.storage)
+    return sorted((t for t in study.trials if t.state.is_finished()), key=lambda t: t.number)
+
+
+def top_k_params(trials: Sequence[Any], k: int, maximize: bool = False) -> dict[str, Any]:
+    """The mean parameters of the ``k`` best complete trials (fewer if fewer finished); a parameter that is not a
+    number (categorical) takes the best trial's value. Empty when no trial completed.
+
+    >>> from types import SimpleNamespace as T
+    >>> from optuna.trial import TrialState
+    >>> done = TrialState.COMPLETE
+    >>> trials = [T(state=done, value=v, params={"a": a, "c": c}) for v, a, c in [(3, 9.0, "x"), (1, 1.0, "y"),
+    ...           (2, 2.0, "z")]]
+    >>> top_k_params(trials, 2)
+    {'a': 1.5, 'c': 'y'}
+    """
+    from optuna.trial import TrialState
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = sorted(complete, key=lambda t: -t.value if maximize else t.value)[: max(1, k)]
+    if not best:
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in best[0].params.items():
+        values = [t.params.get(name) for t in best]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        mean = sum(values) / len(values) if numeric else value
+        out[name] = round(mean) if numeric and all(isinstance(v, int) for v in values) else mean
+    return out
+
+
+def discard_study(storage: Path, name: str, folder: Path) -> None:
+    """Delete the study ``name`` from the journal ``storage`` and its folder, so that it is run afresh."""
+    import shutil
+
+    import optuna
+
+    from core.hpo.storage import open_storage
+
+    if storage.is_file():
+        opened = open_storage(str(storage), storage.parent, study_name=name)
+        with contextlib.suppress(KeyError):  # not in the storage (its runner never started)
+            optuna.delete_study(study_name=name, storage=opened.storage)
+    shutil.rmtree(folder, ignore_errors=True)

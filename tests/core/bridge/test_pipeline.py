@@ -80,6 +80,12 @@ def test_the_whole_pipeline_writes_every_artifact(tmp_path: Path) -> None:
         refined = {"theta0": float(row["refined.theta0"]), "theta1": float(row["refined.theta1"])}
         assert float(row["refine_value"]) == pytest.approx(expensive(scenario, refined))
         assert float(row["pred_std.theta0"]) >= 0 and 1 <= int(row["refine_expensive_runs"]) <= 4
+    report = (root / "report" / "report.md").read_text()
+    card = json.loads((root / "model" / "card.json").read_text())
+    for name in ("theta0", "theta1"):  # each output's anchor and shrinkage weight, in the card and the report
+        anchor, weight = card["anchor"][name], card["shrinkage_weight"][name]
+        assert anchor["kind"] in ("mean", "prior") and 0.0 <= weight <= 1.0
+        assert f"| {name} | {card['model'][name]} | {anchor['kind']} {anchor['value']:.4g} | {weight:.3g} |" in report
     summary = json.loads((root / "report" / "summary.json").read_text())
     assert summary["n_test_scenarios"] == 3 and set(summary["model"].values()) <= {"linear", "ridge", "gp", "mean"}
     # the bridge predicts far better than the centre of the box, which is what a model ignoring ξ̂ would say
@@ -126,8 +132,9 @@ def test_an_output_no_model_can_predict_falls_back_to_the_mean(tmp_path: Path) -
     """The cheap model's optimum says nothing about θ* when every scenario's cheap model is the same bowl: h must
     predict the training mean of θ̂ and say so."""
     cfg = _config(
-        tmp_path, *QUICK, "scenarios.n_train=8", "models.cheap.objective=tests.core.bridge.helpers.cheap_uninformative"
-    )
+        tmp_path, *QUICK, "scenarios.n_train=8", "models.cheap.objective=tests.core.bridge.helpers.cheap_uninformative",
+        "fit.prior=none",
+    )  # fmt: skip
     messages: list[str] = []
     workspace = run(cfg, log=messages.append, progress=False)
     card = json.loads((workspace.model_dir / "card.json").read_text())
@@ -186,3 +193,70 @@ def test_a_plain_config_is_checked_before_any_stage_runs(tmp_path: Path) -> None
     with pytest.raises(UserError, match=r"'many' is not an int .*\(config: scenarios\.n_train\)"):
         run(cfg, log=lambda _: None)
     assert not (tmp_path / "ws").exists()
+
+
+def _write_pairs(tmp_path: Path, theta0: list[float], theta1: list[float]) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = [
+        {"scenario": f"train-{i:03d}", "split": "train", "xi.xi0": rng.uniform(-3, 3), "xi.xi1": rng.uniform(-3, 3),
+         "theta.theta0": a, "theta.theta1": b}
+        for i, (a, b) in enumerate(zip(theta0, theta1, strict=True))
+    ]  # fmt: skip
+    root = tmp_path / "ws"
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "pairs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_fit_offers_the_centre_of_the_search_range_as_the_anchor_unless_prior_is_none(tmp_path: Path) -> None:
+    """θ0's targets centre on the box's centre 0 (the prior's error 1 beats the leave-one-out mean's (8/7)²), θ1's
+    sit far from it: the centre becomes θ0's anchor and the mean stays θ1's; with fit.prior=none both are means."""
+    import numpy as np
+
+    noise = np.random.default_rng(2).normal(0.0, 0.5, 8)
+    theta0 = (noise - noise.mean()).tolist()
+    theta1 = (1.5 + 0.3 * noise).tolist()
+    _write_pairs(tmp_path, theta0, theta1)
+    workspace = run(_config(tmp_path, "fit.models=[linear]"), stages=("fit",), log=lambda _: None, progress=False)
+    card = json.loads((workspace.model_dir / "card.json").read_text())
+    assert card["prior"] == {"theta0": 0.0, "theta1": 0.0}  # the middle of [-2, 2]
+    assert card["anchor"]["theta0"] == {"kind": "prior", "value": 0.0}
+    assert card["anchor"]["theta1"]["kind"] == "mean"
+    assert card["anchor"]["theta1"]["value"] == pytest.approx(float(np.mean(theta1)))
+    _write_pairs(tmp_path, theta0, theta1)
+    cfg = _config(tmp_path, "fit.models=[linear]", "fit.prior=none")
+    workspace = run(cfg, stages=("fit",), force=True, log=lambda _: None, progress=False)
+    card = json.loads((workspace.model_dir / "card.json").read_text())
+    assert card["prior"] is None and {a["kind"] for a in card["anchor"].values()} == {"mean"}
+    assert card["anchor"]["theta0"]["value"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_top_k_targets_and_a_refit_reevaluate_at_the_new_prediction(tmp_path: Path) -> None:
+    """With fit.target_top_k=3 a training target is the mean θ of its study's 3 best trials; redoing from collect
+    refits h, and evaluate runs the check study again at the new prediction instead of reusing the stale one."""
+    import optuna
+
+    from core.bridge.studies import load_trials
+
+    cfg = _config(tmp_path, *QUICK, "scenarios.n_train=6")
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    before = _rows(workspace.evaluation)[0]
+    cfg = _config(tmp_path, *QUICK, "scenarios.n_train=6", "fit.target_top_k=3")
+    messages: list[str] = []
+    run(cfg, log=messages.append, progress=False, redo_from="collect")
+    assert any("the mean θ of the 3 best trials" in m for m in messages)
+    for row in (r for r in _rows(workspace.pairs) if r["split"] == "train"):
+        trials = load_trials(workspace.storage, f"{row['scenario']}/expensive")
+        best = sorted((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)[:3]
+        for name in ("theta0", "theta1"):
+            assert float(row[f"theta.{name}"]) == pytest.approx(sum(t.params[name] for t in best) / 3)
+        assert row["theta_top_k"] == "3"
+    after = _rows(workspace.evaluation)[0]
+    assert float(after["pred.theta0"]) != pytest.approx(float(before["pred.theta0"]))  # h changed
+    (trial,) = load_trials(workspace.storage, "test-000/bridge")  # one check run, at the new prediction
+    assert trial.params["theta0"] == pytest.approx(float(after["pred.theta0"]))
+    assert float(after["bridge_value"]) == pytest.approx(trial.value)
