@@ -49,9 +49,16 @@ TABLE = (
 
 
 def run_bridge(
-    cfg: Any, force: bool = False, log: Log = print, n_jobs: int | None = None, progress: bool = True
+    cfg: Any,
+    force: bool = False,
+    log: Log = print,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    redo_from: str | None = None,
 ) -> dict[str, Any]:
-    """Every stage of the bridge (finished ones skipped unless ``force``), then :func:`headline`."""
+    """Every stage of the bridge (finished ones skipped unless ``force``; ``redo_from`` redoes that stage and the
+    later ones, reusing finished studies and the fresh-seed scores of every θ that did not change), then
+    :func:`headline`."""
     from omegaconf import OmegaConf
 
     from apps.traffic.config.schema import TrafficBridgeConfig
@@ -64,7 +71,7 @@ def run_bridge(
         space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
         assert isinstance(space, dict)
         check_physics({str(k): v for k, v in space.items()}, 1.0, "models.expensive.params")
-    workspace = run(cfg, force=force, log=log, progress=progress)
+    workspace = run(cfg, force=force, log=log, progress=progress, redo_from=redo_from)
     jobs = n_jobs if n_jobs is not None else int(cfg.models.expensive.n_max_jobs)
     seeds = int(cfg.score.fresh_seeds)
     return headline(workspace.root, n_jobs=jobs, n_seeds=seeds, force=force, progress=progress, log=log)
@@ -78,13 +85,16 @@ def headline(
     progress: bool = True,
     log: Log = print,
 ) -> dict[str, Any]:
-    """The traffic figures of a finished bridge workspace (cached in ``report/traffic.json``)."""
+    """The traffic figures of a finished bridge workspace (cached in ``report/traffic.json`` until the pairs, the
+    model or the evaluation change)."""
     from apps.traffic.scoring import score_workspace
     from core.files import write_atomic
 
     root = Path(workspace)
     out = root / "report" / "traffic.json"
-    if out.is_file() and not force:
+    inputs = [root / "evaluation.csv", root / "pairs.csv", root / "model" / "card.json"]
+    newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0.0)
+    if out.is_file() and not force and out.stat().st_mtime >= newest:  # stale after a new evaluate
         cached: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         return cached
     with _Bar(progress, "scoring held-out scenarios on fresh SUMO seeds") as bar:

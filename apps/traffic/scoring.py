@@ -13,8 +13,8 @@ The baselines (each could win, so each is always in the table):
   the cheap model's ξ̂);
 * ``nearest``: θ̂ of the training scenario whose observations look most alike (standardized summary statistics);
 * ``stats_regression``: a regression from summary statistics of the observations (mean count, speed, occupancy,
-  queue length per detector and interval) to θ̂, chosen per output by cross-validation — the bridge without the
-  cheap model.
+  queue length per detector and interval) to θ̂, chosen per output by cross-validation and shrunk toward the same
+  anchor as h (``fit.prior``) — the bridge without the cheap model.
 
 Per family, the paired differences over held-out scenarios get 95% bootstrap intervals; the costs are counted in
 SUMO runs and wall seconds: offline (the training scenarios' calibrations) and per new scenario; the
@@ -81,9 +81,12 @@ def score_workspace(
     timeout: float = 300.0,
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> dict[str, Any]:
-    """Score every held-out scenario of a finished bridge workspace (cached per scenario in
-    ``report/scores/<scenario>.json``, so an interrupted scoring resumes) and return the family's figures."""
+    """Score every held-out scenario of a finished bridge workspace and return the family's figures.
+
+    The scores are cached per scenario in ``report/scores/<scenario>.json``, each θ's with the θ and the seeds: a
+    second scoring (resumed after a kill, or after h was refitted) simulates only the θ that are new there."""
     from core.bridge.workspace import Workspace, read_csv
+    from core.files import write_atomic
 
     workspace = Workspace(root)
     pairs = read_csv(workspace.pairs)
@@ -93,16 +96,35 @@ def score_workspace(
     baselines = _baselines(workspace, pairs, space, [n for n in evaluation], cfg)
     folder = workspace.report_dir / "scores"
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [name for name in evaluation if not (folder / f"{name}.json").is_file()]
+    storage = _open_journal(workspace.storage)
+    plans = {
+        name: _plan(workspace, storage, name, evaluation[name], baselines[name], space, n_seeds) for name in evaluation
+    }
+    cached = {name: _cached(folder / f"{name}.json", plans[name]) for name in evaluation}
+    todo = [name for name in evaluation if cached[name] is None]
     advance = progress(len(todo)) if progress is not None else (lambda: None)
     for name in todo:
-        scored = _score_scenario(workspace, name, evaluation[name], baselines[name], space, n_seeds, n_jobs, timeout)
-        from core.files import write_atomic
-
+        scored = _score_scenario(workspace, name, plans[name], space, n_jobs, timeout, folder / f"{name}.json")
         write_atomic(folder / f"{name}.json", json.dumps(scored, indent=1) + "\n")
         advance()
     scores = [json.loads((folder / f"{name}.json").read_text(encoding="utf-8")) for name in evaluation]
     return family_figures(workspace, pairs, scores, space)
+
+
+def _open_journal(path: Path) -> Any:
+    """The workspace's study journal, opened read-only through core.hpo's storage rules."""
+    from core.hpo.storage import open_storage
+
+    return open_storage(str(path), path.parent, read_only=True).storage
+
+
+def _cached(path: Path, plan: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The cached scores of a scenario if every θ and the seeds are those of ``plan`` (else ``None``)."""
+    if not path.is_file():
+        return None
+    cached: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    same = cached.get("seeds") == plan["seeds"] and cached.get("theta") == plan["theta"]
+    return cached if same and cached.get("runs") == plan["runs"] else None
 
 
 def _merged_config(workspace: Any) -> dict[str, Any]:
@@ -110,7 +132,7 @@ def _merged_config(workspace: Any) -> dict[str, Any]:
 
     node = OmegaConf.to_container(OmegaConf.load(workspace.root / "merged_config.yaml"), resolve=False)
     assert isinstance(node, dict)
-    return node
+    return {str(k): v for k, v in node.items()}
 
 
 def _baselines(
@@ -134,7 +156,10 @@ def _baselines(
     scale = x_train.std(axis=0)
     scale[scale == 0] = 1.0
     candidates = [str(m) for m in cfg.get("fit", {}).get("models", ["linear", "ridge", "gp"])]
-    regression = BridgeRegressor(candidates, seed=int(cfg.get("seed", 0))).fit(x_train, theta_train)
+    # the same anchor as the bridge's h (fit.prior, recorded in the model card), so the two differ only in inputs
+    card = json.loads((workspace.model_dir / "card.json").read_text(encoding="utf-8"))
+    prior = [card["prior"][n] for n in names] if card.get("prior") else None
+    regression = BridgeRegressor(candidates, seed=int(cfg.get("seed", 0)), prior=prior).fit(x_train, theta_train)
     for warning in regression.warnings:
         log.warning("stats_regression: %s", warning)
     predicted, _ = regression.predict(x_test)
@@ -153,15 +178,12 @@ def _baselines(
     return out
 
 
-def _direct_trials(workspace: Any, scenario: str) -> list[tuple[float, dict[str, float]]]:
+def _direct_trials(storage: Any, scenario: str) -> list[tuple[float, dict[str, float]]]:
     """(value, params) of the direct-HPO study's trials in order (failed ones: value inf)."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     from core.bridge.workspace import study_name
 
-    storage = JournalStorage(JournalFileBackend(str(workspace.storage)))
     study = optuna.load_study(study_name=study_name(scenario, "expensive"), storage=storage)
     trials = sorted((t for t in study.trials if t.state.is_finished()), key=lambda t: t.number)
     return [
@@ -170,22 +192,21 @@ def _direct_trials(workspace: Any, scenario: str) -> list[tuple[float, dict[str,
     ]
 
 
-def _score_scenario(
+def _plan(
     workspace: Any,
+    storage: Any,
     name: str,
     row: Mapping[str, str],
     baselines: Mapping[str, Mapping[str, float]],
     space: Mapping[str, tuple[float, float]],
     n_seeds: int,
-    n_jobs: int,
-    timeout: float,
 ) -> dict[str, Any]:
-    from apps.traffic.objective import discrepancy, unpack_scenario
-    from apps.traffic.simulator import simulate
+    """What a scenario's scoring simulates: θ per method (and per direct-HPO checkpoint), the SUMO runs each
+    method spent, the fresh seeds, and which trial is direct HPO's incumbent at each checkpoint."""
+    from apps.traffic.objective import unpack_scenario
     from core.bridge.scenario import Scenario
 
-    scenario = Scenario.load(workspace.scenario_file(name))
-    spec, built, observed = unpack_scenario(scenario)
+    spec, _, _ = unpack_scenario(Scenario.load(workspace.scenario_file(name)))
     names = list(space)
     thetas: dict[str, dict[str, float]] = {
         "bridge": {n: float(row[f"pred.{n}"]) for n in names},
@@ -194,7 +215,7 @@ def _score_scenario(
         "theta_star": {n: float(spec.theta_star[n]) for n in names},
     }
     runs = {"bridge": 1, "refine": int(float(row.get("refine_expensive_runs") or 1))}
-    trials = _direct_trials(workspace, name)
+    trials = _direct_trials(storage, name)
     incumbents: dict[int, int] = {}  # checkpoint -> index of the best trial so far
     best = -1
     for index, (value, _) in enumerate(trials):
@@ -207,30 +228,59 @@ def _score_scenario(
     for trial in sorted(set(incumbents.values())):
         thetas[f"trial{trial}"] = dict(trials[trial][1])
     seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(n_seeds)]
+    return {"seeds": seeds, "runs": runs, "theta": thetas, "incumbents": {str(c): i for c, i in incumbents.items()}}
+
+
+def _score_scenario(
+    workspace: Any,
+    name: str,
+    plan: Mapping[str, Any],
+    space: Mapping[str, tuple[float, float]],
+    n_jobs: int,
+    timeout: float,
+    previous: Path,
+) -> dict[str, Any]:
+    """Simulate each distinct θ of ``plan`` on its fresh seeds (reusing a θ's scores from ``previous``, the
+    scenario's earlier scores, when the θ and seeds are the same) and score it against the observations."""
+    from apps.traffic.objective import discrepancy, unpack_scenario
+    from apps.traffic.simulator import simulate
+    from core.bridge.scenario import Scenario
+
+    spec, built, observed = unpack_scenario(Scenario.load(workspace.scenario_file(name)))
+    names, seeds, thetas, runs = list(space), plan["seeds"], plan["theta"], plan["runs"]
+    incumbents = {int(c): int(i) for c, i in plan["incumbents"].items()}
+    reused: dict[str, dict[str, Any]] = {}
+    if previous.is_file():
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        if old.get("seeds") == seeds:
+            for method, theta in old.get("theta", {}).items():
+                reused.setdefault(json.dumps(theta, sort_keys=True), old["methods"][method])
     distinct = list(dict.fromkeys(json.dumps(t, sort_keys=True) for t in thetas.values()))  # each θ runs once
-    jobs = [(key, seed) for key in distinct for seed in seeds]
+    jobs = [(key, seed) for key in distinct if key not in reused for seed in seeds]
 
     def one(job: tuple[str, int]) -> tuple[str, int, dict[str, Any]]:
         key, seed = job
         series = simulate(built, spec, json.loads(key), seed, backend="traci", timeout=timeout)
         return key, seed, discrepancy(observed, series).to_dict()
 
-    by_theta: dict[str, list[dict[str, Any]]] = {key: [] for key in distinct}
+    by_theta: dict[str, list[dict[str, Any]]] = {key: [] for key in distinct if key not in reused}
     with ThreadPoolExecutor(max(1, n_jobs)) as pool:
         for key, _, fit in pool.map(one, jobs):
             by_theta[key].append(fit)
-    fits = {m: by_theta[json.dumps(t, sort_keys=True)] for m, t in thetas.items()}
     out: dict[str, Any] = {"scenario": name, "seeds": seeds, "runs": runs, "theta": thetas, "methods": {}}
-    for method, items in fits.items():
-        out["methods"][method] = {
+    for method, theta in thetas.items():
+        key = json.dumps(theta, sort_keys=True)
+        items = by_theta.get(key, [])
+        scores = dict(reused[key]) if key in reused else {
             "loss": float(np.mean([f["loss"] for f in items])),
             "count_rmse": float(np.mean([f["count_rmse"] for f in items])),
             "flagged_runs": sum(bool(f["flagged"]) for f in items),
             "teleports": float(np.mean([f["teleports"] for f in items])),
-            "param_error": float(
-                np.mean([abs(thetas[method][n] - thetas["theta_star"][n]) / (space[n][1] - space[n][0]) for n in names])
-            ),
-        }
+        }  # fmt: skip
+        scores["param_error"] = float(
+            np.mean([abs(theta[n] - thetas["theta_star"][n]) / (space[n][1] - space[n][0]) for n in names])
+        )
+        out["methods"][method] = scores
     out["direct_curve"] = {str(c): out["methods"][f"trial{i}"]["loss"] for c, i in incumbents.items()}
     return out
 

@@ -324,6 +324,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
         "shrinkage_weight": shrinkage,
         "anchor": anchor,
         "prior": dict(zip(names_out, prior, strict=True)) if prior is not None else None,
+        "target_top_k": int(cfg.fit.get("target_top_k", 1)),
         "cv_mse_standardized": cv,
         "fallback_to_mean": [n for n, c in chosen.items() if c == "mean"],
         "inputs": inputs,

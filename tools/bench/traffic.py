@@ -55,10 +55,10 @@ PER_FAMILY = (
 def sumo_run_seconds(workspace: Path) -> float:
     """Median wall seconds of one SUMO trial, from the direct-HPO studies' trials (2 at a time)."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
-    storage = JournalStorage(JournalFileBackend(str(workspace / "studies.journal")))
+    from core.hpo.storage import open_storage
+
+    storage = open_storage(str(workspace / "studies.journal"), workspace, read_only=True).storage
     durations = []
     for summary in optuna.get_all_study_summaries(storage):
         if summary.study_name.endswith("/expensive"):
@@ -92,6 +92,13 @@ def main() -> int:
     parser.add_argument("--direct-trials", type=int, default=50, help="SUMO runs of direct HPO per held-out scenario")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--identify-seeds", type=int, default=4)
+    parser.add_argument(
+        "--redo",
+        choices=("collect", "fit", "evaluate", "report"),
+        help="redo this stage and the later ones in existing workspaces (e.g. after a change to h): finished "
+        "studies are reused, check and refine runs rerun only where their points changed, and fresh-seed scores "
+        "are reused for every θ that did not change",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
     args = parser.parse_args()
 
@@ -121,7 +128,7 @@ def main() -> int:
             cached.write_text(json.dumps(ident, indent=1) + "\n", encoding="utf-8")
         console.print(f"== {family}: the bridge ({args.train} training, {args.test} held-out scenarios)")
         started = time.perf_counter()
-        result = run_bridge(cfg, log=console.print)
+        result = run_bridge(cfg, log=console.print, redo_from=args.redo)
         result["pipeline_wall_s"] = time.perf_counter() - started  # ~0 when the workspace had finished before
         for key in PER_FAMILY:
             figures[f"{key}_{family}"] = result.get(key)
@@ -131,6 +138,12 @@ def main() -> int:
         figures[f"speedup_cheap_model_vs_sumo_run_{family}"] = (
             figures[f"sumo_run_s_{family}"] / figures[f"cheap_run_s_{family}"]
         )
+        card = json.loads((workspace / "model" / "card.json").read_text(encoding="utf-8"))
+        for name, weight in card["shrinkage_weight"].items():  # h per θ output: anchor + weight · (model − anchor)
+            figures[f"h_model_{name}_{family}"] = card["model"][name]
+            figures[f"h_shrinkage_weight_{name}_{family}"] = weight
+            figures[f"h_anchor_{name}_{family}"] = f"{card['anchor'][name]['kind']} {card['anchor'][name]['value']:.4g}"
+        figures[f"target_top_k_{family}"] = card["target_top_k"]
         figures.update({f"{k}_{family}": v for k, v in ident.items()})
     figures["offline_sumo_runs"] = sum(figures[f"offline_sumo_runs_{f}"] for f in args.families)
     figures["offline_wall_s"] = sum(figures[f"offline_wall_s_{f}"] for f in args.families)
@@ -157,13 +170,15 @@ def identify_with(cfg: Any, seeds: int) -> dict[str, Any]:
     from apps.traffic.family import TrafficFamily
     from apps.traffic.identify import landscape
 
-    node = OmegaConf.to_container(cfg.scenarios, resolve=True)
-    assert isinstance(node, dict)
+    container = OmegaConf.to_container(cfg.scenarios, resolve=True)
+    assert isinstance(container, dict)
+    node = {str(k): v for k, v in container.items()}
     node.pop("_target_")
     node["progress"] = False
     (_, _, _, spec), *_ = TrafficFamily(**node).specs()
-    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
-    assert isinstance(space, dict)
+    params = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+    assert isinstance(params, dict)
+    space = {str(k): v for k, v in params.items()}
     seed_list = [spec.calibration_seed + 200_000 + i for i in range(seeds)]
     table = landscape(spec, space, workdir=node["workdir"], seeds=seed_list)
     out: dict[str, Any] = {
