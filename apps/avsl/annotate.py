@@ -8,16 +8,20 @@ One round (:func:`annotate_round`, ``kakehashi avsl annotate CFG``):
    ``shards/shard-<k>.h5`` with core.data's ``HDF5Writer``. A shard file that exists is done: rerunning the round
    redoes only missing shards (resumable).
 2. **Merge** the shards into ``pseudo.h5`` (core.data's ``HDF5Writer`` again, one group per scene).
-3. **Select**: pseudo-labels whose confidence passes ``threshold`` are candidates. The teacher's own labels are
-   the map thresholded at 0.5 per class (each predicted class one object); the confidence is the least certain
-   of the presence decisions and of the mean map value inside each predicted object.
-4. **Review** a random sample of the candidates: each is saved as an overlay PNG (frame, predicted map, classes)
-   for a person; here a scripted reviewer that reads the hidden ground truth accepts or rejects it. Rejected
-   ones are dropped; if more than ``max_reject`` of the sample is rejected, the threshold rises to the next
-   ``threshold_step`` and the remaining candidates are reviewed again.
+3. **Select**: pseudo-labels whose confidence passes the threshold are candidates. The teacher's own labels are
+   the map thresholded at ``map_threshold`` per class (each predicted class one object; the benchmark passes the
+   teacher's threshold chosen on the validation split); the confidence is the least certain of the presence
+   decisions and of the mean map value inside each predicted object.
+4. **Review** a random sample of the candidates, **separately for each number of predicted sources** (0, 1, 2,
+   3: the confidence of a scene with more objects is a minimum over more terms, so one shared threshold keeps
+   mostly the silent and one-source scenes, and the next round learns little it did not know): each is saved as
+   an overlay PNG (frame, predicted map, classes) for a person; here a scripted reviewer that reads the hidden
+   ground truth accepts or rejects it. Rejected ones are dropped; if more than ``max_reject`` of a stratum's
+   sample is rejected, that stratum's threshold rises by ``threshold_step`` and its remaining candidates are
+   reviewed again.
 5. **Write** ``accepted.h5`` (labels of the accepted scenes: the ``pseudo`` file of the next training round) and
-   ``report.json``: counts, the threshold, precision and recall against the hidden ground truth,
-   ``label_multiplier`` (accepted labelled frames per hand-labelled frame).
+   ``report.json``: counts (also by number of sources), the thresholds, precision and recall against the hidden
+   ground truth, ``label_multiplier`` (accepted labelled frames per hand-labelled frame).
 
 Example:
     >>> teacher_labels(np.zeros((4, 8, 8)), np.zeros(4))[2]          # nothing predicted, confidently
@@ -82,7 +86,9 @@ def label_correct(labels: Array, classes: Array, truth: Array, cls: Array, sound
     return ciou(labels > 0, np.isin(truth, [i + 1 for i in true_ids])) >= 0.5
 
 
-def label_shard(teacher: str | Path, scenes: str | Path, out_dir: str | Path, n_shards: int, shard: int) -> Path:
+def label_shard(
+    teacher: str | Path, scenes: str | Path, out_dir: str | Path, n_shards: int, shard: int, map_threshold: float = 0.5
+) -> Path:
     """Label shard ``shard`` of ``n_shards`` of a scene file with the teacher run; write ``shard-<k>.h5``."""
     import torch
 
@@ -107,7 +113,7 @@ def label_shard(teacher: str | Path, scenes: str | Path, out_dir: str | Path, n_
             outputs = task(sample["image"][None], sample["audio"][None])
             maps = task.model.probabilities(outputs, tuple(sample["image"].shape[-2:]))[0].numpy()
             presence = torch.sigmoid(outputs["presence"][0]).numpy()
-        labels, classes, confidence = teacher_labels(maps, presence)
+        labels, classes, confidence = teacher_labels(maps, presence, map_threshold)
         scene = dataset.items[item][1]
         return names[scene], {
             "labels": labels,
@@ -140,6 +146,31 @@ def merge_shards(shards: list[Path], out: Path) -> Path:
     return HDF5Writer(out, chunk_size=512, compression="gzip", overwrite=True).write(items, make_sample=_CopyGroup())
 
 
+def _review_stratum(
+    records: list[dict[str, Any]],
+    threshold: float,
+    step: float,
+    fraction: float,
+    min_review: int,
+    max_reject: float,
+    rng: np.random.Generator,
+    reviewed: dict[str, bool],
+    review: Any,
+) -> float:
+    """Review a sample of the records above ``threshold``; raise it by ``step`` while more than ``max_reject`` of
+    a sample is rejected (the rest above it is sampled again). Returns the threshold the stratum settles at."""
+    while True:
+        candidates = [r for r in records if r["confidence"] >= threshold and reviewed.get(r["name"], True)]
+        unreviewed = [r for r in candidates if r["name"] not in reviewed]
+        n_sample = min(len(unreviewed), max(min_review, round(fraction * len(candidates))))
+        sample = [unreviewed[int(j)] for j in rng.choice(len(unreviewed), n_sample, replace=False)] if n_sample else []
+        rejected = sum(not review(r) for r in sample)
+        if not sample or rejected <= max_reject * len(sample) or threshold >= 1.0:
+            return threshold
+        logger.info("threshold %.2f: %d of %d reviewed rejected; raising it", threshold, rejected, len(sample))
+        threshold = min(1.0, threshold + step)
+
+
 @dataclass
 class RoundResult:
     report: dict[str, Any]
@@ -157,6 +188,7 @@ def annotate_round(
     backend_config: str | None = None,
     threshold: float = 0.5,
     threshold_step: float = 0.1,
+    map_threshold: float = 0.5,
     review_fraction: float = 0.05,
     min_review: int = 10,
     max_reject: float = 0.1,
@@ -177,7 +209,7 @@ def annotate_round(
     shards = [shard_dir / f"shard-{k:04d}.h5" for k in range(n_shards)]
     if not all(path.is_file() for path in shards):
         command = [sys.executable, "-m", "apps.avsl.annotate", "label", str(teacher), str(scenes), str(shard_dir)]
-        command += ["--n-shards", str(n_shards)]
+        command += ["--n-shards", str(n_shards), "--map-threshold", str(map_threshold)]
         path_env = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))
         spec = JobSpec(
             command,
@@ -197,35 +229,36 @@ def annotate_round(
     pseudo = RawHDF5Dataset(merged)
     truth = SceneArrays(scenes)
     index_of = {name: i for i, name in enumerate(truth.names)}
-    records = []
+    records: list[dict[str, Any]] = []
     for i, name in enumerate(pseudo.group_names):
         group = pseudo.read_raw(i)
         scene = truth[index_of[name]]
         correct = label_correct(group["labels"], group["cls"], scene["labels"], scene["cls"], scene["sounding"])
-        records.append({"name": name, "confidence": float(group["confidence"]), "correct": correct})
+        confidence, n_sources = float(group["confidence"]), len(group["cls"])
+        records.append({"name": name, "confidence": confidence, "correct": correct, "n_sources": n_sources})
 
     rng = np.random.default_rng(seed)
     reviewed: dict[str, bool] = {}
     overlays: list[Path] = []
     dataset = AVSLDataset(scenes)
-    while True:
-        candidates = [r for r in records if r["confidence"] >= threshold and reviewed.get(r["name"], True)]
-        unreviewed = [r for r in candidates if r["name"] not in reviewed]
-        n_sample = min(len(unreviewed), max(min_review, round(review_fraction * len(candidates))))
-        sample = [unreviewed[int(j)] for j in rng.choice(len(unreviewed), n_sample, replace=False)] if n_sample else []
-        for r in sample:  # the scripted reviewer: looks at the overlay, answers from the hidden ground truth
-            reviewed[r["name"]] = bool(r["correct"])
-            if len(overlays) < n_overlays:
-                item = index_of[r["name"]]
-                group = pseudo.read_raw(pseudo.group_names.index(r["name"]))
-                path = out / "review" / f"{r['name']}-{'accept' if r['correct'] else 'reject'}.png"
-                overlays.append(save_overlay(path, dataset[item]["image"], group["labels"] > 0, group["cls"]))
-        rejected = sum(not reviewed[r["name"]] for r in sample)
-        if not sample or rejected <= max_reject * len(sample) or threshold >= 1.0:
-            break
-        logger.info("threshold %.2f: %d of %d reviewed rejected; raising it", threshold, rejected, len(sample))
-        threshold = min(1.0, threshold + threshold_step)
-    accepted = [r for r in records if r["confidence"] >= threshold and reviewed.get(r["name"], True)]
+
+    def review(record: dict[str, Any]) -> bool:
+        """The scripted reviewer: looks at the overlay, answers from the hidden ground truth."""
+        reviewed[record["name"]] = bool(record["correct"])
+        if len(overlays) < n_overlays:
+            item = index_of[record["name"]]
+            group = pseudo.read_raw(pseudo.group_names.index(record["name"]))
+            path = out / "review" / f"{record['name']}-{'accept' if record['correct'] else 'reject'}.png"
+            overlays.append(save_overlay(path, dataset[item]["image"], group["labels"] > 0, group["cls"]))
+        return bool(record["correct"])
+
+    thresholds = {}
+    for n_sources in sorted({r["n_sources"] for r in records}):
+        stratum = [r for r in records if r["n_sources"] == n_sources]
+        thresholds[n_sources] = _review_stratum(
+            stratum, threshold, threshold_step, review_fraction, min_review, max_reject, rng, reviewed, review
+        )
+    accepted = [r for r in records if r["confidence"] >= thresholds[r["n_sources"]] and reviewed.get(r["name"], True)]
     n_correct = sum(r["correct"] for r in records)
     true_positive = sum(r["correct"] for r in accepted)
     accepted_path = out / "accepted.h5"
@@ -240,7 +273,9 @@ def annotate_round(
         "n_accepted": len(accepted),
         "n_reviewed": len(reviewed),
         "n_rejected_in_review": sum(not ok for ok in reviewed.values()),
-        "threshold": threshold,
+        "thresholds": {str(k): v for k, v in thresholds.items()},
+        "n_accepted_by_sources": {str(k): sum(r["n_sources"] == k for r in accepted) for k in thresholds},
+        "map_threshold": map_threshold,
         "pseudo_label_precision": true_positive / len(accepted) if accepted else float("nan"),
         "pseudo_label_recall": true_positive / n_correct if n_correct else float("nan"),
         "teacher_label_accuracy": n_correct / len(records) if records else float("nan"),
@@ -262,10 +297,11 @@ def _main(argv: list[str] | None = None) -> int:
     label.add_argument("scenes")
     label.add_argument("out_dir")
     label.add_argument("--n-shards", type=int, required=True)
+    label.add_argument("--map-threshold", type=float, default=0.5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for shard in split_tasks(list(range(args.n_shards))):
-        path = label_shard(args.teacher, args.scenes, args.out_dir, args.n_shards, shard)
+        path = label_shard(args.teacher, args.scenes, args.out_dir, args.n_shards, shard, args.map_threshold)
         logger.info("wrote %s", path)
     return 0
 

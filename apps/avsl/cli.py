@@ -255,6 +255,7 @@ def _annotate(args: argparse.Namespace) -> int:
             backend_config=cfg.get("backend_config"),
             threshold=float(cfg.get("threshold", 0.5)),
             threshold_step=float(cfg.get("threshold_step", 0.1)),
+            map_threshold=float(cfg.get("map_threshold", 0.5)),
             review_fraction=float(cfg.get("review_fraction", 0.05)),
             min_review=int(cfg.get("min_review", 10)),
             max_reject=float(cfg.get("max_reject", 0.1)),

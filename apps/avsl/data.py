@@ -7,7 +7,9 @@ the training configs.
 
 A sample is a dict of tensors: ``image`` ``(3, H, W)`` uint8, ``audio`` ``(M, N)`` float32, ``labels`` ``(H, W)``
 int64 (0 background, ``i + 1`` object ``i``), ``cls`` ``(MAX_OBJECTS,)`` int64 (-1: no object), ``sounding``
-``(MAX_OBJECTS,)`` bool, ``index`` (the scene's position in its file).
+``(MAX_OBJECTS,)`` bool, ``all_objects`` bool (the labels mark every object, silent ones too: true for generated
+scenes; false for pseudo-labels, which mark only the sounding objects the teacher found), ``index`` (the scene's
+position in its file).
 
 Example:
     >>> import tempfile, os
@@ -100,6 +102,7 @@ class SceneArrays:
             "labels": np.asarray(labels, dtype=np.uint8),
             "cls": padded_cls,
             "sounding": padded_sounding,
+            "all_objects": np.bool_(self.pseudo is None),
             "index": np.int64(index),
         }
 
@@ -114,6 +117,8 @@ class AVSLDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         limit: Use only the first ``limit`` scenes of each file (quick runs).
         shuffle_audio_seed: If set, each sample gets the audio of another scene (a fixed derangement): the
             baseline that shows whether a model uses sound.
+        augment: Show each sample as one of the array's exact symmetries, drawn at random (frame, labels and
+            audio channels mapped together; :mod:`apps.avsl.augment`).
     """
 
     def __init__(
@@ -123,7 +128,10 @@ class AVSLDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         cache_bytes: int = 0,
         limit: int | None = None,
         shuffle_audio_seed: int | None = None,
+        augment: bool = False,
     ) -> None:
+        from apps.avsl.augment import array_symmetries
+        from apps.avsl.geometry import tetrahedral_array
         from core.data import CachedDataset
 
         path_list = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -141,6 +149,8 @@ class AVSLDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         config = SceneArrays(path_list[0]).config
         self.window = round(config["window"] * config["sample_rate"])
         self.hop = round(config["sample_rate"] / config["fps"])
+        mics = tetrahedral_array(config["mic_radius"])
+        self.symmetries = array_symmetries(mics, int(config["width"])) if augment else []
         self.audio_of = list(range(len(self.items)))
         if shuffle_audio_seed is not None and len(self.items) > 1:
             rng = np.random.default_rng(shuffle_audio_seed)
@@ -163,12 +173,20 @@ class AVSLDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         _, _, t_audio = self.items[self.audio_of[item]]
         audio_scene = scene if self.audio_of[item] == item else self.scene(self.audio_of[item])
         start = t_audio * self.hop
+        frame = np.asarray(scene["frames"])[t]
+        audio = np.asarray(audio_scene["audio"])[:, start : start + self.window]
+        labels = np.asarray(scene["labels"])
+        if self.symmetries:
+            symmetry = self.symmetries[int(torch.randint(len(self.symmetries), ()))]
+            frame, labels = symmetry.pixels(frame, width_axis=1), symmetry.pixels(labels)
+            audio = audio[list(symmetry.channels)]
         return {
-            "image": torch.as_tensor(np.asarray(scene["frames"])[t]).permute(2, 0, 1).contiguous(),
-            "audio": torch.as_tensor(np.asarray(audio_scene["audio"])[:, start : start + self.window]),
-            "labels": torch.as_tensor(np.asarray(scene["labels"]).astype(np.int64)),
+            "image": torch.as_tensor(np.ascontiguousarray(frame)).permute(2, 0, 1).contiguous(),
+            "audio": torch.as_tensor(np.ascontiguousarray(audio)),
+            "labels": torch.as_tensor(labels.astype(np.int64)),
             "cls": torch.as_tensor(np.asarray(scene["cls"])),
             "sounding": torch.as_tensor(np.asarray(scene["sounding"])),
+            "all_objects": torch.as_tensor(bool(scene["all_objects"])),
             "index": torch.as_tensor(np.int64(item)),
         }
 
@@ -192,6 +210,7 @@ def avsl_datamodule(
     cache_bytes: int = 1 << 30,
     limit: int | None = None,
     shuffle_audio: bool = False,
+    augment: bool = False,
 ) -> Any:
     """The training configs' ``datamodule``: a :class:`core.data.DataModule` over scene files.
 
@@ -202,18 +221,20 @@ def avsl_datamodule(
         cache_bytes: RAM cache per training and validation file (decoded scenes, shared by the loader workers).
         limit: Use the first ``limit`` scenes of each file.
         shuffle_audio: Every sample gets another scene's audio (the baseline that shows a model uses sound).
+        augment: Training samples shown as random exact symmetries of the array (:mod:`apps.avsl.augment`).
     """
     from core.data import DataModule
 
-    def make(value: Any, labels: Any = None, cached: bool = True) -> Any:
+    def make(value: Any, labels: Any = None, cached: bool = True, augmented: bool = False) -> Any:
         paths = _as_paths(value)
         if not paths:
             return None
         seed = 0 if shuffle_audio else None
-        return AVSLDataset(paths, labels, cache_bytes if cached else 0, limit, shuffle_audio_seed=seed)
+        cache = cache_bytes if cached else 0
+        return AVSLDataset(paths, labels, cache, limit, shuffle_audio_seed=seed, augment=augmented)
 
     return DataModule(
-        train=make(train, list(pseudo) if pseudo is not None else None),
+        train=make(train, list(pseudo) if pseudo is not None else None, augmented=augment),
         val=make(val),
         test=make(test, cached=False),
         predict=make(predict, cached=False),

@@ -3,7 +3,8 @@
 Losses (on the embedding grid, a quarter of the frame's resolution, except the map's):
 
 - ``dc``: deep clustering of the pixel embeddings into the scene's objects (every object, sounding or not, is its
-  own cluster; background one more), pixels weighted so that each cluster counts the same;
+  own cluster; background one more), pixels weighted so that each cluster counts the same; only on scenes whose
+  labels mark every object (``all_objects``: not on pseudo-labels, which mark only the sounding ones);
 - ``map``: binary cross-entropy of each present class's map against that class's sounding-object mask, at the
   frame's resolution (the logits upsampled as the metrics see them, so the edges are learnt where they are scored);
 - ``overlap``: ``1 −`` the soft cIoU of each present class's map and mask, ``Σpg / (Σg + Σp(1−g))`` at the frame's
@@ -13,7 +14,8 @@ Losses (on the embedding grid, a quarter of the frame's resolution, except the m
   coarse grid;
 - ``presence``: binary cross-entropy of the audio tagging;
 - ``contrastive`` (optional, weight 0 by default): InfoNCE of each class's audio embedding against the mean
-  embeddings of the scene's objects (its own object the positive, the look-alikes and the rest the negatives).
+  embeddings of the scene's objects (its own object the positive, the look-alikes and the rest the negatives;
+  also only where every object is labelled).
 
 Validation logs ``val/loss`` and ``val/ciou_success`` (the checkpoint monitor); test logs the localization metrics
 of :mod:`apps.avsl.metrics` averaged over scenes.
@@ -51,6 +53,8 @@ class AVSLTask(OptimizerTask):
             weights.
         temperature: Of the contrastive term.
         threshold: Map value that counts as "sounding" in the metrics.
+        init_from: Start from the network weights of this run directory's best checkpoint (or of a checkpoint
+            file): the next round of the annotation loop starts from its teacher.
         optimizer, schedulers, param_groups: See :class:`~core.train.task.OptimizerTask`.
     """
 
@@ -65,6 +69,7 @@ class AVSLTask(OptimizerTask):
         contrastive_weight: float = 0.0,
         temperature: float = 0.1,
         threshold: float = 0.5,
+        init_from: str | None = None,
         optimizer: OptimizerFactory | None = None,
         schedulers: Sequence[Any] | None = None,
         param_groups: Sequence[Mapping[str, Any]] | None = None,
@@ -81,6 +86,29 @@ class AVSLTask(OptimizerTask):
         }
         self.temperature = temperature
         self.threshold = threshold
+        self.init_from = init_from
+
+    def setup(self, stage: str) -> None:
+        """At the start of a fit, the ``init_from`` weights (a resumed fit's checkpoint is restored after this;
+        loading a trained run for inference never reads them)."""
+        if stage == "fit" and self.init_from:
+            self._load_network(self.init_from)
+
+    def _load_network(self, source: str) -> None:
+        """The network weights of a run's best checkpoint (or a checkpoint file); a mismatch is a user error."""
+        from pathlib import Path
+
+        from core.errors import UserError
+        from core.train.checkpoints import load_checkpoint, resolve_checkpoint
+
+        path = Path(source) if Path(source).is_file() else resolve_checkpoint(source, "best")
+        state = load_checkpoint(path, mmap=False)["state_dict"]
+        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"the weights do not fit this model: {first}", where=str(path)) from None
 
     def forward(self, image: Tensor, audio: Tensor) -> dict[str, Tensor]:
         outputs: dict[str, Tensor] = self.model(image, audio)
@@ -119,7 +147,11 @@ class AVSLTask(OptimizerTask):
         counts = hard.sum(1, keepdim=True)  # (B, 1, S)
         n_clusters = (counts > 0).sum(-1, keepdim=True).clamp_min(1)
         weights = (hard / counts.clamp_min(1)).sum(-1) * (h * w) / n_clusters[..., 0]
-        dc = deep_clustering_loss(embeddings.flatten(2).transpose(1, 2), hard, weights)
+        # only scenes whose labels mark every object: a pseudo-label leaves the silent look-alikes in the
+        # background, and clustering them with it would teach the encoder to merge the very objects it must keep apart
+        complete = batch["all_objects"].float() if "all_objects" in batch else torch.ones_like(weights[:, 0])
+        dc = deep_clustering_loss(embeddings.flatten(2).transpose(1, 2), hard, weights * complete[:, None])
+        dc = dc * complete.numel() / complete.sum().clamp_min(1.0)
 
         present = target["present"]
         n_present = present.sum().clamp_min(1.0)
@@ -132,7 +164,7 @@ class AVSLTask(OptimizerTask):
         direction = (-(on_grid * log_prob).sum(-1) * present).sum() / n_present
 
         presence = F.binary_cross_entropy_with_logits(outputs["presence"], present)
-        contrastive = self._contrastive(outputs, hard, batch, present)
+        contrastive = self._contrastive(outputs, hard, batch, present * complete[:, None])
         total = (
             self.weights["dc"] * dc
             + self.weights["map"] * map_loss

@@ -8,19 +8,24 @@ Stages, each kept in a workspace and skipped when its output exists (rerun the s
 3. ``eval``: the held-out test split: cIoU success and AUC, beside the centre prior and the same model with
    shuffled audio; silent false-positive area; two-source ARI; class accuracy; 95% bootstrap intervals; at the
    map threshold that scores best on the validation split (and at 0.5, the ``*_at_threshold_0.5`` figures);
-4. ``teacher``: the same config trained on the 24 hand-labelled scenes only (``--small-minutes`` of CPU);
-5. ``annotate``: ``kakehashi avsl annotate``'s round: the teacher labels the unlabelled split as an array of
-   2 local jobs, the scripted reviewer checks a sample, the accepted labels are kept;
-6. ``student``: hand + accepted pseudo labels, the same CPU budget as the teacher; both scored on the test split
-   (``ciou_success_hand_only`` is the teacher's);
-7. ``speed``: inference frames per second at 128×256 on one thread (CPU time of this process, and wall time);
-8. ``node``: ``kakehashi avsl node`` on loopback: frame published → map received, ``--node-frames`` times.
+4. ``teacher``: ``config/teacher.yaml``, the model trained on the 24 hand-labelled scenes only, each shown as
+   the array's exact symmetries (``--small-minutes`` of CPU); scored like the main model
+   (``ciou_success_hand_only``);
+5. ``annotate-<r>``, ``student-<r>`` for ``--rounds`` rounds: ``kakehashi avsl annotate``'s round (the round's
+   model labels the unlabelled split at its validation-chosen map threshold, as an array of 2 local jobs; the
+   scripted reviewer checks a sample of each number of predicted sources), then ``config/student.yaml`` on hand +
+   accepted labels, starting from the weights of the model that made them (``--student-minutes`` of CPU); the
+   last student is ``ciou_success_hand_plus_pseudo``, every round's figures are kept (``*_round<r>``);
+6. ``speed``: inference frames per second at 128×256 on one thread (CPU time of this process, and wall time);
+7. ``node``: ``kakehashi avsl node`` on loopback: frame published → map received, ``--node-frames`` times.
 
-    python tools/bench/avsl.py [--workspace runs/avsl-bench] [--main-minutes 2.5] [--small-minutes 2]
+    python tools/bench/avsl.py [--workspace runs/avsl-bench] [--main-minutes 2.5] [--small-minutes 4] [--rounds 2]
     python tools/bench/avsl.py --full --workspace runs/avsl-full   # 4× the data, 15 CPU minutes per model
 
-The defaults fit the shared 2-core development machine (the main model gets 2.5 CPU minutes, teacher and student
-2 each); ``--full`` is the issue's setting (15 CPU minutes of training per model).
+The defaults fit the shared 2-core development machine (the main model gets 2.5 CPU minutes, the teacher and each
+round's student 4); a cached stage is not redone, so a rerun after a change of the loop redoes only the loop
+(delete ``teacher``, ``annotate-*``, ``student-*`` and their ``eval-*`` files first); ``--full`` is the
+issue's setting (15 CPU minutes of training per model).
 
 Writes tools/bench/results/avsl.json (a flat object of figures, the peer versions and the core count).
 The CPU budgets are CPU time of the training process (``apps.avsl.callbacks.CPUBudget``), not wall time: on the
@@ -58,7 +63,7 @@ def _kakehashi(*args: str) -> None:
     subprocess.run(command, check=True, env=_env(), cwd=ROOT)
 
 
-def _train(ws: Path, name: str, minutes: float, extra: list[str], config: str = "train.yaml") -> Path:
+def _train(ws: Path, name: str, config: str, minutes: float, extra: list[str]) -> Path:
     run = ws / name
     if (run / "metric.json").is_file():
         return run
@@ -180,6 +185,43 @@ def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, Any]:
     }
 
 
+def _evaluated_threshold(run: Path, ws: Path) -> float:
+    """The map threshold a run's evaluation chose on the validation split (its labels use the same)."""
+    name = run.name
+    result: dict[str, Any] = json.loads((ws / f"eval-{name}-val-threshold.json").read_text())
+    return float(result["figures"]["threshold"])
+
+
+def _annotate(ws: Path, round_: int, model: Path, n_hand: int, map_threshold: float) -> dict[str, Any]:
+    """One round of ``kakehashi avsl annotate``: ``model`` labels the unlabelled split (2 local array jobs)."""
+    out = ws / f"annotate-{round_}"
+    if not (out / "report.json").is_file():
+        _kakehashi(
+            "avsl",
+            "annotate",
+            str(CONFIG / "annotate.yaml"),
+            f"teacher={model}",
+            f"scenes={ws / 'data' / 'unlabelled.h5'}",
+            f"out_dir={out}",
+            f"n_hand_frames={n_hand}",
+            f"map_threshold={map_threshold}",
+            f"seed={round_}",
+        )
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    return report
+
+
+def _student_overrides(ws: Path, round_: int, model: Path, n_scenes: int) -> list[str]:
+    """``config/student.yaml`` on this round's accepted labels, from ``model``'s weights, validated every ~50
+    steps (an "epoch" is one pass over the ``n_scenes`` hand + accepted scenes, at most 50 batches of 16)."""
+    batches = min(50, -(-n_scenes // 16))
+    return [
+        f"annotate_dir={ws / f'annotate-{round_}'}",
+        f"teacher={model}",
+        f"trainer.check_val_every_n_epoch={max(1, round(50 / batches))}",
+    ]
+
+
 def _cached(path: Path, measure: Any) -> dict[str, Any]:
     """A stage's figures, measured once (the model's weights do not change its cost: any run of the same
     architecture gives the same speed; the file says which run was used)."""
@@ -195,9 +237,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "avsl-bench")
     parser.add_argument("--main-minutes", type=float, default=2.5)
-    parser.add_argument("--small-minutes", type=float, default=2.0)
+    parser.add_argument("--small-minutes", type=float, default=4.0)
     parser.add_argument("--student-minutes", type=float, default=None, help="default: --small-minutes")
     parser.add_argument("--full", action="store_true", help="4× the data; 15 CPU minutes for every model")
+    parser.add_argument("--rounds", type=int, default=2, help="annotation rounds (each student labels the next)")
     parser.add_argument("--node-frames", type=int, default=40)
     parser.add_argument("--speed-frames", type=int, default=100)
     args = parser.parse_args()
@@ -211,7 +254,7 @@ def main() -> None:
     n_hand = int(json.loads((ws / "data" / "hand.h5.scene.json").read_text())["n"])
     test = ws / "data" / "test.h5"
 
-    main_run = _train(ws, "main", args.main_minutes, [])
+    main_run = _train(ws, "main", "train.yaml", args.main_minutes, [])
     at_half = _evaluate(main_run, test, ws / "eval-main.json")["figures"]
     main = _evaluate_tuned(main_run, ws, "main")
     figures: dict[str, Any] = {k: v for k, v in main["figures"].items() if not isinstance(v, dict)}
@@ -221,24 +264,20 @@ def main() -> None:
     figures["silent_false_positive_area_at_threshold_0.5"] = at_half["silent_false_positive_area"]
     figures["train_cpu_minutes"] = _budget_spent(main_run)
 
-    small = ["trainer.check_val_every_n_epoch=25"]  # 24 scenes: 2 batches an epoch, validate every 50
-    teacher = _train(ws, "teacher", args.small_minutes, [f"datamodule.train={ws / 'data' / 'hand.h5'}", *small])
+    teacher = _train(ws, "teacher", "teacher.yaml", args.small_minutes, [])
     hand_only = _evaluate_tuned(teacher, ws, "teacher")
-    annotate_dir = ws / "annotate"
-    if not (annotate_dir / "report.json").is_file():
-        _kakehashi(
-            "avsl",
-            "annotate",
-            str(CONFIG / "annotate.yaml"),
-            f"teacher={teacher}",
-            f"scenes={ws / 'data' / 'unlabelled.h5'}",
-            f"out_dir={annotate_dir}",
-            f"n_hand_frames={n_hand}",
-        )
-    report = json.loads((annotate_dir / "report.json").read_text())
+    model, student, with_pseudo, report = teacher, teacher, hand_only, {}
     student_minutes = args.student_minutes if args.student_minutes is not None else args.small_minutes
-    student = _train(ws, "student", student_minutes, [f"annotate_dir={annotate_dir}"], config="student.yaml")
-    with_pseudo = _evaluate_tuned(student, ws, "student")
+    for round_ in range(1, args.rounds + 1):  # each round's model labels the unlabelled split for the next
+        report = _annotate(ws, round_, model, n_hand, _evaluated_threshold(model, ws))
+        extra = _student_overrides(ws, round_, model, n_hand + int(report["n_accepted"]))
+        student = _train(ws, f"student-{round_}", "student.yaml", student_minutes, extra)
+        with_pseudo = _evaluate_tuned(student, ws, f"student-{round_}")
+        for key in ("pseudo_label_precision", "pseudo_label_recall", "label_multiplier", "n_accepted"):
+            figures[f"{key}_round{round_}"] = report[key]
+        figures[f"ciou_success_student_round{round_}"] = with_pseudo["figures"]["ciou_success"]
+        figures[f"student_round{round_}_cpu_minutes"] = _budget_spent(student)
+        model = student
     for key in (
         "pseudo_label_precision",
         "pseudo_label_recall",
@@ -247,7 +286,10 @@ def main() -> None:
         "teacher_label_accuracy",
     ):
         figures[key] = report[key]
-    figures["annotation_threshold"] = report["threshold"]
+    figures["annotation_rounds"] = args.rounds
+    figures["annotation_thresholds"] = json.dumps(report["thresholds"])
+    figures["n_accepted_by_sources"] = json.dumps(report["n_accepted_by_sources"])
+    figures["annotation_map_threshold"] = report["map_threshold"]
     figures["ciou_success_hand_only"] = hand_only["figures"]["ciou_success"]
     figures["ciou_success_hand_plus_pseudo"] = with_pseudo["figures"]["ciou_success"]
     paired = [

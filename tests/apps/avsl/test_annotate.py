@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from apps.avsl.annotate import annotate_round, label_correct, teacher_labels
 from apps.avsl.data import AVSLDataset, SceneArrays
@@ -62,6 +63,9 @@ def test_an_annotation_round_sharded_as_two_jobs(tiny_run: Path, tiny_data: Path
         scene = truth[truth.names.index(name)]
         ok = label_correct(group["labels"], group["cls"], scene["labels"], scene["cls"], scene["sounding"])
         assert path.stem.endswith("accept" if ok else "reject")
+    # each number of predicted sources is reviewed on its own: its own threshold, its accepted count
+    assert set(report["thresholds"]) == set(report["n_accepted_by_sources"])
+    assert sum(report["n_accepted_by_sources"].values()) == report["n_accepted"]
     expected = report["n_accepted"] / 8
     assert report["label_multiplier"] == pytest.approx(expected)
 
@@ -88,5 +92,23 @@ def test_an_annotation_round_sharded_as_two_jobs(tiny_run: Path, tiny_data: Path
         assert len(data) == 8 + report["n_accepted"]
         student = tmp_path / "student"
         overrides = [f"data_dir={tiny_data}", *TINY_OVERRIDES, "trainer.max_epochs=1", f"annotate_dir={out}"]
-        fit(TRAIN.with_name("student.yaml"), overrides, run_dir=student)
+        fit(TRAIN.with_name("student.yaml"), [*overrides, f"teacher={tiny_run}"], run_dir=student)
         assert (student / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_student_starts_from_the_teacher(tiny_run: Path, tmp_path: Path) -> None:
+    from apps.avsl.model import AVSLNet
+    from apps.avsl.task import AVSLTask
+    from core.errors import UserError
+    from core.train import load_run
+
+    teacher = load_run(tiny_run)
+    student = AVSLTask(AVSLNet(width=16, grid=(4, 8)), init_from=str(tiny_run))
+    student.setup("validate")  # only a fit starts from the teacher
+    learnt = teacher.model.state_dict()
+    assert not all(torch.equal(student.model.state_dict()[name], value) for name, value in learnt.items())
+    student.setup("fit")
+    for name, value in learnt.items():
+        assert torch.equal(student.model.state_dict()[name], value), name
+    with pytest.raises(UserError, match="do not fit"):
+        AVSLTask(AVSLNet(width=8, grid=(4, 8)), init_from=str(tiny_run)).setup("fit")

@@ -55,3 +55,31 @@ def test_map_losses_score_spill_like_ciou() -> None:
     spilled[0, 0, 8:12, 10:14] = 30.0  # 16 more pixels outside the object
     _bce, overlap = AVSLTask._map_losses(spilled, masks, present)
     assert float(overlap) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_clustering_only_on_scenes_that_mark_every_object() -> None:
+    """A pseudo-label marks only the sounding object: its silent twin is no cluster of its own there, so the
+    deep-clustering term skips such a scene (and a batch mixing both scores the complete scene as alone)."""
+    from apps.avsl.model import AVSLNet
+    from apps.avsl.task import AVSLTask
+
+    torch.manual_seed(0)
+    task = AVSLTask(AVSLNet(width=8, grid=(4, 8))).eval()
+    labels = torch.zeros(2, 32, 64, dtype=torch.long)
+    labels[:, 8:16, 8:16], labels[:, 8:16, 40:48] = 1, 2  # a sounding object and its silent twin
+    batch = {
+        "image": torch.randint(0, 255, (2, 3, 32, 64), dtype=torch.uint8),
+        "audio": torch.randn(2, 4, 5120),
+        "labels": labels,
+        "cls": torch.tensor([[1, 1, -1, -1, -1, -1]] * 2),
+        "sounding": torch.tensor([[True, False, False, False, False, False]] * 2),
+    }
+    with torch.no_grad():
+        outputs = task(batch["image"], batch["audio"])
+        complete = task.losses(outputs, {**batch, "all_objects": torch.tensor([True, True])})
+        pseudo = task.losses(outputs, {**batch, "all_objects": torch.tensor([False, False])})
+        first = task.losses({k: v[:1] for k, v in outputs.items()}, {k: v[:1] for k, v in batch.items()})
+        mixed = task.losses(outputs, {**batch, "all_objects": torch.tensor([True, False])})
+    assert float(complete["dc"]) > 0 and float(pseudo["dc"]) == 0.0
+    assert float(mixed["dc"]) == pytest.approx(float(first["dc"]), rel=1e-5)
+    assert float(pseudo["map"]) == pytest.approx(float(complete["map"]))  # the maps still learn from both
