@@ -309,10 +309,14 @@ class JobExecutor:
         if fd is not None:
             os.close(fd)
         pid = _job_pid(flight.task) if self.event_driven else None
-        if pid is not None:  # the trial is over: so is anything it left running in its process group
-            from core.jobs.processes import signal_group
+        if pid is None:
+            return
+        from core.jobs.processes import group_alive, signal_group
 
-            signal_group(pid, 15)
+        if group_alive(pid):  # the trial is over: so is anything it left running in its process group
+            signal_group(pid, 15)  # (the group stays listed: what ignores SIGTERM is killed when the runner exits)
+        else:
+            self._groups.discard(pid)  # nothing left: the exit sweep need not look for it in /proc
 
     def close(self) -> None:
         """End the process groups of this runner's local trials that are still alive (SIGTERM, then SIGKILL)."""

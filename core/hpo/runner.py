@@ -6,7 +6,10 @@ running ones have their intermediate values fed to the pruner and are stopped if
 ``timeout_per_trial``), their outcomes are told; the heartbeat is refreshed; when a slot is free (or every second),
 under the storage's :class:`~core.hpo.storage.BudgetLock`, dead runners' trials are taken over
 (:mod:`core.hpo.takeover`), the budget is counted (:func:`core.hpo.outcomes.budget`) and new trials are asked for the
-free slots. Then the runner sleeps until a trial ends or a signal comes (:mod:`core.hpo.wakeup`): nothing spins.
+free slots. The round's journal records are written at once and flushed to disk together at its end
+(:meth:`~core.hpo.storage.OpenedStorage.grouped_sync`): a killed runner loses none of them, and the flushes (a few
+ms each) are not paid one by one between a trial's end and the next one's start. Then the runner sleeps until a
+trial ends or a signal comes (:mod:`core.hpo.wakeup`): nothing spins.
 
 What runs a trial is a :class:`~core.hpo.executor.TrialExecutor`: :class:`~core.hpo.job_executor.JobExecutor` for
 commands, :class:`~core.hpo.executor.ThreadExecutor` for callables.
@@ -137,10 +140,11 @@ class StudyRunner:
     def _loop(self, stop: StopSignals, show: Callable[[Counts], None]) -> None:
         self._heartbeat(force=True)
         while not stop.requested:
-            self._record(self.executor.poll(list(self.inflight.values())))
-            self._heartbeat()
-            if self._slot_freed or time.monotonic() - self._last_sync >= SYNC_INTERVAL:
-                self._sync_and_fill()
+            with self.opened.grouped_sync():  # the round's records reach the disk together, before the sleep
+                self._record(self.executor.poll(list(self.inflight.values())))
+                self._heartbeat()
+                if self._slot_freed or time.monotonic() - self._last_sync >= SYNC_INTERVAL:
+                    self._sync_and_fill()
             show(self.counts)
             if self._finished():
                 return
