@@ -244,10 +244,11 @@ class BridgeRegressor:
                     best = MEAN
             if best == MEAN:
                 models = min((v for k, v in scores.items() if k not in (MEAN, PRIOR, "shrunk")), default=math.nan)
+                constant = "prior" if anchor is not None else "training mean"
                 self.warnings.append(
-                    f"output {j}: no model beats the training mean in cross-validation "
-                    f"(best {models:.3g} vs mean {scores[MEAN]:.3g}); predicting "
-                    + ("the prior" if anchor is not None else "the mean")
+                    f"output {j}: no model beats the {constant} in cross-validation "
+                    f"(best {models:.3g} vs {constant} {scores[PRIOR if anchor is not None else MEAN]:.3g}); "
+                    f"predicting the {constant}"
                 )
             self.cv_.append(scores)
             self.chosen_.append(best)

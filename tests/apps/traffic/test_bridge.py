@@ -24,7 +24,9 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_traffic_bridge_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_traffic_bridge_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import BASELINES
     from apps.traffic.simulator import simulate
@@ -70,6 +72,32 @@ def test_traffic_bridge_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     # a second run resumes: every stage is skipped, the figures are read back
     assert main(["traffic", "bridge", DEMO, *TINY, f"workspace={workspace}"]) == 0
     assert "skipped" in capsys.readouterr().err
+
+    # h refitted (another anchor, single-best targets): the check runs move to the new predictions, and scoring
+    # simulates only θ that changed (θ* and direct HPO's are read back from the cached scores)
+    import apps.traffic.simulator as simulator
+    from apps.traffic.bridge import run_bridge
+    from core.config import load_config
+
+    simulated: list[dict[str, float]] = []
+    original = simulator.simulate
+
+    def counting(built, spec, theta, seed, **kwargs):  # type: ignore[no-untyped-def]
+        simulated.append(dict(theta))
+        return original(built, spec, theta, seed, **kwargs)
+
+    cfg = load_config(DEMO, [*TINY, f"workspace={workspace}", "fit.prior=none", "fit.target_top_k=1"])
+    monkeypatch.setattr(simulator, "simulate", counting)
+    figures = run_bridge(cfg, log=lambda _: None, progress=False, redo_from="collect")
+    with (workspace / "evaluation.csv").open() as handle:
+        row = {r["scenario"]: r for r in csv.DictReader(handle)}[name]
+    rescored = json.loads((workspace / "report" / "scores" / f"{name}.json").read_text())
+    predicted = {k.removeprefix("pred."): float(v) for k, v in row.items() if k.startswith("pred.")}
+    assert rescored["theta"]["bridge"] == pytest.approx(predicted)
+    assert rescored["methods"]["theta_star"] == scores["methods"]["theta_star"]
+    assert dict(spec.theta_star) not in simulated and rescored["theta"]["direct"] not in simulated
+    assert json.loads((workspace / "model" / "card.json").read_text())["prior"] is None
+    assert figures["n_test_scenarios"] == 2
 
 
 def test_a_search_space_with_tau_below_the_step_is_one_error_line(
