@@ -46,7 +46,7 @@ TYPES = ("existence", "counting", "order", "timing", "duration", "loudness")
 KINDS = {"event": "event", "frame": "frame", "question_only": "none"}
 
 SIZES = {
-    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 1.0, "sed_epochs": 20, "qa_epochs": 12},
+    "cpu": {"train": 1000, "val": 100, "test": 250, "qa_per_clip": 1.0, "sed_epochs": 20, "qa_epochs": 20},
     "full": {"train": 3000, "val": 300, "test": 500, "qa_per_clip": 1.0, "sed_epochs": 60, "qa_epochs": 40},
 }
 
@@ -326,6 +326,7 @@ def main() -> None:
         "sed_val_f1_by_epoch": _logged(sed_run, "val/f1"),
         "qa_epochs": size["qa_epochs"], "seeds": args.seeds,
         **{f"seeds_done_{name}": len(runs) for name, runs in results.items()},
+        **{f"qa_epochs_{name}": _run_epochs(ws, name, args.seeds) for name in results},
         "torch_threads": args.threads, "qa_parallel_jobs": args.jobs,
         "cpu_count": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0],
         "torch": version("torch"), "torchaudio": version("torchaudio"), "lightning": version("lightning"),
@@ -387,6 +388,14 @@ def _logged(run: Path, key: str) -> list[float]:
 
     with (run / "logs" / "version_0" / "metrics.csv").open() as f:
         return [round(float(r[key]), 4) for r in csv.DictReader(f) if r.get(key)]
+
+
+def _run_epochs(ws: Path, name: str, seeds: int) -> list[int]:
+    """The epochs each finished QA run of variant ``name`` was configured for (runs of an earlier size may remain)."""
+    from core.train.run import load_run_config
+
+    runs = [ws / f"qa-{name}-{seed}" for seed in range(seeds)]
+    return [int(load_run_config(run).trainer.max_epochs) for run in runs if (run / "metric.json").is_file()]
 
 
 def _epochs_trained(run: Path) -> int:
