@@ -9,7 +9,8 @@ runs/robots/frontend/train``). Writes ``tools/bench/results/frontend.json``:
   mixture's covariance, one source, RT60 0.3 s (the ``doa`` split); ``*_pra``: pyroomacoustics' SRP and MUSIC on
   the same STFTs; ``doa_mae_deg_srp_masked``: SRP-PHAT on the network's speech covariance.
 - ``sisdri_ours`` (mask MVDR with the trained network's masks, refined offline by cACGMM EM as
-  :class:`~apps.robots.frontend.enhance.Frontend` does by default, utterance-level), ``sisdri_ours_streaming`` (the
+  :class:`~apps.robots.frontend.enhance.Frontend` does by default, utterance-level), ``sisdri_ours_network_only``
+  (the same with the network's masks as they are, no refinement), ``sisdri_ours_streaming`` (the
   node's block-online path: the network's masks alone), ``sisdri_cacgmm_teacher`` (the network's training teacher
   on its own), ``sisdri_fastmnmf2``, ``sisdri_auxiva``, ``sisdri_oracle_mvdr``: mean SI-SDR improvement (dB)
   over the ``test`` split (two speakers + diffuse noise, held-out voices), the same oracle speaker assignment for
@@ -25,7 +26,7 @@ runs/robots/frontend/train``). Writes ``tools/bench/results/frontend.json``:
   the block plus ``n_fft - hop``.
 
 Run: ``python tools/bench/frontend.py [--run runs/robots/frontend/train] [--data runs/robots/frontend/data]
-[--n-test 50] [--n-commands 100]``; ``--quick`` for a smoke run (5 mixtures each).
+[--n-test 100] [--n-commands 100]``; ``--quick`` for a smoke run (5 mixtures each).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _doa(data: Path, frontend: Any, limit: int) -> dict[str, float]:
 
 
 def _separation(data: Path, frontend: Any, limit: int) -> dict[str, float]:
-    from apps.robots.frontend.enhance import StreamingFrontend
+    from apps.robots.frontend.enhance import Frontend, StreamingFrontend
     from apps.robots.frontend.evaluate import (
         oracle_mvdr,
         paired_interval,
@@ -83,8 +84,10 @@ def _separation(data: Path, frontend: Any, limit: int) -> dict[str, float]:
     )
 
     stream = StreamingFrontend(frontend)
+    network_only = Frontend(frontend.task, refine_iterations=0)
     methods = {
         "ours": lambda m, s: frontend.separate(m),
+        "ours_network_only": lambda m, s: network_only.separate(m),
         "ours_streaming": lambda m, s: stream.run(m)[None],
         "auxiva": lambda m, s: separate_auxiva(m),
         "fastmnmf2": lambda m, s: separate_fastmnmf2(m, n_src=3),
@@ -110,7 +113,7 @@ def _separation(data: Path, frontend: Any, limit: int) -> dict[str, float]:
     out: dict[str, float] = {f"sisdri_{k}": float(np.mean(v)) for k, v in scores.items()}
     out["sisdri_n"] = len(scores["ours"])
     out |= {f"cpu_s_per_mixture_{k}": v / max(len(scores["ours"]), 1) for k, v in seconds.items()}
-    for peer in ("fastmnmf2", "auxiva", "cacgmm_teacher", "oracle_mvdr"):
+    for peer in ("fastmnmf2", "auxiva", "cacgmm_teacher", "oracle_mvdr", "ours_network_only"):
         mean, low, high = paired_interval(np.array(scores["ours"]), np.array(scores[peer]))
         out[f"sisdri_ours_minus_{peer}"] = mean
         out[f"sisdri_ours_minus_{peer}_ci95_low"] = low
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/robots/frontend/train")
     parser.add_argument("--data", default="runs/robots/frontend/data")
-    parser.add_argument("--n-test", type=int, default=50)
+    parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--n-commands", type=int, default=100)
     parser.add_argument("--n-doa", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="5 mixtures per part (a smoke run)")

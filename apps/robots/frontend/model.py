@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -84,6 +86,112 @@ class MaskNet(nn.Module):
         batch, frames, _ = logits.shape
         logits = logits.reshape(batch, frames, self.n_components, self.n_freq).permute(0, 2, 3, 1)
         return torch.softmax(logits, dim=1), state
+
+
+class DirectionalMaskNet(nn.Module):
+    """Causal mask estimator that shares its weights across frequencies, through directional features.
+
+    Each bin's phase differences are turned into a direction response, ``D_ftd = mean over mic pairs of
+    Re(u_ij,ft · conj(a_i a_j*)_fd)`` for ``n_directions`` azimuths (``u`` the pair's unit cross-spectrum, ``a`` the
+    far-field steering vectors): 1 where the bin's phases fit a wave from azimuth ``d``, the same scale at every
+    frequency. A GRU reads per-frame summaries (the band-averaged direction response, plain and power-weighted,
+    and the log power in ``n_bands`` bands, centred per frame as in :func:`features`) and keeps track of where the
+    speakers are; a small per-bin network, the same at every frequency (plus a learned frequency embedding), reads
+    the bin's direction response and log power and the frame's GRU state and gives the bin's K logits. Unlike
+    :class:`MaskNet`, whose input layer maps all ``(2C - 1) F`` features of a frame at once, nothing here has to be
+    learned separately per frequency.
+
+    Args:
+        n_freq: Frequency bins (``n_fft // 2 + 1``).
+        array: The microphone array (:class:`~apps.robots.frontend.simulate.ArraySpec` fields).
+        fs: Sample rate.
+        n_components: Speakers + 1 (the last component is the diffuse noise).
+        hidden: Width of the GRU.
+        bin_hidden: Width of the per-bin network.
+        n_directions: Azimuths of the direction response (evenly spaced over 360°).
+        n_bands: Bands of the frame's log-power summary.
+        band: Frequency range (Hz) of the frame's direction summary.
+
+    >>> net = DirectionalMaskNet(n_freq=65, fs=8000, hidden=8, bin_hidden=8, n_directions=12)
+    >>> masks, state = net(torch.randn(1, 4, 65, 10, dtype=torch.complex64))
+    >>> masks.shape, bool(torch.allclose(masks.sum(1), torch.ones(1, 65, 10)))
+    (torch.Size([1, 3, 65, 10]), True)
+    """
+
+    pair_steering: Tensor  # (F, D, P): conj(a_i a_j*) of each direction and mic pair
+    band_weights: Tensor  # (F,): 1 inside the direction summary's band, normalized
+    band_pool: Tensor  # (F, n_bands): averages the bins of each log-power band
+
+    def __init__(
+        self,
+        n_freq: int = 257,
+        array: dict[str, Any] | None = None,
+        fs: int = 16000,
+        n_components: int = 3,
+        hidden: int = 128,
+        bin_hidden: int = 64,
+        n_directions: int = 36,
+        n_bands: int = 16,
+        band: tuple[float, float] = (300.0, 4000.0),
+    ) -> None:
+        super().__init__()
+        from apps.robots.frontend.functional import steering_vectors
+        from apps.robots.frontend.simulate import ArraySpec
+
+        spec = ArraySpec(**(array or {}))
+        self.n_freq = n_freq
+        self.n_mics = spec.n_mics
+        self.n_components = n_components
+        freqs = np.linspace(0.0, fs / 2.0, n_freq)
+        a = steering_vectors(spec.positions(), freqs, np.arange(n_directions) * 360.0 / n_directions)  # (F, D, C)
+        self.pairs = list(itertools.combinations(range(spec.n_mics), 2))
+        steer = np.stack([a[..., i] * a[..., j].conj() for i, j in self.pairs], axis=-1).conj()
+        self.register_buffer("pair_steering", torch.from_numpy(steer.astype(np.complex64)), persistent=False)
+        inside = ((freqs >= band[0]) & (freqs <= band[1])).astype(np.float32)
+        self.register_buffer("band_weights", torch.from_numpy(inside / max(inside.sum(), 1.0)), persistent=False)
+        edges = np.linspace(0, n_freq, n_bands + 1).astype(int)
+        pool = np.zeros((n_freq, n_bands), np.float32)
+        for b in range(n_bands):
+            pool[edges[b] : edges[b + 1], b] = 1.0 / max(edges[b + 1] - edges[b], 1)
+        self.register_buffer("band_pool", torch.from_numpy(pool), persistent=False)
+        self.frame_in = nn.Sequential(nn.Linear(2 * n_directions + n_bands, hidden), nn.LayerNorm(hidden), nn.ReLU())
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.freq_embedding = nn.Parameter(torch.zeros(n_freq, 16))
+        self.bin_in = nn.Linear(n_directions + 1, bin_hidden)
+        self.freq_in = nn.Linear(16, bin_hidden, bias=False)
+        self.context = nn.Linear(hidden, bin_hidden)
+        self.bin_out = nn.Sequential(
+            nn.ReLU(), nn.Linear(bin_hidden, bin_hidden), nn.ReLU(), nn.Linear(bin_hidden, n_components)
+        )
+
+    @torch.no_grad()
+    def direction_response(self, X: Tensor, eps: float = 1e-8) -> Tensor:
+        """``D`` ``(B, T, F, n_directions)`` of the STFT ``X`` ``(B, C, F, T)`` (a fixed transform: no gradient)."""
+        cross = torch.stack([X[:, i] * X[:, j].conj() for i, j in self.pairs], dim=-1)  # (B, F, T, P)
+        unit = (cross / (cross.abs() + eps)).permute(1, 0, 2, 3)  # (F, B, T, P)
+        freqs, batch, frames, pairs = unit.shape
+        unit = unit.reshape(freqs, batch * frames, pairs)
+        steer = self.pair_steering.transpose(1, 2)  # (F, P, D)
+        D = torch.bmm(unit.real, steer.real) - torch.bmm(unit.imag, steer.imag)  # Re(u · steer), (F, B T, D)
+        return D.reshape(freqs, batch, frames, -1).permute(1, 2, 0, 3) / pairs
+
+    def forward(self, X: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Masks ``(B, K, F, T)`` of the STFT ``X`` ``(B, C, F, T)``, and the GRU state after the last frame."""
+        D = self.direction_response(X)  # (B, T, F, Dir)
+        power = (X.abs() ** 2).mean(1).transpose(1, 2)  # (B, T, F)
+        log_power = torch.log(power + 1e-8)
+        log_power = (log_power - log_power.mean(-1, keepdim=True)) / 5.0  # centred per frame: level-invariant
+        weights = self.band_weights[:, None]
+        loud = power * self.band_weights
+        loud = loud / (loud.sum(-1, keepdim=True) + 1e-12)
+        frame = torch.cat(
+            [(D * weights).sum(2), (D * loud.unsqueeze(-1)).sum(2), log_power @ self.band_pool], dim=-1
+        )  # (B, T, 2 Dir + bands)
+        context, state = self.gru(self.frame_in(frame), state)  # (B, T, H)
+        h = self.bin_in(torch.cat([D, log_power.unsqueeze(-1)], dim=-1))  # (B, T, F, bin_hidden)
+        h = h + self.freq_in(self.freq_embedding) + self.context(context).unsqueeze(2)
+        logits = self.bin_out(h)  # (B, T, F, K)
+        return torch.softmax(logits.permute(0, 3, 2, 1), dim=1), state
 
 
 def speaker_covariances(X: Tensor, masks: Tensor, eps: float = 1e-6) -> Tensor:
@@ -188,4 +296,12 @@ def _gaussian_terms(element: Callable[[int, int], Tensor], x: list[Tensor]) -> t
     return logdet, quad  # type: ignore[return-value]
 
 
-__all__ = ["MaskNet", "fca_nll", "features", "gaussian_terms", "speaker_covariances", "teacher_kl"]
+__all__ = [
+    "DirectionalMaskNet",
+    "MaskNet",
+    "fca_nll",
+    "features",
+    "gaussian_terms",
+    "speaker_covariances",
+    "teacher_kl",
+]

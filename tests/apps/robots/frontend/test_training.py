@@ -14,16 +14,18 @@ h5py = pytest.importorskip("h5py")
 
 from apps.robots.frontend import functional as F  # noqa: E402
 from apps.robots.frontend.enhance import Frontend, StreamingFrontend  # noqa: E402
-from apps.robots.frontend.model import MaskNet  # noqa: E402
+from apps.robots.frontend.model import DirectionalMaskNet, MaskNet  # noqa: E402
 from apps.robots.frontend.task import FrontendTask, MixtureDataModule, MixtureDataset, TeacherSpec  # noqa: E402
 
 from .conftest import TRAIN_YAML, tiny_overrides  # noqa: E402
 
 
-@pytest.mark.parametrize("objective", ["teacher", "fca"])
-def test_a_short_training_run_lowers_the_loss(tiny_data: dict[str, Path], objective: str) -> None:
+@pytest.mark.parametrize(
+    ("objective", "model"), [("teacher", DirectionalMaskNet), ("teacher", MaskNet), ("fca", MaskNet)]
+)
+def test_a_short_training_run_lowers_the_loss(tiny_data: dict[str, Path], objective: str, model: type) -> None:
     torch.manual_seed(0)
-    task = FrontendTask(model=MaskNet(hidden=16), objective=objective)
+    task = FrontendTask(model=model(hidden=16), objective=objective)
     data = MixtureDataset(tiny_data["train"], crop=16000, teacher=TeacherSpec(iterations=3))
     items = [data[i] for i in range(3)]
     batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
