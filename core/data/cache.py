@@ -26,6 +26,12 @@ How it stays correct:
   batch tensor (in shared memory when in a worker, as ``default_collate`` does). With
   ``collate_fn=CachedDataset.collate`` that tensor is the batch: a hit costs about a ``memcpy``. Samples of
   varying layout, and batches with a miss, take the per-item path.
+- **Hits in DataLoader workers.** A worker does not copy a batch of hits: ``CachedDataset.collate`` returns the
+  rows' slot numbers, which cross to the main process as a few hundred pickled bytes, and the main process copies
+  the rows out of the shared segment itself (the segment is already there: it built the wrapper). One copy per
+  batch, and none of the DataLoader's per-batch cost of a shared-memory tensor (allocated and written in the
+  worker, its descriptor passed over a socket, mapped and unmapped in the main process). Workers still load and
+  cache the misses in parallel; the copy of a hit batch runs in the process that consumes it.
 - **Cleanup.** The process that built the wrapper unlinks the segment when the wrapper is garbage collected, at
   interpreter exit, or on :meth:`CachedDataset.close`; if that process is killed, Python's resource tracker
   unlinks it. Nothing is left in ``/dev/shm``.
@@ -93,6 +99,9 @@ def _unlink_if_owner(segment: shared_memory.SharedMemory, owner_pid: int) -> Non
         segment.unlink()
 
 
+_OPEN: weakref.WeakValueDictionary[str, CachedDataset] = weakref.WeakValueDictionary()  # by segment, this process
+
+
 def _default_capacity() -> int:
     usage = shutil.disk_usage(_SHM_DIR) if os.path.isdir(_SHM_DIR) else None
     return max(usage.free // 2, 1 << 20) if usage else 1 << 30
@@ -130,6 +139,7 @@ class CachedDataset:
         self._lock_pid = -1
         self._warned = False
         self._plan: _BatchPlan | None = None
+        _OPEN[self._name] = self
 
     @staticmethod
     def _round_up(n: int) -> int:
@@ -167,6 +177,7 @@ class CachedDataset:
                 "closed it or exited"
             ) from None
         self._bind_views()
+        _OPEN[self._name] = self
 
     # -- the dataset protocol ----------------------------------------------------------------------------------
 
@@ -193,9 +204,10 @@ class CachedDataset:
         """A whole batch (the DataLoader calls this instead of ``ds[i]`` per index).
 
         When every index is a hit and all cached samples share one layout (the same keys, dtypes and shapes),
-        the batch is gathered with one ``numpy.take`` per field straight from the shared segment, already
-        collated: pass ``collate_fn=CachedDataset.collate`` to the DataLoader to use it as it is. Any other
-        ``collate_fn`` sees an ordinary sequence of samples. Otherwise each index is read as ``ds[i]``.
+        the batch is gathered with one ``index_select`` per field straight from the shared segment, already
+        collated: pass ``collate_fn=CachedDataset.collate`` to the DataLoader to use it as it is (in a worker,
+        the main process gathers it; see the module docstring). Any other ``collate_fn`` sees an ordinary
+        sequence of samples. Otherwise each index is read as ``ds[i]``.
         """
         if self._table is None:
             self._attach()
@@ -207,10 +219,13 @@ class CachedDataset:
 
     @staticmethod
     def collate(batch: Sequence[Any]) -> Any:
-        """``collate_fn`` for a DataLoader over a :class:`CachedDataset`: a gathered batch passes through as is,
-        anything else goes to torch's ``default_collate`` (which it equals on the same samples)."""
+        """``collate_fn`` for a DataLoader over a :class:`CachedDataset`: a gathered batch passes through as is
+        (from a worker, as the slot numbers its receiver gathers), anything else goes to torch's
+        ``default_collate`` (which it equals on the same samples)."""
         if isinstance(batch, GatheredBatch):
-            return batch.collated
+            from torch.utils.data import get_worker_info
+
+            return _InTransit(batch.segment, batch.slots) if get_worker_info() is not None else batch.collated
         from torch.utils.data import default_collate
 
         return default_collate(list(batch))
@@ -219,9 +234,7 @@ class CachedDataset:
         assert self._table is not None and self._header is not None
         if self._header[5] != _UNIFORM or len(indices) == 0:
             return None
-        if self._plan is None or self._plan.first_offset != int(self._header[6]):
-            self._plan = _BatchPlan.build(self)
-        plan = self._plan
+        plan = self._batch_plan()
         if plan is None:
             return None
         idx = np.asarray(indices, dtype=np.int64)
@@ -232,7 +245,21 @@ class CachedDataset:
         if not bool((rows[:, 0] == _READY).all()):
             return None
         slots = (rows[:, 1] - plan.first_offset) // plan.stride
-        return GatheredBatch(plan.gather(slots))
+        return GatheredBatch(self, slots)
+
+    def _batch_plan(self) -> _BatchPlan | None:
+        assert self._header is not None
+        if self._plan is None or self._plan.first_offset != int(self._header[6]):
+            self._plan = _BatchPlan.build(self)
+        return self._plan
+
+    def gather_slots(self, slots: np.ndarray[Any, Any]) -> Any:
+        """The collated batch of the records in ``slots`` (from :meth:`__getitems__`; all of one layout)."""
+        if self._table is None:
+            self._attach()
+        plan = self._batch_plan()
+        assert plan is not None, "slots come from a gathered batch: the cache has one layout"
+        return plan.gather(slots)
 
     # -- filling -------------------------------------------------------------------------------------------------
 
@@ -346,15 +373,24 @@ class _NoPlan(Exception):
 
 
 class GatheredBatch(list[Any]):
-    """A batch gathered from the cache: ``collated`` is what ``default_collate`` would make of its samples, and
-    :meth:`CachedDataset.collate` passes it through without a second copy. As a list it holds the samples (row
-    views of ``collated``), made on first use, so any ``collate_fn`` works on it.
+    """A batch of hits: ``collated`` (copied from the cache on first use) is what ``default_collate`` would make
+    of its samples, and :meth:`CachedDataset.collate` passes it through without a second copy. As a list it holds
+    the samples (row views of ``collated``), made on first use, so any ``collate_fn`` works on it.
     """
 
-    def __init__(self, collated: Any) -> None:
+    def __init__(self, cache: CachedDataset, slots: np.ndarray[Any, Any]) -> None:
         super().__init__()
-        self.collated = collated
+        self.segment = cache.segment_name
+        self.slots = slots
+        self._cache = cache
+        self._collated: Any = None
         self._filled = False
+
+    @property
+    def collated(self) -> Any:
+        if self._collated is None:
+            self._collated = self._cache.gather_slots(self.slots)
+        return self._collated
 
     def _fill(self) -> None:
         if not self._filled:
@@ -372,6 +408,29 @@ class GatheredBatch(list[Any]):
     def __iter__(self) -> Iterator[Any]:
         self._fill()
         return super().__iter__()
+
+
+class _InTransit:
+    """A batch of hits on its way from a DataLoader worker: pickled, it is the cache's segment name and the rows'
+    slots; unpickled, the receiving process gathers the batch from its own :class:`CachedDataset` of that
+    segment."""
+
+    def __init__(self, segment: str, slots: np.ndarray[Any, Any]) -> None:
+        self.segment = segment
+        self.slots = slots
+
+    def __reduce__(self) -> tuple[Callable[[str, np.ndarray[Any, Any]], Any], tuple[str, np.ndarray[Any, Any]]]:
+        return _gather_received, (self.segment, self.slots)
+
+
+def _gather_received(segment: str, slots: np.ndarray[Any, Any]) -> Any:
+    cache = _OPEN.get(segment)
+    if cache is None or cache._segment is None:
+        raise RuntimeError(
+            f"a batch of the shared cache {segment} reached a process without that CachedDataset open "
+            "(use CachedDataset.collate only in the DataLoader of the process that holds the dataset)"
+        )
+    return cache.gather_slots(slots)
 
 
 def _rows(node: Any) -> list[Any]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -266,3 +267,20 @@ def test_batch_with_misses_or_mixed_layouts_falls_back_to_items() -> None:
         bare.__getitems__([0, 6])
     bare.close()
     mixed.close()
+
+
+def test_a_batch_of_hits_leaves_a_worker_as_slot_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = CachedDataset(_Images(40))
+    reference = _Images(40)
+    for i in range(40):
+        ds[i]
+    ids = [5, 3, 39, 0]
+    expected = torch.utils.data.default_collate([reference[i] for i in ids])
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as inside a DataLoader worker
+    sent = pickle.dumps(CachedDataset.collate(ds.__getitems__(ids)))
+    monkeypatch.undo()
+    assert len(sent) < expected["image"].numel() * 4  # not the batch's bytes: the receiver copies the rows
+    torch.testing.assert_close(pickle.loads(sent), expected)  # received by the process that holds the cache
+    ds.close()
+    with pytest.raises(RuntimeError, match="without that CachedDataset open"):
+        pickle.loads(sent)
