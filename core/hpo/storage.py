@@ -307,6 +307,13 @@ class GroupedJournal:
         self._file = JournalFileBackend(path, lock_obj=lock.as_optuna_lock())
         self._local = threading.local()  # depth: nesting of grouped_sync in this thread; owed: unflushed appends
 
+    def __getstate__(self) -> dict[str, Any]:  # a JournalStorage may be pickled (Optuna allows it); not a group
+        return {key: value for key, value in self.__dict__.items() if key != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
         return self._file.read_logs(log_number_from)
 

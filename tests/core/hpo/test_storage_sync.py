@@ -4,6 +4,7 @@ before the group's flush."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -84,3 +85,11 @@ def test_a_writer_killed_before_the_flush_loses_no_record(tmp_path: Path) -> Non
     assert done.returncode == -signal.SIGKILL
     study = optuna.load_study(study_name="s", storage=open_storage(str(journal), tmp_path).storage)
     assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.0), ("COMPLETE", 1.0), ("COMPLETE", 2.0)]
+
+
+def test_a_journal_storage_still_pickles(tmp_path: Path) -> None:
+    opened, study = _study(tmp_path)
+    copy = pickle.loads(pickle.dumps(opened.storage))
+    with opened.grouped_sync():
+        study.set_user_attr("k", 1)
+    assert optuna.load_study(study_name="s", storage=copy).user_attrs == {"k": 1}
