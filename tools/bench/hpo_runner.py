@@ -10,10 +10,17 @@ Figures (tools/bench/results/hpo_runner.json):
   measurements (ours 0 / N, aiaccel 0 / N, bare N) in a shuffled order; the figures are medians over repeats.
 - ``idle_fraction_4_slots`` (and ``_loaded``): trial durations uniform in 0.1–1 s, 4 slots: 1 − (sum of the
   trials' own running time) / (4 × span from the first trial's start to the last one's end); times are taken by
-  the trial command itself. The same for aiaccel and for a synchronous batch runner (ask 4, run 4, wait for all,
-  tell: the way Hydra's Optuna sweeper runs). Medians over repeats.
-- ``load_average_quiet`` / ``_loaded``: the 1-minute load average at the start of each phase (the machine is
-  shared: "quiet" means no busy processes of ours, not an idle machine).
+  the trial command itself. The same for aiaccel, for a synchronous batch runner (ask 4, run 4, wait for all,
+  tell: the way Hydra's Optuna sweeper runs) and for the floor: ``_bare``, plain threads that start the same
+  command with the same durations (``subprocess.Popen`` + ``wait``, no storage, no sampler). Medians over repeats.
+- ``idle_fraction_4_slots_refill`` (and ``_aiaccel``, ``_batch``, ``_bare``; ``_loaded``): the same, counted only
+  up to the last trial's start, while trials remained to be started. The rest of the whole-run fraction is the
+  drain at the end (the last trials finish one by one and nothing is left to start), which no runner can fill
+  and which shrinks as runs get longer.
+- ``load_average`` / ``load_average_loaded`` (and ``..._end``): the 1-minute load average at the start and at the
+  end of each phase (at the start of the loaded phase it has not yet caught up with the busy processes). The
+  machine is shared: the first phase runs on the machine as found (other users' processes, no busy processes of ours),
+  which is not a quiet machine unless its load average says so.
 
 Run: ``.venv/bin/python tools/bench/hpo_runner.py`` (≈ 10 minutes on 2 cores; ``--repeats 9 --trials 80`` for a
 fuller run, ``--quick`` for a smoke test).
@@ -140,11 +147,46 @@ def run_batch(folder: Path, n_trials: int, n_jobs: int, command: list[str]) -> N
         done += len(trials)
 
 
-def idle_fraction(times_file: Path, slots: int) -> float:
+def run_bare_timed(folder: Path, durations: list[float], n_jobs: int, times: Path) -> None:
+    """The floor of the idle fraction: the trial command with the given durations, ``n_jobs`` plain threads each
+    starting the next one as soon as its last one exits."""
+    folder.mkdir(parents=True)
+    pending = iter(enumerate(durations))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                return
+            number, d = item
+            subprocess.run([*TIMED, repr(d), str(folder / f"{number}.txt"), str(times)], check=True, env=ENV)
+
+    threads = [threading.Thread(target=worker) for _ in range(n_jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def sampled_durations(n_trials: int) -> list[float]:
+    """The durations the runners' seeded RandomSampler gives parameter d in [0.1, 1], in trial order."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    return [study.ask().suggest_float("d", 0.1, 1.0) for _ in range(n_trials)]
+
+
+def idle_fraction(times_file: Path, slots: int, refill: bool = False) -> float:
+    """1 − busy slot time / available slot time, from the first start to the last end (``refill``: to the last
+    start, counting only the running time before it)."""
     spans = [tuple(map(float, line.split())) for line in times_file.read_text().splitlines() if line.strip()]
-    busy = sum(b - a for a, b in spans)
-    span = max(b for _, b in spans) - min(a for a, _ in spans)
-    return 1.0 - busy / (slots * span)
+    first = min(a for a, _ in spans)
+    last = max(a for a, _ in spans) if refill else max(b for _, b in spans)
+    busy = sum(min(b, last) - a for a, b in spans)
+    return 1.0 - busy / (slots * (last - first))
 
 
 @contextlib.contextmanager
@@ -189,12 +231,15 @@ def overhead(root: Path, n_jobs: int, n_trials: int, repeats: int, say: Callable
 
 
 def idle(root: Path, n_trials: int, repeats: int, say: Callable[[str], None]) -> dict[str, float]:
-    fractions: dict[str, list[float]] = {"ours": [], "aiaccel": [], "batch": []}
-    params = {"d": [0.1, 1.0]}
+    names = ["ours", "aiaccel", "batch", "bare"]
+    fractions: dict[str, list[float]] = {name: [] for name in names}
+    refill: dict[str, list[float]] = {name: [] for name in names}
+    params: dict[str, object] = {"d": [0.1, 1.0]}
+    durations = sampled_durations(n_trials)
     for repeat in range(repeats):
         folder = root / f"idle-{repeat}"
         folder.mkdir(parents=True)
-        order = ["ours", "aiaccel", "batch"]
+        order = list(names)
         random.Random(repeat).shuffle(order)
         for name in order:
             times = folder / f"{name}-times.txt"
@@ -202,11 +247,18 @@ def idle(root: Path, n_trials: int, repeats: int, say: Callable[[str], None]) ->
                 run_ours(folder / "ours", n_trials, 4, [*TIMED, "{d}", "{out_file}", str(times)], params)
             elif name == "aiaccel":
                 run_aiaccel(folder / "aiaccel", n_trials, 4, [*TIMED, "{d}", "{out_filename}", str(times)], params)
-            else:
+            elif name == "batch":
                 run_batch(folder / "batch", n_trials, 4, [*TIMED, "{d}", "{out_file}", str(times)])
+            else:
+                run_bare_timed(folder / "bare", durations, 4, times)
             fractions[name].append(idle_fraction(times, 4))
-        say(f"  idle, repeat {repeat + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.1%}" for k, v in fractions.items()))
-    return {name: statistics.median(values) for name, values in fractions.items()}
+            refill[name].append(idle_fraction(times, 4, refill=True))
+        say(
+            f"  idle, repeat {repeat + 1}/{repeats} (whole run / until the last start): "
+            + ", ".join(f"{k} {v[-1]:.1%} / {refill[k][-1]:.1%}" for k, v in fractions.items())
+        )
+    medians = {name: statistics.median(values) for name, values in fractions.items()}
+    return medians | {f"{name}_refill": statistics.median(values) for name, values in refill.items()}
 
 
 README = REPO / "core" / "hpo" / "README.md"
@@ -225,8 +277,11 @@ def figures_table(results: dict[str, object]) -> str:
 
     lines = [
         f"aiaccel-hpo {r['aiaccel_version']}, optuna {r['optuna_version']}, {r['cores']} cores, medians of "
-        f"{r['repeats']} interleaved repeats of {r['trials_per_run']} trials; load average at the start "
-        f"{r['load_average_quiet']} (no busy processes of ours) and {r['load_average_loaded']} (one busy process "
+        f"{r['repeats']} interleaved repeats of {r['trials_per_run']} trials (idle fractions: "
+        f"{r['idle_repeats']} repeats of {r['idle_trials_per_run']} trials). Both phases ran on a shared machine; "
+        f"1-minute load average at the start and end of the first phase {r['load_average']} and "
+        f"{r['load_average_end']} (the machine as found: other users' processes, no busy processes of ours; not "
+        f"quiet), of the second {r['load_average_loaded']} and {r['load_average_loaded_end']} (one busy process "
         "per core added).",
         "",
         "| figure | kakehashi | aiaccel-hpo | ours / aiaccel | JSON key |",
@@ -241,11 +296,16 @@ def figures_table(results: dict[str, object]) -> str:
                 f"| {float(r['overhead_ratio_vs_aiaccel_' + key]):.2f}× "  # type: ignore[arg-type]
                 f"| `overhead_ratio_vs_aiaccel_{key}` |"
             )
-        lines.append(
-            f"| slot idle fraction, 4 slots, trials of 0.1–1 s{label} | {pct('idle_fraction_4_slots' + suffix)} "
-            f"| {pct('idle_fraction_4_slots_aiaccel' + suffix)} (batch runner: "
-            f"{pct('idle_fraction_4_slots_batch' + suffix)}) | | `idle_fraction_4_slots{suffix}` |"
-        )
+        for part, what in (("", "whole run"), ("_refill", "until the last trial's start")):
+            key = f"idle_fraction_4_slots{part}{suffix}"
+
+            def idle(who: str, part: str = part, suffix: str = suffix) -> str:
+                return pct(f"idle_fraction_4_slots{part}_{who}{suffix}")
+
+            lines.append(
+                f"| slot idle fraction, 4 slots, trials of 0.1–1 s, {what}{label} | {pct(key)} | {idle('aiaccel')} "
+                f"(batch runner: {idle('batch')}; floor, plain threads: {idle('bare')}) | | `{key}` |"
+            )
     return "\n".join(lines)
 
 
@@ -263,7 +323,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per figure (medians)")
     parser.add_argument("--trials", type=int, default=40, help="trials per overhead run")
     parser.add_argument("--idle-trials", type=int, default=32, help="trials per idle-fraction run")
-    parser.add_argument("--idle-repeats", type=int, default=3, help="repeats of the idle-fraction runs")
+    parser.add_argument("--idle-repeats", type=int, default=5, help="repeats of the idle-fraction runs")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 2 repeats, few trials; no JSON written")
     parser.add_argument("--readme", action="store_true", help="only rewrite core/hpo/README.md's table from the JSON")
     args = parser.parse_args()
@@ -281,9 +341,9 @@ def main() -> None:
         root = Path(tmp)
         for loaded in (False, True):
             suffix = "_loaded" if loaded else ""
-            label = f"with {cores} busy processes" if loaded else "no busy processes of ours"
+            label = f"with {cores} busy processes" if loaded else "machine as found, no busy processes of ours"
             with saturated(cores) if loaded else contextlib.nullcontext():
-                results[f"load_average{suffix or '_quiet'}"] = round(os.getloadavg()[0], 2)
+                results[f"load_average{suffix}"] = round(os.getloadavg()[0], 2)
                 console.print(f"[bold]{label}[/] (load average {os.getloadavg()[0]:.1f} on {cores} cores)")
                 for n_jobs in (1, 4):
                     medians = overhead(root / f"l{int(loaded)}", n_jobs, args.trials, args.repeats, console.print)
@@ -302,19 +362,24 @@ def main() -> None:
                         )
                     )
                 fractions = idle(root / f"i{int(loaded)}", args.idle_trials, args.idle_repeats, console.print)
-                results[f"idle_fraction_4_slots{suffix}"] = round(fractions["ours"], 4)
-                results[f"idle_fraction_4_slots_aiaccel{suffix}"] = round(fractions["aiaccel"], 4)
-                results[f"idle_fraction_4_slots_batch{suffix}"] = round(fractions["batch"], 4)
-                rows.append(
-                    (
-                        f"slot idle fraction, 4 slots, 0.1–1 s trials, {label}",
-                        f"{fractions['ours']:.1%}",
-                        f"{fractions['aiaccel']:.1%} (batch: {fractions['batch']:.1%})",
-                        f"{fractions['ours'] / fractions['aiaccel']:.2f}×",
+                results[f"load_average{suffix}_end"] = round(os.getloadavg()[0], 2)
+                for part in ("", "_refill"):
+                    results[f"idle_fraction_4_slots{part}{suffix}"] = round(fractions["ours" + part], 4)
+                    for who in ("aiaccel", "batch", "bare"):
+                        results[f"idle_fraction_4_slots{part}_{who}{suffix}"] = round(fractions[who + part], 4)
+                    rows.append(
+                        (
+                            f"slot idle fraction{' until the last start' if part else ''}, 4 slots, {label}",
+                            f"{fractions['ours' + part]:.1%}",
+                            f"{fractions['aiaccel' + part]:.1%} (batch {fractions['batch' + part]:.1%}, "
+                            f"floor {fractions['bare' + part]:.1%})",
+                            f"{fractions['ours' + part] / fractions['aiaccel' + part]:.2f}×",
+                        )
                     )
-                )
     results["repeats"] = args.repeats
     results["trials_per_run"] = args.trials
+    results["idle_repeats"] = args.idle_repeats
+    results["idle_trials_per_run"] = args.idle_trials
     results["aiaccel_version"] = version("aiaccel")
     results["optuna_version"] = version("optuna")
     results["cores"] = cores
