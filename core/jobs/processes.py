@@ -90,7 +90,18 @@ SIGTERM, SIGKILL = "SIGTERM", "SIGKILL"
 
 def group_members(pgid: int) -> list[int]:
     """Pids of the live (not zombie) processes in process group ``pgid``, read from ``/proc`` (Linux)."""
-    members = []
+    return [pid for pid, group in _live_processes() if group == pgid]
+
+
+def live_groups(pgids: Iterable[int]) -> set[int]:
+    """Those of ``pgids`` that still have a live (not zombie) member: one read of ``/proc`` for all of them."""
+    wanted = set(pgids)
+    return {group for _, group in _live_processes() if group in wanted}
+
+
+def _live_processes() -> list[tuple[int, int]]:
+    """(pid, process group) of every live process, from ``/proc/<pid>/stat``; empty where there is no ``/proc``."""
+    found = []
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit():
             continue
@@ -99,9 +110,9 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
+        if len(fields) > 2 and fields[0] not in ("Z", "X"):
+            found.append((int(entry.name), int(fields[2])))
+    return found
 
 
 def signal_group(pgid: int, signum: int) -> None:
@@ -114,7 +125,9 @@ def end_groups(pgids: Iterable[int], grace: float) -> dict[int, str]:
     """SIGTERM every group of ``pgids`` that has live members, wait up to ``grace`` seconds for them to go, then
     SIGKILL what is left. Returns, for each group that was alive, the signal that ended it (``SIGTERM`` or
     ``SIGKILL``)."""
-    alive = [pgid for pgid in dict.fromkeys(pgids) if group_members(pgid)]
+    unique = list(dict.fromkeys(pgids))
+    live = live_groups(unique)
+    alive = [pgid for pgid in unique if pgid in live]
     for pgid in alive:
         signal_group(pgid, signal.SIGTERM)
     how = dict.fromkeys(alive, SIGTERM)
@@ -124,7 +137,8 @@ def end_groups(pgids: Iterable[int], grace: float) -> dict[int, str]:
     while remaining and time.monotonic() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.1)
-        remaining = [pgid for pgid in remaining if group_members(pgid)]
+        live = live_groups(remaining)
+        remaining = [pgid for pgid in remaining if pgid in live]
     for pgid in remaining:
         signal_group(pgid, signal.SIGKILL)
         how[pgid] = SIGKILL
