@@ -29,6 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from core.bridge.refine import loss_curvature, refine_budget, refine_points
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.schema import check_bridge_config
@@ -358,53 +359,6 @@ def centre_prior(cfg: DictConfig, names: Sequence[str]) -> list[float | None]:
 # -- evaluate ---------------------------------------------------------------------------------------------------
 
 
-def refine_budget(std: Sequence[float], ranges: Sequence[float], most: int, full_at: float) -> int:
-    """How many refine runs to spend: ``most`` × (the prediction's largest standard deviation as a share of its
-    parameter's range) / ``full_at``, rounded up, between 1 and ``most`` (0 when ``most`` is 0).
-
-    >>> refine_budget([0.01, 0.02], [1.0, 1.0], most=4, full_at=0.08)
-    1
-    >>> refine_budget([0.01, 0.2], [1.0, 1.0], most=4, full_at=0.08)
-    4
-    """
-    if most <= 0:
-        return 0
-    share = max((s / r for s, r in zip(std, ranges, strict=True) if r > 0), default=math.inf)
-    if not math.isfinite(share):
-        return most
-    return max(1, min(most, math.ceil(most * share / full_at - 1e-9)))
-
-
-def refine_points(
-    predicted: dict[str, float], std: Sequence[float], bounds: Sequence[tuple[float, float]], k: int
-) -> list[dict[str, float]]:
-    """``k`` points around the prediction: one step of a pattern search, ± one standard deviation (kept between
-    2% and 25% of the range) along the parameters whose prediction is least certain first, inside the bounds.
-
-    >>> refine_points({"a": 0.5, "b": 0.5}, [0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], 3)
-    [{'a': 0.5, 'b': 0.7}, {'a': 0.5, 'b': 0.3}, {'a': 0.55, 'b': 0.5}]
-    """
-    names = list(predicted)
-    widths = [high - low for low, high in bounds]
-    steps = [min(max(float(s), 0.02 * w), 0.25 * w) for s, w in zip(std, widths, strict=True)]
-    order = sorted(range(len(names)), key=lambda j: -steps[j] / widths[j] if widths[j] > 0 else 0.0)
-    points: list[dict[str, float]] = []
-    for j in order:
-        for sign in (1.0, -1.0):
-            low, high = bounds[j]
-            value = round(min(max(predicted[names[j]] + sign * steps[j], low), high), 12)
-            point = {**predicted, names[j]: value}
-            if len(points) < k and point != predicted and point not in points:
-                points.append(point)
-    while len(points) < k:  # more runs than pattern points: a second ring at twice the step
-        j = order[(len(points) - 2 * len(names)) // 2 % len(names)]
-        sign = 1.0 if len(points) % 2 == 0 else -1.0
-        low, high = bounds[j]
-        value = min(max(predicted[names[j]] + 2 * sign * steps[j], low), high)
-        points.append({**predicted, names[j]: round(value, 12)})
-    return points
-
-
 def evaluate(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
     """On each test scenario: predict θ̂ = h(ξ̂) (with its standard deviation), run the expensive model there once
     (the study ``<scenario>/bridge``), refine from it with as many more runs as the uncertainty asks for (up to
@@ -422,10 +376,17 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = T
     ranges = [_bounds(expensive_cfg.params[n])[1] - _bounds(expensive_cfg.params[n])[0] for n in names]
     most = int(cfg.evaluate.refine)
     full_at = float(cfg.evaluate.get("refine_full_at", 0.1))
+    curvature = None
+    if most > 0 and str(cfg.evaluate.get("refine_order", "uncertainty")) == "curvature":
+        curvature = training_curvature(cfg, workspace, names)
+        log("evaluate: refine order by curvature × std², the loss's curvature per squared range from the training "
+            "studies: " + ", ".join(f"{n} {c:.3g}" for n, c in zip(names, curvature, strict=True)))  # fmt: skip
     results = []
     with _Bar(progress, "evaluate: expensive runs on held-out scenarios", len(rows)) as advance:
         for index, row in enumerate(rows):
-            results.append(_evaluate_one(cfg, workspace, row, names, mean[index], std[index], ranges, most, full_at))
+            results.append(
+                _evaluate_one(cfg, workspace, row, names, mean[index], std[index], ranges, most, full_at, curvature)
+            )
             advance()
     write_csv(workspace.evaluation, results)
     summary = summarize(results)
@@ -446,6 +407,7 @@ def _evaluate_one(
     ranges: list[float],
     most: int,
     full_at: float,
+    curvature: list[float] | None = None,
 ) -> dict[str, Any]:
     expensive_cfg = _model_config(cfg, "expensive")
     scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
@@ -470,10 +432,11 @@ def _evaluate_one(
     k = refine_budget([float(s) for s in std], ranges, most, full_at)
     if k > 0:
         # k more runs in a study of their own around the prediction, one at a time (a sampler given as
-        # evaluate.refine_sampler decides each from the last); by default a pattern scaled by the uncertainty
+        # evaluate.refine_sampler decides each from the last); by default a pattern scaled by the uncertainty, in
+        # the order evaluate.refine_order says
         sampler = _refine_sampler(cfg, predicted)
         bounds = [_bounds(expensive_cfg.params[n]) for n in names]
-        points = [] if sampler is not None else refine_points(predicted, std, bounds, k)
+        points = [] if sampler is not None else refine_points(predicted, std, bounds, k, curvature)
         _fresh(workspace, scenario.name, "refine", {"n_trials": k, "enqueue": points, "sampler": sampler,
                                                     "from": predicted})  # fmt: skip
         refined = _study(
@@ -505,6 +468,20 @@ def _evaluate_one(
             }
         )
     return result
+
+
+def training_curvature(cfg: DictConfig, workspace: Workspace, names: Sequence[str]) -> list[float]:
+    """The expensive loss's curvature per θ parameter (per squared share of its range), from the training
+    scenarios' expensive studies (:func:`core.bridge.refine.loss_curvature`): what ``evaluate.refine_order:
+    curvature`` ranks the refine steps by. Only training studies are read."""
+    params = _model_config(cfg, "expensive").params
+    studies = []
+    for row in read_csv(workspace.pairs):
+        if row["split"] == "train":
+            trials = load_trials(workspace.storage, study_name(row["scenario"], "expensive"))
+            studies.append([(float(t.value), t.params) for t in trials if t.value is not None])
+    curvature = loss_curvature(studies, {n: _bounds(params[n]) for n in names})
+    return [curvature[n] for n in names]
 
 
 def _fresh(workspace: Workspace, scenario: str, role: str, request: dict[str, Any]) -> None:

@@ -131,6 +131,13 @@ class EvaluateSchema:
     direct_trials: int | None = option(None, ge=1, doc="the reference's budget (null: models.expensive.n_trials)")
     refine: int = option(4, ge=0, doc="at most this many more expensive runs from the prediction (0: off)")
     refine_full_at: float = option(0.1, gt=0, doc="all of them when the prediction's std is this share of a range")
+    refine_order: str = option(
+        "uncertainty",
+        choices=["uncertainty", "curvature"],
+        doc="which parameters the refine steps (± one std) go to first: uncertainty: the largest std as a share of "
+        "the range; curvature: the largest expected loss reduction, the loss's curvature (fitted to the training "
+        "scenarios' expensive studies) × (std / range)²",
+    )
     refine_sampler: Any = field(
         default=None, metadata=bounds(target=True, doc="null: a pattern step; or a sampler node (_target_)")
     )

@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,14 @@ def main() -> int:
         "studies are reused, check and refine runs rerun only where their points changed, and fresh-seed scores "
         "are reused for every θ that did not change",
     )
+    parser.add_argument(
+        "--refine-experiment",
+        type=int,
+        default=0,
+        metavar="R",
+        help="also run the training-only leave-one-out experiment that chose the refine rule, R replicates "
+        "(replicate 0 on the calibration seed, each further one on a redrawn seed); cached in the workspace",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
     args = parser.parse_args()
 
@@ -106,6 +115,8 @@ def main() -> int:
     from rich.table import Table
 
     from apps.traffic.bridge import run_bridge
+    from core.bridge.pipeline import training_curvature
+    from core.bridge.workspace import Workspace
     from core.config import load_config
 
     console = Console()
@@ -145,6 +156,14 @@ def main() -> int:
             figures[f"h_anchor_{name}_{family}"] = f"{card['anchor'][name]['kind']} {card['anchor'][name]['value']:.4g}"
         figures[f"target_top_k_{family}"] = card["target_top_k"]
         figures.update({f"{k}_{family}": v for k, v in ident.items()})
+        figures[f"refine_order_{family}"] = str(cfg.evaluate.get("refine_order", "uncertainty"))
+        names = [str(n) for n in cfg.models.expensive.params]
+        for name, value in zip(names, training_curvature(cfg, Workspace(workspace), names), strict=True):
+            figures[f"refine_curvature_{name}_{family}"] = value  # loss per squared range, training studies
+        if args.refine_experiment > 0:
+            console.print(f"== {family}: refine rules, leave-one-out on the training scenarios")
+            found = refine_experiment(cfg, workspace, args.refine_experiment, log=console.print)
+            figures.update({f"{k}_{family}": v for k, v in found.items()})
     figures["offline_sumo_runs"] = sum(figures[f"offline_sumo_runs_{f}"] for f in args.families)
     figures["offline_wall_s"] = sum(figures[f"offline_wall_s_{f}"] for f in args.families)
     figures["benchmark_wall_s"] = time.perf_counter() - started_all
@@ -161,6 +180,175 @@ def main() -> int:
     write_atomic(args.out, json.dumps(figures, indent=2, default=str) + "\n")
     console.print(f"wrote {args.out}")
     return 0
+
+
+REFINE_RULES = ("check", "uncertainty", "curvature", "newton")  # check: no refine; the candidates after it
+REPLICATE_SEED_OFFSET = 50_021  # replicate r > 0 redraws the calibration seed: calibration seed + r · offset
+
+
+def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = print) -> dict[str, Any]:
+    """Choose the refine rule on the TRAINING scenarios only: leave each training scenario out, fit h on the others
+    (as ``fit`` does), predict θ̂ and its std there, run SUMO at θ̂ and at each candidate's 4 refine points on the
+    calibration seed (replicate r > 0: a redrawn one), and score each candidate's final θ on the 3 fresh seeds
+    the held-out scoring uses. Candidates: ``uncertainty`` (± one std along the least certain parameters first,
+    best of the check and refine runs), ``curvature`` (the same steps ordered by curvature × (std / range)², the
+    curvature fitted to the other training studies), ``newton`` (curvature's runs, then per probed parameter the
+    slope from its ± runs and a Newton step with that curvature, kept inside the probed interval; not run on the
+    calibration seed), and ``check`` (no refine). Records are cached in ``<workspace>/refine_experiment.jsonl``."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scoring import bootstrap_interval
+    from core.bridge.studies import load_trials
+    from core.bridge.workspace import Workspace, read_csv, study_name
+
+    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+    assert isinstance(space, dict)
+    names = [str(n) for n in space]
+    bounds = [(float(space[n][0]), float(space[n][1])) for n in names]
+    ws = Workspace(workspace)
+    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    studies = {}
+    for r in rows:
+        trials = load_trials(ws.storage, study_name(r["scenario"], "expensive"))
+        studies[r["scenario"]] = [(float(t.value), t.params) for t in trials if t.value is not None]
+    cache = workspace / "refine_experiment.jsonl"
+    records = [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines()] if cache.is_file() else []
+    done = {(r["scenario"], r["replicate"]) for r in records}
+    with ThreadPoolExecutor(2) as pool:
+        for replicate in range(replicates):
+            for row in rows:
+                if (row["scenario"], replicate) not in done:
+                    others = [r for r in rows if r is not row]
+                    record = _refine_case(cfg, ws, row, others, studies, bounds, replicate, pool)
+                    records.append(record)
+                    with cache.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    log(f"refine experiment {row['scenario']} replicate {replicate}: {record['fresh']}")
+    records = [r for r in records if r["replicate"] < replicates]
+    out: dict[str, Any] = {
+        "refine_experiment_scenarios": len({r["scenario"] for r in records}),
+        "refine_experiment_replicates": replicates,
+        "refine_experiment_records": len(records),
+        "refine_experiment_sumo_runs": sum(r["sumo_runs"] for r in records),
+        "refine_experiment_wall_s": sum(r["wall_s"] for r in records),
+    }
+    for method in (*REFINE_RULES, "study_best"):
+        out[f"refine_experiment_loss_{method}"] = statistics.fmean(r["fresh"][method] for r in records)
+    scenarios = sorted({r["scenario"] for r in records})
+    for method in ("check", "curvature", "newton"):  # paired per scenario (its replicates averaged), bootstrapped
+        diff = np.array(
+            [
+                statistics.fmean(r["fresh"][method] - r["fresh"]["uncertainty"] for r in records if r["scenario"] == s)
+                for s in scenarios
+            ]
+        )
+        low, high = bootstrap_interval(diff)
+        out[f"refine_experiment_{method}_minus_uncertainty_mean"] = float(diff.mean())
+        out[f"refine_experiment_{method}_minus_uncertainty_ci_low"] = low
+        out[f"refine_experiment_{method}_minus_uncertainty_ci_high"] = high
+    return out
+
+
+def _refine_case(
+    cfg: Any,
+    ws: Any,
+    row: dict[str, str],
+    others: list[dict[str, str]],
+    studies: dict[str, list[tuple[float, dict[str, Any]]]],
+    bounds: list[tuple[float, float]],
+    replicate: int,
+    pool: ThreadPoolExecutor,
+) -> dict[str, Any]:
+    """One training scenario left out, one replicate of :func:`refine_experiment`: its record."""
+    import numpy as np
+
+    from apps.traffic.objective import discrepancy, unpack_scenario
+    from apps.traffic.scoring import FRESH_SEED_OFFSET
+    from apps.traffic.simulator import simulate
+    from core.bridge.pipeline import centre_prior
+    from core.bridge.refine import loss_curvature, refine_points
+    from core.bridge.regressors import BridgeRegressor, min_pairs
+    from core.bridge.scenario import Scenario
+    from core.bridge.studies import StudyResult
+
+    started = time.perf_counter()
+    names = [c.removeprefix("theta.") for c in row if c.startswith("theta.") and c != "theta_top_k"]
+    inputs = [c for c in row if c.startswith("xi.")]
+    x = np.array([[float(r[c]) for c in inputs] for r in others])
+    y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in others])
+    usable = [m for m in cfg.fit.models if len(x) >= min_pairs(m, x.shape[1])]
+    model = BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x, y)
+    mean, std = model.predict(np.array([[float(row[c]) for c in inputs]]))
+    predicted = {n: min(max(float(m), lo), hi) for n, m, (lo, hi) in zip(names, mean[0], bounds, strict=True)}
+    curvature_map = loss_curvature([studies[r["scenario"]] for r in others], dict(zip(names, bounds, strict=True)))
+    curvature = [curvature_map[n] for n in names]
+    by_uncertainty = refine_points(predicted, std[0], bounds, 4)
+    by_curvature = refine_points(predicted, std[0], bounds, 4, curvature)
+    spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(row["scenario"])))
+
+    def loss(job: tuple[dict[str, float], int]) -> float:
+        series = simulate(built, spec, job[0], job[1], backend="traci", timeout=600)
+        return float(discrepancy(observed, series).to_dict()["loss"])
+
+    seed = spec.calibration_seed + replicate * REPLICATE_SEED_OFFSET
+    runs = [predicted] + by_uncertainty + [p for p in by_curvature if p not in by_uncertainty]
+    values = dict(zip(map(_key, runs), pool.map(loss, [(theta, seed) for theta in runs]), strict=True))
+
+    def best(points: list[dict[str, float]]) -> dict[str, float]:
+        return min([predicted, *points], key=lambda theta: values[_key(theta)])
+
+    direct = StudyResult.load(ws.study_dir(row["scenario"], "expensive")).best_params
+    finals = {
+        "check": predicted,
+        "uncertainty": best(by_uncertainty),
+        "curvature": best(by_curvature),
+        "newton": newton_point(predicted, values, by_curvature, bounds, curvature),
+        "study_best": {n: float(direct[n]) for n in names},
+    }
+    seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+    distinct = list(dict.fromkeys(map(_key, finals.values())))
+    jobs = [(k, s) for k in distinct for s in seeds]
+    fresh = list(pool.map(loss, [(json.loads(k), s) for k, s in jobs]))
+    score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
+    return {
+        "scenario": row["scenario"], "replicate": replicate, "seed": seed, "predicted": predicted,
+        "std": [float(v) for v in std[0]], "curvature": curvature_map, "calibration_values": values,
+        "final": finals, "fresh": {m: score[_key(t)] for m, t in finals.items()},
+        "sumo_runs": len(runs) + len(jobs), "wall_s": time.perf_counter() - started,
+    }  # fmt: skip
+
+
+def _key(theta: dict[str, float]) -> str:
+    return json.dumps(theta, sort_keys=True)
+
+
+def newton_point(
+    predicted: dict[str, float],
+    values: dict[str, float],
+    points: list[dict[str, float]],
+    bounds: list[tuple[float, float]],
+    curvature: list[float],
+) -> dict[str, float]:
+    """Per parameter probed on both sides of the prediction: the slope from its ± runs with the curvature c fixed
+    (loss ≈ y0 + g·z + c·z², z its share of the range), then the step to that parabola's minimum, kept inside the
+    probed interval."""
+    y0 = values[_key(predicted)]
+    out = dict(predicted)
+    for j, name in enumerate(predicted):
+        low, high = bounds[j]
+        sides = {}
+        for point in points:
+            if point[name] != predicted[name] and all(point[m] == predicted[m] for m in predicted if m != name):
+                z = (point[name] - predicted[name]) / (high - low)
+                sides[z > 0] = (abs(z), values[_key(point)])
+        if True in sides and False in sides:
+            (a, up), (b, down) = sides[True], sides[False]
+            c = curvature[j]
+            g = (a * (up - y0 - c * a * a) - b * (down - y0 - c * b * b)) / (a * a + b * b)
+            dz = min(max(-g / (2 * c), -b), a)
+            out[name] = round(min(max(predicted[name] + dz * (high - low), low), high), 12)
+    return out
 
 
 def identify_with(cfg: Any, seeds: int) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""Refine runs after the bridge's check run: how many to spend, and where.
+
+The refine step spends at most ``evaluate.refine`` more expensive runs around the prediction θ̂ = h(ξ̂), one
+pattern step ± a step per parameter, and keeps the best of the check run and them. ``evaluate.refine_order``
+says which parameters get the runs first:
+
+- ``uncertainty``: the largest standard deviation of the prediction as a share of the parameter's range;
+- ``curvature``: the largest expected loss reduction, curvature × (step as a share of the range)², with the
+  curvature of the loss per parameter taken from the training scenarios' expensive studies
+  (:func:`loss_curvature`). A parameter the prediction is unsure of but the loss hardly reacts to comes last.
+
+Example:
+    >>> refine_points({"a": 0.5, "b": 0.5}, [0.1, 0.2], [(0.0, 1.0), (0.0, 1.0)], 2, curvature=[1.0, 0.1])
+    [{'a': 0.6, 'b': 0.5}, {'a': 0.4, 'b': 0.5}]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+CURVATURE_FLOOR = 1e-3  # loss per squared range: a flat or concave fit still ranks, last
+
+
+def refine_budget(std: Sequence[float], ranges: Sequence[float], most: int, full_at: float) -> int:
+    """How many refine runs to spend: ``most`` × (the prediction's largest standard deviation as a share of its
+    parameter's range) / ``full_at``, rounded up, between 1 and ``most`` (0 when ``most`` is 0).
+
+    >>> refine_budget([0.01, 0.02], [1.0, 1.0], most=4, full_at=0.08)
+    1
+    >>> refine_budget([0.01, 0.2], [1.0, 1.0], most=4, full_at=0.08)
+    4
+    """
+    if most <= 0:
+        return 0
+    share = max((s / r for s, r in zip(std, ranges, strict=True) if r > 0), default=math.inf)
+    if not math.isfinite(share):
+        return most
+    return max(1, min(most, math.ceil(most * share / full_at - 1e-9)))
+
+
+def refine_points(
+    predicted: dict[str, float],
+    std: Sequence[float],
+    bounds: Sequence[tuple[float, float]],
+    k: int,
+    curvature: Sequence[float] | None = None,
+) -> list[dict[str, float]]:
+    """``k`` points around the prediction: one step of a pattern search, ± one standard deviation (kept between
+    2% and 25% of the range) per parameter, inside the bounds. The parameters come in the order of
+    curvature × (step / range)², the expected loss reduction of the step (``curvature`` None: 1 for all, i.e.
+    the least certain parameter first).
+
+    >>> refine_points({"a": 0.5, "b": 0.5}, [0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], 3)
+    [{'a': 0.5, 'b': 0.7}, {'a': 0.5, 'b': 0.3}, {'a': 0.55, 'b': 0.5}]
+    """
+    names = list(predicted)
+    widths = [high - low for low, high in bounds]
+    weights = list(curvature) if curvature is not None else [1.0] * len(names)
+    steps = [min(max(float(s), 0.02 * w), 0.25 * w) for s, w in zip(std, widths, strict=True)]
+    gain = [c * (s / w) ** 2 if w > 0 else 0.0 for c, s, w in zip(weights, steps, widths, strict=True)]
+    order = sorted(range(len(names)), key=lambda j: -gain[j])
+    points: list[dict[str, float]] = []
+    for j in order:
+        for sign in (1.0, -1.0):
+            low, high = bounds[j]
+            value = round(min(max(predicted[names[j]] + sign * steps[j], low), high), 12)
+            point = {**predicted, names[j]: value}
+            if len(points) < k and point != predicted and point not in points:
+                points.append(point)
+    while len(points) < k:  # more runs than pattern points: a second ring at twice the step
+        j = order[(len(points) - 2 * len(names)) // 2 % len(names)]
+        sign = 1.0 if len(points) % 2 == 0 else -1.0
+        low, high = bounds[j]
+        value = min(max(predicted[names[j]] + 2 * sign * steps[j], low), high)
+        points.append({**predicted, names[j]: round(value, 12)})
+    return points
+
+
+def loss_curvature(
+    studies: Sequence[Sequence[tuple[float, Mapping[str, Any]]]], bounds: Mapping[str, tuple[float, float]]
+) -> dict[str, float]:
+    """The loss's curvature per parameter, in loss per squared share of its range: for each study (its finished
+    trials as (value, params)) a least-squares fit value ≈ a + Σ b_i z_i + Σ c_i z_i² with z_i the parameter as a
+    share of its range, then the median c_i over the studies, floored at a small positive number. A study with
+    too few trials for the fit is skipped; with none left every curvature is 1 (no preference).
+
+    >>> trials = [(4 * (x - 0.5) ** 2 + 0.1 * (y - 0.5) ** 2, {"x": x, "y": y})
+    ...           for x in (0.0, 0.3, 0.6, 1.0) for y in (0.0, 0.5, 1.0)]
+    >>> {k: round(v, 3) for k, v in loss_curvature([trials], {"x": (0.0, 1.0), "y": (0.0, 1.0)}).items()}
+    {'x': 4.0, 'y': 0.1}
+    """
+    import numpy as np
+
+    names = [n for n, (low, high) in bounds.items() if high > low]
+    fitted = []
+    for trials in studies:
+        usable = [
+            (v, p) for v, p in trials if math.isfinite(v) and all(isinstance(p.get(n), int | float) for n in names)
+        ]
+        if len(usable) < 2 * len(names) + 2:
+            continue
+        z = np.array([[(p[n] - bounds[n][0]) / (bounds[n][1] - bounds[n][0]) - 0.5 for n in names] for _, p in usable])
+        y = np.array([v for v, _ in usable])
+        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(z)), z, z**2]), y, rcond=None)
+        fitted.append(coef[1 + len(names) :])
+    if not fitted:
+        return dict.fromkeys(bounds, 1.0)
+    median = np.median(np.array(fitted), axis=0)
+    out = dict.fromkeys(bounds, CURVATURE_FLOOR)
+    out.update({n: max(float(c), CURVATURE_FLOOR) for n, c in zip(names, median, strict=True)})
+    return out
