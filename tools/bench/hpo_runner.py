@@ -275,14 +275,17 @@ def figures_table(results: dict[str, object]) -> str:
     def pct(key: str) -> str:
         return f"{float(r[key]) * 100:.1f} %"  # type: ignore[arg-type]
 
+    # quiet: the 1-minute load average stayed under one runnable process per two cores through the first phase
+    first_phase_load = max(float(r["load_average"]), float(r["load_average_end"]))  # type: ignore[arg-type]
+    quiet = first_phase_load < 0.5 * float(r["cores"])  # type: ignore[arg-type]
     lines = [
         f"aiaccel-hpo {r['aiaccel_version']}, optuna {r['optuna_version']}, {r['cores']} cores, medians of "
         f"{r['repeats']} interleaved repeats of {r['trials_per_run']} trials (idle fractions: "
         f"{r['idle_repeats']} repeats of {r['idle_trials_per_run']} trials). Both phases ran on a shared machine; "
         f"1-minute load average at the start and end of the first phase {r['load_average']} and "
-        f"{r['load_average_end']} (the machine as found: other users' processes, no busy processes of ours; not "
-        f"quiet), of the second {r['load_average_loaded']} and {r['load_average_loaded_end']} (one busy process "
-        "per core added).",
+        f"{r['load_average_end']} (the machine as found, no busy processes of ours: "
+        f"{'quiet' if quiet else 'not quiet, other work was running'}), of the second "
+        f"{r['load_average_loaded']} and {r['load_average_loaded_end']} (one busy process per core added).",
         "",
         "| figure | kakehashi | aiaccel-hpo | ours / aiaccel | JSON key |",
         "|---|---|---|---|---|",
