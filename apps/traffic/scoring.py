@@ -85,6 +85,7 @@ def score_workspace(
 
     The scores are cached per scenario in ``report/scores/<scenario>.json``, each θ's with the θ and the seeds: a
     second scoring (resumed after a kill, or after h was refitted) simulates only the θ that are new there."""
+    from core.bridge.studies import open_journal
     from core.bridge.workspace import Workspace, read_csv
     from core.files import write_atomic
 
@@ -96,7 +97,7 @@ def score_workspace(
     baselines = _baselines(workspace, pairs, space, [n for n in evaluation], cfg)
     folder = workspace.report_dir / "scores"
     folder.mkdir(parents=True, exist_ok=True)
-    storage = _open_journal(workspace.storage)
+    storage = open_journal(workspace.storage)
     plans = {
         name: _plan(workspace, storage, name, evaluation[name], baselines[name], space, n_seeds) for name in evaluation
     }
@@ -109,13 +110,6 @@ def score_workspace(
         advance()
     scores = [json.loads((folder / f"{name}.json").read_text(encoding="utf-8")) for name in evaluation]
     return family_figures(workspace, pairs, scores, space)
-
-
-def _open_journal(path: Path) -> Any:
-    """The workspace's study journal, opened read-only through core.hpo's storage rules."""
-    from core.hpo.storage import open_storage
-
-    return open_storage(str(path), path.parent, read_only=True).storage
 
 
 def _cached(path: Path, plan: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -179,16 +173,15 @@ def _baselines(
 
 
 def _direct_trials(storage: Any, scenario: str) -> list[tuple[float, dict[str, float]]]:
-    """(value, params) of the direct-HPO study's trials in order (failed ones: value inf)."""
-    import optuna
+    """(value, params) of the direct-HPO study's finished trials in order (failed ones: value inf)."""
+    from optuna.trial import TrialState
 
+    from core.bridge.studies import load_trials
     from core.bridge.workspace import study_name
 
-    study = optuna.load_study(study_name=study_name(scenario, "expensive"), storage=storage)
-    trials = sorted((t for t in study.trials if t.state.is_finished()), key=lambda t: t.number)
     return [
-        (float(t.value) if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None else math.inf, t.params)
-        for t in trials
+        (float(t.value) if t.state == TrialState.COMPLETE and t.value is not None else math.inf, t.params)
+        for t in load_trials(storage, study_name(scenario, "expensive"))
     ]
 
 

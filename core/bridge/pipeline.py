@@ -33,7 +33,7 @@ from core.bridge.refine import loss_curvature, refine_budget, refine_points
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.schema import check_bridge_config
-from core.bridge.studies import StudyResult, discard_study, load_trials, run_study, top_k_params
+from core.bridge.studies import StudyResult, discard_study, load_trials, open_journal, run_study, top_k_params
 from core.bridge.summary import summarize
 from core.bridge.workspace import Workspace, columns, load_model, read_csv, study_name, write_csv
 from core.config import instantiate, save_run_config
@@ -230,6 +230,7 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
     the mean of its expensive study's k best trials' parameters (``theta_top_k`` says so), not the single best:
     the best of a few noisy runs is partly chosen by the seed's noise, and the runs near it average that out."""
     top_k = int(cfg.fit.get("target_top_k", 1))
+    journal = open_journal(workspace.storage) if top_k > 1 and workspace.storage.is_file() else None
     rows, excluded = [], []
     cheap_names = list(_model_config(cfg, "cheap").params)
     expensive_names = list(_model_config(cfg, "expensive").params)
@@ -250,8 +251,8 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         row.update({"cheap_best": cheap.best_value, "cheap_trials": cheap.n_trials, "cheap_wall_s": cheap.wall_s})
         found = expensive is not None and expensive.best_value is not None
         theta = expensive.best_params if found and expensive else {}
-        if found and top_k > 1 and scenario.split == "train":
-            trials = load_trials(workspace.storage, study_name(scenario.name, "expensive"))
+        if found and journal is not None and scenario.split == "train":
+            trials = load_trials(journal, study_name(scenario.name, "expensive"))
             theta = top_k_params(trials, top_k) or theta
         row.update({f"theta.{n}": theta[n] if theta else "" for n in expensive_names})
         row["theta_top_k"] = top_k if theta and scenario.split == "train" else ""
@@ -476,9 +477,10 @@ def training_curvature(cfg: DictConfig, workspace: Workspace, names: Sequence[st
     curvature`` ranks the refine steps by. Only training studies are read."""
     params = _model_config(cfg, "expensive").params
     studies = []
+    journal = open_journal(workspace.storage)
     for row in read_csv(workspace.pairs):
         if row["split"] == "train":
-            trials = load_trials(workspace.storage, study_name(row["scenario"], "expensive"))
+            trials = load_trials(journal, study_name(row["scenario"], "expensive"))
             studies.append([(float(t.value), t.params) for t in trials if t.value is not None])
     curvature = loss_curvature(studies, {n: _bounds(params[n]) for n in names})
     return [curvature[n] for n in names]

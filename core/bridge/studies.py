@@ -183,14 +183,19 @@ def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:
     return result
 
 
-def load_trials(storage: Path, name: str) -> list[Any]:
-    """The finished trials of the study ``name`` in the journal ``storage``, in trial order (read only)."""
-    import optuna
-
+def open_journal(path: Path) -> Any:
+    """The bridge's study journal at ``path``, opened read-only through core.hpo's storage rules; open it once and
+    pass it to :func:`load_trials` for every study (each opening replays the whole journal)."""
     from core.hpo.storage import open_storage
 
-    opened = open_storage(str(storage), storage.parent, study_name=name, read_only=True)
-    study = optuna.load_study(study_name=name, storage=opened.storage)
+    return open_storage(str(path), path.parent, read_only=True).storage
+
+
+def load_trials(storage: Any, name: str) -> list[Any]:
+    """The finished trials of the study ``name`` in ``storage`` (from :func:`open_journal`), in trial order."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
     return sorted((t for t in study.trials if t.state.is_finished()), key=lambda t: t.number)
 
 

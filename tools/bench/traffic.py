@@ -199,7 +199,7 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
     from omegaconf import OmegaConf
 
     from apps.traffic.scoring import bootstrap_interval
-    from core.bridge.studies import load_trials
+    from core.bridge.studies import load_trials, open_journal
     from core.bridge.workspace import Workspace, read_csv, study_name
 
     space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
@@ -209,8 +209,9 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
     ws = Workspace(workspace)
     rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
     studies = {}
+    journal = open_journal(ws.storage)
     for r in rows:
-        trials = load_trials(ws.storage, study_name(r["scenario"], "expensive"))
+        trials = load_trials(journal, study_name(r["scenario"], "expensive"))
         studies[r["scenario"]] = [(float(t.value), t.params) for t in trials if t.value is not None]
     cache = workspace / "refine_experiment.jsonl"
     records = [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines()] if cache.is_file() else []

@@ -240,7 +240,7 @@ def test_top_k_targets_and_a_refit_reevaluate_at_the_new_prediction(tmp_path: Pa
     refits h, and evaluate runs the check study again at the new prediction instead of reusing the stale one."""
     import optuna
 
-    from core.bridge.studies import load_trials
+    from core.bridge.studies import load_trials, open_journal
 
     cfg = _config(tmp_path, *QUICK, "scenarios.n_train=6")
     workspace = run(cfg, log=lambda _: None, progress=False)
@@ -249,14 +249,15 @@ def test_top_k_targets_and_a_refit_reevaluate_at_the_new_prediction(tmp_path: Pa
     messages: list[str] = []
     run(cfg, log=messages.append, progress=False, redo_from="collect")
     assert any("the mean θ of the 3 best trials" in m for m in messages)
+    journal = open_journal(workspace.storage)
     for row in (r for r in _rows(workspace.pairs) if r["split"] == "train"):
-        trials = load_trials(workspace.storage, f"{row['scenario']}/expensive")
+        trials = load_trials(journal, f"{row['scenario']}/expensive")
         best = sorted((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)[:3]
         for name in ("theta0", "theta1"):
             assert float(row[f"theta.{name}"]) == pytest.approx(sum(t.params[name] for t in best) / 3)
         assert row["theta_top_k"] == "3"
     after = _rows(workspace.evaluation)[0]
     assert float(after["pred.theta0"]) != pytest.approx(float(before["pred.theta0"]))  # h changed
-    (trial,) = load_trials(workspace.storage, "test-000/bridge")  # one check run, at the new prediction
+    (trial,) = load_trials(open_journal(workspace.storage), "test-000/bridge")  # one check run, at the new prediction
     assert trial.params["theta0"] == pytest.approx(float(after["pred.theta0"]))
     assert float(after["bridge_value"]) == pytest.approx(trial.value)
