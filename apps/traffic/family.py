@@ -2,7 +2,9 @@
 
 Each scenario draws its own origin–destination routes, detector edges, demand level, peak time and peak height,
 its own hidden θ* and, for random networks, its own network, from the ranges given (a two-element list is a
-uniform range, a single value is fixed).
+uniform range, a single value is fixed). Member ``i`` of the draw is always the same scenario: training scenarios
+are members ``0 … n_train − 1`` and held-out ones start at member ``first_test_index`` (by default ``n_train``), so
+fixing ``first_test_index`` lets the training set grow or shrink while the held-out set stays what it was.
 :meth:`TrafficFamily.scenarios` builds every scenario, simulates its observations Y at θ* (microscopic SUMO
 with the scenario's observation seed) and returns :class:`core.bridge.scenario.Scenario` objects whose
 ``context`` carries everything an objective needs in another process: ``traffic`` (the scenario), ``observed``
@@ -36,7 +38,8 @@ DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.2], "speed_factor": [0.85, 1.15]
 
 
 class TrafficFamily:
-    """``n_train`` + ``n_test`` scenarios drawn from ``seed``; ``n_jobs`` observation runs at once."""
+    """``n_train`` + ``n_test`` scenarios drawn from ``seed``; ``n_jobs`` observation runs at once; the held-out
+    scenarios are members ``first_test_index …`` of the draw (``None``: right after the training ones)."""
 
     def __init__(
         self,
@@ -51,9 +54,11 @@ class TrafficFamily:
         n_jobs: int = 2,
         timeout: float = 300.0,
         progress: bool = True,
+        first_test_index: int | None = None,
     ) -> None:
         self.n_train = n_train
         self.n_test = n_test
+        self.first_test_index = first_test_index
         self.seed = seed
         self.network = dict(network or {})
         self.demand = dict(
@@ -69,10 +74,17 @@ class TrafficFamily:
     def specs(self) -> list[tuple[str, str, int, TrafficScenario]]:
         """(name, split, seed, scenario) of every member, without simulating anything."""
         check_theta(self.theta, "scenarios.theta")
+        first_test = self.n_train if self.first_test_index is None else self.first_test_index
+        if first_test < self.n_train:
+            raise ConfigError(
+                f"held-out members start at {first_test}, inside the {self.n_train} training ones",
+                where="scenarios.first_test_index",
+                hint=f"use at least {self.n_train}, or leave it unset",
+            )
+        members = [("train", k, k) for k in range(self.n_train)]
+        members += [("test", j, first_test + j) for j in range(self.n_test)]
         out = []
-        for index in range(self.n_train + self.n_test):
-            split = "train" if index < self.n_train else "test"
-            number = index if split == "train" else index - self.n_train
+        for split, number, index in members:
             rng = np.random.default_rng([self.seed, index])
             member_seed = self.seed * 1000 + index
             theta_star = {

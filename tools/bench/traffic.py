@@ -17,6 +17,10 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
 
     python tools/bench/traffic.py                        # the full protocol: 20 training + 25 held-out per family
     python tools/bench/traffic.py --train 8 --test 6              # smaller (the demo's size)
+    python tools/bench/traffic.py --families grid --train 20 --test 12 --held-out-from 20 --redo prepare
+                                    # grow a workspace's training set, its held-out scenarios (members 20 …) kept
+
+Running some of the families updates their keys in ``--out`` and keeps the other families' figures there.
 """
 
 from __future__ import annotations
@@ -95,8 +99,9 @@ def main() -> int:
     parser.add_argument("--identify-seeds", type=int, default=4)
     parser.add_argument(
         "--redo",
-        choices=("collect", "fit", "evaluate", "report"),
-        help="redo this stage and the later ones in existing workspaces (e.g. after a change to h): finished "
+        choices=("prepare", "optimize", "collect", "fit", "evaluate", "report"),
+        help="redo this stage and the later ones in existing workspaces (e.g. prepare after --train grew, fit "
+        "after a change to h): finished "
         "studies are reused, check and refine runs rerun only where their points changed, and fresh-seed scores "
         "are reused for every θ that did not change",
     )
@@ -107,6 +112,13 @@ def main() -> int:
         metavar="R",
         help="also run the training-only leave-one-out experiment that chose the refine rule, R replicates "
         "(replicate 0 on the calibration seed, each further one on a redrawn seed); cached in the workspace",
+    )
+    parser.add_argument(
+        "--held-out-from",
+        type=int,
+        metavar="I",
+        help="the held-out scenarios are members I, I+1, … of the family's draw (default: right after the training "
+        "ones); fix it to change --train without changing the held-out set",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
     args = parser.parse_args()
@@ -129,6 +141,8 @@ def main() -> int:
         overrides = [f"workspace={workspace}", f"scenarios.n_train={args.train}", f"scenarios.n_test={args.test}",
                      f"models.expensive.n_trials={args.trials}",
                      f"evaluate.direct_trials={args.direct_trials}"]  # fmt: skip
+        if args.held_out_from is not None:
+            overrides.append(f"+scenarios.first_test_index={args.held_out_from}")
         cfg = load_config(config, overrides)
         cached = workspace / "identify.json"  # resumable like the workspace
         if cached.is_file():
@@ -164,9 +178,16 @@ def main() -> int:
             console.print(f"== {family}: refine rules, leave-one-out on the training scenarios")
             found = refine_experiment(cfg, workspace, args.refine_experiment, log=console.print)
             figures.update({f"{k}_{family}": v for k, v in found.items()})
-    figures["offline_sumo_runs"] = sum(figures[f"offline_sumo_runs_{f}"] for f in args.families)
-    figures["offline_wall_s"] = sum(figures[f"offline_wall_s_{f}"] for f in args.families)
     figures["benchmark_wall_s"] = time.perf_counter() - started_all
+    if args.out.is_file():  # the families not run this time keep their figures
+        kept = json.loads(args.out.read_text(encoding="utf-8"))
+        figures = {**kept, **figures}
+    figures["offline_sumo_runs"] = sum(
+        figures[f"offline_sumo_runs_{f}"] for f in FAMILIES if f"offline_sumo_runs_{f}" in figures
+    )
+    figures["offline_wall_s"] = sum(
+        figures[f"offline_wall_s_{f}"] for f in FAMILIES if f"offline_wall_s_{f}" in figures
+    )
     figures = {k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}
     figures.update({"sumo_version": version("eclipse-sumo"), "optuna_version": version("optuna"),
                     "scikit_learn_version": version("scikit-learn"), "cpu_count": os.cpu_count()})  # fmt: skip

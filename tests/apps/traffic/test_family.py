@@ -81,3 +81,22 @@ def test_bad_family_ranges_are_config_errors(tmp_path: Path) -> None:
 def test_random_networks_differ_per_scenario(tmp_path: Path) -> None:
     family = TrafficFamily(n_train=2, n_test=1, network={"kind": "random", "size": 3}, workdir=tmp_path)
     assert len({spec.network.seed for *_, spec in family.specs()}) == 3
+
+
+def test_first_test_index_keeps_the_held_out_set_when_the_training_set_changes(tmp_path: Path) -> None:
+    def specs(n_train: int, first_test_index: int | None) -> dict[str, tuple[int, dict[str, object]]]:
+        family = TrafficFamily(n_train=n_train, n_test=2, first_test_index=first_test_index, workdir=tmp_path)
+        return {name: (seed, spec.to_dict()) for name, _, seed, spec in family.specs()}
+
+    drawn = specs(5, None)  # held-out scenarios right after the training ones: members 5 and 6
+    fewer, more = specs(3, 5), specs(5, 5)
+    assert more == drawn
+    assert {n: v for n, v in fewer.items() if n.startswith("test")} == {
+        n: v for n, v in drawn.items() if n.startswith("test")
+    }
+    assert {n: v for n, v in fewer.items() if n.startswith("train")} == {
+        n: v for n, v in drawn.items() if n in ("train-000", "train-001", "train-002")
+    }
+    assert specs(3, None)["test-000"] != drawn["test-000"]  # without it, a smaller training set moves them
+    with pytest.raises(ConfigError, match="inside the 5 training"):
+        specs(5, 4)
