@@ -3,7 +3,8 @@
 Layout of ``handle.state_dir``::
 
     handle.json        the handle (backend, job id, spec, log paths), written at submission
-    <element>.exit     the element's exit code, written atomically by the job itself when its command returns
+    <element>.exit     the element's exit code and a newline, written by the job itself when its command returns
+                       (atomically by scheduler jobs; in one write by local ones: a line without its newline is unread)
     <element>.pid      local backend: "<pid> <start time>" of the element's process
     <element>.timeout  local backend: the element hit its walltime
     <element>.signal   local backend: how it was ended ("SIGTERM" or "SIGKILL after 5 s ...")
@@ -71,10 +72,23 @@ def write_exit_code(state_dir: Path, element: int, code: int) -> None:
 
 
 def read_exit_code(state_dir: Path, element: int) -> int | None:
-    """The element's exit code, or ``None`` if it has not written one (yet)."""
+    """The element's exit code, or ``None`` if it has not written one (yet): a line not ended by its newline is
+    still being written.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = exit_file(folder, 0).write_text("1")
+    >>> read_exit_code(folder, 0) is None
+    True
+    >>> _ = exit_file(folder, 0).write_text("137\\n")
+    >>> read_exit_code(folder, 0)
+    137
+    """
     try:
-        text = exit_file(state_dir, element).read_text(encoding="utf-8").strip()
+        text = exit_file(state_dir, element).read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not text.endswith("\n"):
         return None
     try:
         return int(text)
