@@ -117,7 +117,7 @@ def _make_data(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
     from rich.console import Console
 
-    from apps.avsl.scene import SceneConfig, write_split
+    from apps.avsl.scene import SceneConfig, extend_split, write_split
 
     cfg = _load(args)
     scene_node = OmegaConf.select(cfg, "scene")
@@ -143,7 +143,16 @@ def _make_data(args: argparse.Namespace) -> int:
             continue
         path = out_dir / f"{name}.h5"
         if path.is_file() and not (path.with_name(path.name + ".partial")).exists():
-            console.print(f"{path}: exists, kept")
+            meta = path.with_name(path.name + ".scene.json")
+            if not meta.is_file():
+                raise UserError("not a scene file: no .scene.json next to it", where=str(path), hint="delete it")
+            stored = json.loads(meta.read_text())
+            if int(split.n) > int(stored["n"]):
+                with console.status(f"growing {path} from {stored['n']} to {split.n} scenes"):
+                    extend_split(path, scene, int(split.seed), int(split.n), num_workers=workers)
+                console.print(f"grew {path} to {split.n} scenes (seed {split.seed})")
+            else:
+                console.print(f"{path}: exists ({stored['n']} scenes), kept")
             continue
         with console.status(f"writing {split.n} scenes to {path}"):
             write_split(path, scene, int(split.seed), int(split.n), num_workers=workers)

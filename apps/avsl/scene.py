@@ -313,6 +313,54 @@ def write_split(
     return path
 
 
+def extend_split(path: str | Path, config: SceneConfig, seed: int, n: int, num_workers: int = 1) -> Path:
+    """Grow a split written by :func:`write_split` to ``n`` scenes: only the missing scenes are generated.
+
+    The new scenes ``(seed, old_n … n − 1)`` are written (resumably) to ``<path>.more-<old_n>-<n>``, then the
+    file is copied, the new groups appended to the copy and the copy renamed over ``path``: a crash leaves either
+    the old split or the grown one. Scenes are the same as those of a split written at size ``n`` at once.
+    """
+    import json
+    import os
+    import shutil
+
+    from core.data.hdf5 import open_hdf5
+    from core.errors import UserError
+    from core.files import write_atomic
+
+    path = Path(path)
+    meta_path = path.with_name(path.name + ".scene.json")
+    meta = json.loads(meta_path.read_text())
+    if int(meta["seed"]) != seed or meta["scene"] != config.to_dict():
+        raise UserError(
+            "the split exists with another seed or scene config", where=str(path), hint="delete it to start over"
+        )
+    old_n = int(meta["n"])
+    if n <= old_n:
+        return path
+    more = write_split(
+        path.with_name(f"{path.name}.more-{old_n}-{n}"), config, seed, n - old_n, num_workers, indices=range(old_n, n)
+    )
+    names_path = path.with_name(path.name + ".json")
+    names = json.loads(names_path.read_text())[:old_n] + json.loads(more.with_name(more.name + ".json").read_text())
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(path, tmp)
+        with open_hdf5(tmp, "a") as out, open_hdf5(more) as src:
+            for name in src:
+                if name not in out:
+                    src.copy(src[name], out, name=name)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    write_atomic(names_path, json.dumps(names))
+    write_atomic(meta_path, json.dumps({**meta, "n": n}, indent=1) + "\n")
+    for leftover in (more, more.with_name(more.name + ".json"), more.with_name(more.name + ".scene.json")):
+        leftover.unlink(missing_ok=True)
+    return path
+
+
 def fingerprint(path: str | Path) -> str:
     """A short hash of a file's bytes (tests compare splits written twice)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
@@ -322,6 +370,7 @@ __all__ = [
     "SceneConfig",
     "SceneObject",
     "draw_objects",
+    "extend_split",
     "fingerprint",
     "make_scene",
     "object_mask",

@@ -11,7 +11,7 @@ import pytest
 from apps.avsl.data import AVSLDataset, SceneArrays
 from apps.avsl.functional import cross_spectra, mic_pairs, steering_phases
 from apps.avsl.geometry import direction_to_pixel, tetrahedral_array
-from apps.avsl.scene import make_scene, scene_sample, write_split
+from apps.avsl.scene import extend_split, make_scene, scene_sample, write_split
 from core.data import HDF5Dataset, VideoStore
 from core.errors import UserError
 from tests.apps.avsl.conftest import TINY
@@ -30,6 +30,18 @@ def test_same_seed_same_bytes_other_seed_other_scenes(tmp_path: Path) -> None:
     assert all(a.mp4(i) != c.mp4(i) for i in range(6))
     name, sample = scene_sample(TINY, 7, 3)
     assert name == a.group_names[3] and sample["video"] == a.mp4(3)
+
+
+def test_a_grown_split_holds_the_scenes_of_one_written_at_that_size(tmp_path: Path) -> None:
+    grown = extend_split(write_split(tmp_path / "a.h5", TINY, seed=7, n=3), TINY, seed=7, n=5)
+    whole = VideoStore(write_split(tmp_path / "b.h5", TINY, seed=7, n=5))
+    store = VideoStore(grown)
+    assert store.group_names == whole.group_names and len(store) == 5
+    assert all(store.mp4(i) == whole.mp4(i) for i in range(5))
+    assert AVSLDataset(grown)[4]["labels"].shape == (TINY.height, TINY.width)
+    assert not list(tmp_path.glob("a.h5.more*"))
+    with pytest.raises(UserError, match="another seed"):
+        extend_split(grown, TINY, seed=8, n=6)
 
 
 def test_scenes_have_look_alike_silent_distractors_and_consistent_masks() -> None:
