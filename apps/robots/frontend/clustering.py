@@ -7,8 +7,9 @@ Components ``0 .. K-2`` are speakers, the last is diffuse noise. Because EM runs
 which could differ between frequencies; starting every frequency from the same geometry (the steering vectors
 of the SRP-PHAT peaks for the speakers, the diffuse coherence for the noise) keeps the labels consistent.
 
-It needs nothing but the mixture, so it serves as the training target (the teacher) of the mask network and, from
-the network's masks, as an offline refinement.
+It needs nothing but the mixture, so it serves as the training target (the teacher) of the mask network and,
+started at the azimuths the network's masks point to (:func:`guided_masks`), as the offline front-end's
+per-utterance fit.
 
 Example:
     >>> import numpy as np
@@ -77,36 +78,91 @@ class CACGMM:
         return posterior
 
 
+def geometric_models(mics: Real, fs: int, n_fft: int, azimuths: Real, reverb: float = 100.0) -> Complex:
+    """Spatial matrices ``(len(azimuths) + 1, F, C, C)``: ``a aᴴ + reverb · Γ`` for a speaker at each azimuth
+    (degrees), the diffuse coherence ``Γ`` for the noise (the last)."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / fs)
+    gamma = F.diffuse_coherence(mics, freqs) + 1e-2 * np.eye(mics.shape[1])
+    a = F.steering_vectors(mics, freqs, np.asarray(azimuths, dtype=np.float64))  # (F, D, C)
+    speakers = [np.einsum("fc,fd->fcd", a[:, d], a[:, d].conj()) + reverb * gamma for d in range(a.shape[1])]
+    return np.stack([*speakers, gamma.astype(complex)])
+
+
 def geometric_init(
     X: Complex, mics: Real, fs: int, n_fft: int, n_speakers: int = 2, reverb: float = 100.0
 ) -> tuple[Complex, Real]:
-    """Spatial matrices ``(n_speakers + 1, F, C, C)`` from the array geometry: ``a aᴴ + reverb · Γ`` for each of the
-    ``n_speakers`` highest SRP-PHAT peaks of the mixture, the diffuse coherence ``Γ`` for the noise; and the peaks'
+    """:func:`geometric_models` at the ``n_speakers`` highest SRP-PHAT peaks of the mixture, and the peaks'
     azimuths."""
     spectrum = F.srp_phat_spectrum(F.spatial_covariance(X), mics, fs, n_fft, AZIMUTH_GRID)
     azimuths = F.find_peaks_circular(spectrum, AZIMUTH_GRID, n_speakers)
     if len(azimuths) < n_speakers:  # a flat spectrum: fewer peaks than speakers, spread the rest
         azimuths = np.concatenate([azimuths, azimuths[0] + 360.0 * np.arange(1, n_speakers - len(azimuths) + 1) / 3])
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / fs)
-    gamma = F.diffuse_coherence(mics, freqs) + 1e-2 * np.eye(mics.shape[1])
-    a = F.steering_vectors(mics, freqs, azimuths)  # (F, D, C)
-    speakers = [np.einsum("fc,fd->fcd", a[:, d], a[:, d].conj()) + reverb * gamma for d in range(n_speakers)]
-    return np.stack([*speakers, gamma.astype(complex)]), azimuths
+    return geometric_models(mics, fs, n_fft, azimuths, reverb), azimuths
+
+
+def fit_from_models(X: Complex, B: Complex, iterations: int) -> Real:
+    """cACGMM masks ``(K, F, T)`` of ``X`` after ``iterations`` EM rounds started (E-step, equal weights) from the
+    spatial matrices ``B`` ``(K, F, C, C)``."""
+    model = CACGMM(X)
+    posterior, _ = model.e_step(B, np.full(B.shape[:2], 1.0 / B.shape[0]))
+    return model.fit(posterior, iterations)
 
 
 def teacher_masks(
     X: Complex, mics: Real, fs: int, n_fft: int, n_speakers: int = 2, iterations: int = 10, reverb: float = 100.0
 ) -> Real:
     """cACGMM masks ``(n_speakers + 1, F, T)`` of ``X`` ``(C, F, T)``, EM started from :func:`geometric_init`."""
-    model = CACGMM(X)
     B, _ = geometric_init(X, mics, fs, n_fft, n_speakers, reverb)
-    posterior, _ = model.e_step(B, np.full(B.shape[:2], 1.0 / B.shape[0]))
-    return model.fit(posterior, iterations)
+    return fit_from_models(X, B, iterations)
 
 
-def refine_masks(X: Complex, masks: Real, iterations: int) -> Real:
-    """``iterations`` cACGMM EM rounds started from ``masks`` ``(K, F, T)`` (e.g. the network's)."""
-    return CACGMM(X).fit(masks, iterations) if iterations > 0 else masks
+def mask_azimuths(
+    X: Complex, masks: Real, mics: Real, fs: int, n_fft: int, min_separation: float = 20.0
+) -> NDArray[np.float64]:
+    """One azimuth per speaker mask ``(K - 1, F, T)`` (the noise's, last, is ignored): the highest SRP-PHAT peak of
+    its mask-weighted covariance. Two speakers closer than ``min_separation`` degrees cannot both be right; the
+    one with the weaker peak moves to its highest peak at least that far from the others.
+
+    >>> from apps.robots.frontend.simulate import ArraySpec
+    >>> mics = ArraySpec().positions()
+    >>> a = F.steering_vectors(mics, np.fft.rfftfreq(512, 1 / 16000), np.array([40.0, 200.0]))  # (F, 2, C)
+    >>> s = np.random.default_rng(0).standard_normal((2, 50))
+    >>> X = np.concatenate([np.einsum("fc,t->cft", a[:, d], s[d]) for d in range(2)], axis=-1)  # 50 frames each
+    >>> masks = np.zeros((3, 257, 100)); masks[0, :, :50] = masks[1, :, 50:] = 1.0
+    >>> mask_azimuths(X, masks, mics, 16000, 512).tolist()
+    [40.0, 200.0]
+    """
+    spectra = [F.srp_phat_spectrum(F.spatial_covariance(X, m), mics, fs, n_fft, AZIMUTH_GRID) for m in masks[:-1]]
+    azimuths = [float(F.find_peaks_circular(s, AZIMUTH_GRID, 1)[0]) for s in spectra]
+    for k in np.argsort([s.max() for s in spectra]):  # the weakest first
+        others = np.array([a for j, a in enumerate(azimuths) if j != k])
+        if len(others) == 0 or F.angular_error_deg(others, np.array([azimuths[k]])).min() >= min_separation:
+            continue
+        for peak in F.find_peaks_circular(spectra[k], AZIMUTH_GRID, len(AZIMUTH_GRID)):
+            if F.angular_error_deg(others, np.array([peak])).min() >= min_separation:
+                azimuths[k] = float(peak)
+                break
+    return np.array(azimuths)
 
 
-__all__ = ["CACGMM", "geometric_init", "refine_masks", "teacher_masks"]
+def guided_masks(
+    X: Complex, masks: Real, mics: Real, fs: int, n_fft: int, iterations: int = 10, reverb: float = 100.0
+) -> Real:
+    """Per-utterance cACGMM masks guided by a network's masks ``(K, F, T)``: each speaker's azimuth from its mask
+    (:func:`mask_azimuths`), EM started from the geometric models at those azimuths (:func:`geometric_models`);
+    the network's masks as they are when ``iterations`` is 0."""
+    if iterations <= 0:
+        return masks
+    B = geometric_models(mics, fs, n_fft, mask_azimuths(X, masks, mics, fs, n_fft), reverb)
+    return fit_from_models(X, B, iterations)
+
+
+__all__ = [
+    "CACGMM",
+    "fit_from_models",
+    "geometric_init",
+    "geometric_models",
+    "guided_masks",
+    "mask_azimuths",
+    "teacher_masks",
+]

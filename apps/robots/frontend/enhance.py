@@ -29,12 +29,12 @@ import torch
 from numpy.typing import NDArray
 
 from apps.robots.frontend import functional as F
-from apps.robots.frontend.clustering import refine_masks
+from apps.robots.frontend.clustering import guided_masks
 from core.errors import UserError
 
 AZIMUTHS = np.arange(0.0, 360.0, 1.0)
 REFINE_ITERATIONS = 10
-"""Offline cACGMM refinement rounds by default (chosen on a development split, see the README)."""
+"""Offline cACGMM rounds by default, started at the azimuths of the network's masks (see the README)."""
 
 
 class Frontend:
@@ -42,8 +42,9 @@ class Frontend:
 
     Args:
         task: A :class:`~apps.robots.frontend.task.FrontendTask` (weights loaded).
-        refine_iterations: cACGMM EM rounds (:func:`~apps.robots.frontend.clustering.refine_masks`) started from
-            the network's masks before beamforming; 0 uses the network's masks as they are.
+        refine_iterations: cACGMM EM rounds (:func:`~apps.robots.frontend.clustering.guided_masks`) started from
+            the geometric models at the azimuths the network's masks point to, before beamforming; 0 uses the
+            network's masks as they are.
     """
 
     def __init__(self, task: Any, refine_iterations: int = REFINE_ITERATIONS) -> None:
@@ -82,12 +83,13 @@ class Frontend:
         return F.stft(mixture, self.n_fft, self.hop)
 
     def masks(self, X: NDArray[np.complexfloating]) -> NDArray[np.float64]:
-        """Masks ``(K, F, T)`` of an STFT ``(C, F, T)``, the network's refined by ``refine_iterations`` of cACGMM
-        EM; the last component is the diffuse noise."""
+        """Masks ``(K, F, T)`` of an STFT ``(C, F, T)``: ``refine_iterations`` of cACGMM EM guided by the network's
+        masks (the network's own when 0); the last component is the diffuse noise."""
         scale = np.sqrt(np.mean(np.abs(X) ** 2)) + 1e-8
         with torch.no_grad():
             masks, _ = self.task(torch.from_numpy((X / scale).astype(np.complex64))[None])
-        return refine_masks(X, np.asarray(masks[0].double().numpy()), self.refine_iterations)
+        network = np.asarray(masks[0].double().numpy())
+        return guided_masks(X, network, self.mics, self.fs, self.n_fft, self.refine_iterations)
 
     def separate(self, mixture: NDArray[np.floating]) -> NDArray[np.float64]:
         """One MVDR output per speaker component ``(K - 1, N)``, at the reference microphone's level."""
