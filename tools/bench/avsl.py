@@ -3,7 +3,7 @@
 Stages, each kept in a workspace and skipped when its output exists (rerun the script to resume):
 
 1. ``data``: ``kakehashi avsl make-data apps/avsl/config/data.yaml`` (train 2,000, val 200, test 300, hand 24,
-   unlabelled 2,000 scenes at 128×256);
+   unlabelled ``--unlabelled`` 8,000 scenes at 128×256; a smaller pool written before is grown to that size);
 2. ``main``: ``kakehashi avsl train`` on the training split, ``--main-minutes`` of CPU time (one thread);
 3. ``eval``: the held-out test split: cIoU success and AUC, beside the centre prior and the same model with
    shuffled audio; silent false-positive area; two-source ARI; class accuracy; 95% bootstrap intervals; at the
@@ -12,15 +12,20 @@ Stages, each kept in a workspace and skipped when its output exists (rerun the s
    the array's exact symmetries (``--small-minutes`` of CPU); scored like the main model
    (``ciou_success_hand_only``);
 5. ``annotate-<r>``, ``student-<r>`` for ``--rounds`` rounds: ``kakehashi avsl annotate``'s round (the round's
-   model labels the unlabelled split at its validation-chosen map threshold, as an array of 2 local jobs; the
+   model labels the unlabelled split, one map per present class thresholded separately (``config/annotate.yaml``:
+   ``relative``, ``window``, chosen on the validation split), as an array of 2 local jobs; the
    scripted reviewer checks a sample of each number of predicted sources), then ``config/student.yaml`` on hand +
    accepted labels, starting from the weights of the model that made them (``--student-minutes`` of CPU); the
    last student is ``ciou_success_hand_plus_pseudo``, every round's figures are kept (``*_round<r>``);
 6. ``speed``: inference frames per second at 128×256 on one thread (CPU time of this process, and wall time);
 7. ``node``: ``kakehashi avsl node`` on loopback: frame published → map received, ``--node-frames`` times.
 
+``--speed-only`` measures stages 6 and 7 again (with the trained main run of the workspace) and replaces only
+their figures and the load averages in the JSON: for a re-measurement on a quiet machine.
+
     python tools/bench/avsl.py [--workspace runs/avsl-bench] [--main-minutes 2.5] [--small-minutes 4] [--rounds 2]
     python tools/bench/avsl.py --full --workspace runs/avsl-full   # 4× the data, 15 CPU minutes per model
+    python tools/bench/avsl.py --speed-only                         # re-measure fps and node latency only
 
 The defaults fit the shared 2-core development machine (the main model gets 2.5 CPU minutes, the teacher and each
 round's student 4); a cached stage is not redone, so a rerun after a change of the loop redoes only the loop
@@ -139,7 +144,12 @@ def _speed(run: Path, scenes: Path, n: int) -> dict[str, Any]:
     for frame, audio in samples:
         localizer(frame, audio)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"fps_one_thread": n / cpu, "fps_one_thread_wall": n / wall, "speed_run": run.name}
+    return {
+        "fps_one_thread": n / cpu,
+        "fps_one_thread_wall": n / wall,
+        "speed_run": run.name,
+        "speed_load_average_1min": os.getloadavg()[0],
+    }
 
 
 def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, Any]:
@@ -182,17 +192,11 @@ def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, Any]:
         "node_run": run.name,
         "node_frames": len(values),
         "node_exit_code": code,
+        "node_load_average_1min": os.getloadavg()[0],
     }
 
 
-def _evaluated_threshold(run: Path, ws: Path) -> float:
-    """The map threshold a run's evaluation chose on the validation split (its labels use the same)."""
-    name = run.name
-    result: dict[str, Any] = json.loads((ws / f"eval-{name}-val-threshold.json").read_text())
-    return float(result["figures"]["threshold"])
-
-
-def _annotate(ws: Path, round_: int, model: Path, n_hand: int, map_threshold: float) -> dict[str, Any]:
+def _annotate(ws: Path, round_: int, model: Path, n_hand: int) -> dict[str, Any]:
     """One round of ``kakehashi avsl annotate``: ``model`` labels the unlabelled split (2 local array jobs)."""
     out = ws / f"annotate-{round_}"
     if not (out / "report.json").is_file():
@@ -204,7 +208,6 @@ def _annotate(ws: Path, round_: int, model: Path, n_hand: int, map_threshold: fl
             f"scenes={ws / 'data' / 'unlabelled.h5'}",
             f"out_dir={out}",
             f"n_hand_frames={n_hand}",
-            f"map_threshold={map_threshold}",
             f"seed={round_}",
         )
     report: dict[str, Any] = json.loads((out / "report.json").read_text())
@@ -233,6 +236,22 @@ def _cached(path: Path, measure: Any) -> dict[str, Any]:
     return figures
 
 
+def _remeasure_speed(ws: Path, speed_frames: int, node_frames: int) -> None:
+    """Stages 6 and 7 again with the workspace's main run; only their figures (and the load) change in the JSON."""
+    run, test = ws / "main", ws / "data" / "test.h5"
+    if not (run / "metric.json").is_file() or not test.is_file():
+        raise SystemExit(f"error: no trained main run and test split in {ws}: run the benchmark first")
+    figures: dict[str, Any] = json.loads(RESULTS.read_text())
+    fresh = {**_speed(run, test, speed_frames), **_node_latency(run, test, node_frames)}
+    for path, keys in ((ws / "speed.json", ("fps", "speed")), (ws / "node.json", ("node",))):
+        path.write_text(json.dumps({k: v for k, v in fresh.items() if k.startswith(keys)}) + "\n")
+    figures.update(fresh)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    for key, value in fresh.items():
+        print(f"{key}  {value:.4g}" if isinstance(value, float) else f"{key}  {value}")
+    print(f"wrote {RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=ROOT / "runs" / "avsl-bench")
@@ -241,17 +260,28 @@ def main() -> None:
     parser.add_argument("--student-minutes", type=float, default=None, help="default: --small-minutes")
     parser.add_argument("--full", action="store_true", help="4× the data; 15 CPU minutes for every model")
     parser.add_argument("--rounds", type=int, default=2, help="annotation rounds (each student labels the next)")
+    parser.add_argument(
+        "--unlabelled",
+        type=int,
+        default=8000,
+        help="scenes of the unlabelled pool (default 8000; a smaller existing pool is grown, not rewritten)",
+    )
     parser.add_argument("--node-frames", type=int, default=40)
     parser.add_argument("--speed-frames", type=int, default=100)
+    parser.add_argument("--speed-only", action="store_true", help="re-measure speed and node latency only")
     args = parser.parse_args()
     ws: Path = args.workspace
-    data_overrides = [f"out_dir={ws / 'data'}"]
+    if args.speed_only:
+        _remeasure_speed(ws, args.speed_frames, args.node_frames)
+        return
+    data_overrides = [f"out_dir={ws / 'data'}", f"splits.unlabelled.n={args.unlabelled}"]
     if args.full:
-        data_overrides += ["splits.train.n=8000", "splits.test.n=1000", "splits.hand.n=100", "splits.unlabelled.n=8000"]
+        data_overrides += ["splits.train.n=8000", "splits.test.n=1000", "splits.hand.n=100"]
         args.main_minutes = args.small_minutes = args.student_minutes = 15.0
     started = time.perf_counter()
     _kakehashi("avsl", "make-data", str(CONFIG / "data.yaml"), *data_overrides)
-    n_hand = int(json.loads((ws / "data" / "hand.h5.scene.json").read_text())["n"])
+    hand_meta = json.loads((ws / "data" / "hand.h5.scene.json").read_text())
+    n_hand = int(hand_meta["n"]) * int(hand_meta["scene"]["n_frames"])  # hand-labelled video frames
     test = ws / "data" / "test.h5"
 
     main_run = _train(ws, "main", "train.yaml", args.main_minutes, [])
@@ -269,7 +299,7 @@ def main() -> None:
     model, student, with_pseudo, report = teacher, teacher, hand_only, {}
     student_minutes = args.student_minutes if args.student_minutes is not None else args.small_minutes
     for round_ in range(1, args.rounds + 1):  # each round's model labels the unlabelled split for the next
-        report = _annotate(ws, round_, model, n_hand, _evaluated_threshold(model, ws))
+        report = _annotate(ws, round_, model, n_hand)
         extra = _student_overrides(ws, round_, model, n_hand + int(report["n_accepted"]))
         student = _train(ws, f"student-{round_}", "student.yaml", student_minutes, extra)
         with_pseudo = _evaluate_tuned(student, ws, f"student-{round_}")
@@ -283,13 +313,17 @@ def main() -> None:
         "pseudo_label_recall",
         "label_multiplier",
         "n_accepted",
+        "n_accepted_frames",
+        "n_hand_frames",
+        "n_unlabelled",
         "teacher_label_accuracy",
     ):
         figures[key] = report[key]
     figures["annotation_rounds"] = args.rounds
     figures["annotation_thresholds"] = json.dumps(report["thresholds"])
     figures["n_accepted_by_sources"] = json.dumps(report["n_accepted_by_sources"])
-    figures["annotation_map_threshold"] = report["map_threshold"]
+    figures["annotation_relative"] = report["relative"]
+    figures["annotation_window_degrees"] = report["window"]
     figures["ciou_success_hand_only"] = hand_only["figures"]["ciou_success"]
     figures["ciou_success_hand_plus_pseudo"] = with_pseudo["figures"]["ciou_success"]
     paired = [
