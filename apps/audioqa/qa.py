@@ -105,12 +105,28 @@ class Tokenizer:
 class AudioPrefixLM(nn.Module):
     """Decoder-only transformer over ``[projected prefix] + tokens`` with a causal mask and tied output weights.
 
+    Each prefix position enters the token space as ``LayerNorm(MLP(standardized feature))`` plus, where the feature
+    holds class probabilities (``class_columns``), the word embedding of its most probable class name scaled by that
+    probability: the prefix then speaks the question's words ("is there a *siren*"), so binding a question's class
+    word to the audio is a match of like with like instead of a mapping the LM must discover. The feature is
+    standardized per column with the training set's statistics (:meth:`set_prefix_statistics`; kept in the
+    state dict), so that scalar inputs such as onsets keep their scale next to a 64-wide embedding. Token and
+    position embeddings start at std 0.02 (GPT-2's initialization): at N(0, 1) they drown the projected prefix.
+
     Args:
         vocab_size: Tokens.
         prefix_dim: Width of one prefix feature (0: no prefix).
         d_model, n_heads, n_layers, dim_feedforward, dropout: Transformer sizes.
         max_len: Longest prefix + text.
+        class_columns: ``(start, stop)`` columns of the prefix feature that hold the class probabilities, in the
+            order of ``class_words``; ``None``: no class-word input.
+        class_words: Token ids of each class name.
     """
+
+    prefix_mean: Tensor
+    prefix_std: Tensor
+    class_word_ids: Tensor
+    class_word_mask: Tensor
 
     def __init__(
         self,
@@ -122,16 +138,34 @@ class AudioPrefixLM(nn.Module):
         dim_feedforward: int = 256,
         dropout: float = 0.1,
         max_len: int = 256,
+        class_columns: tuple[int, int] | None = None,
+        class_words: Sequence[Sequence[int]] = (),
     ) -> None:
         super().__init__()
+        if class_columns is not None and class_columns[1] - class_columns[0] != len(class_words):
+            raise ValueError(f"class_columns {class_columns} do not match {len(class_words)} class names")
         self.prefix_dim = prefix_dim
+        self.class_columns = class_columns
         self.embed = nn.Embedding(vocab_size, d_model)
         self.position = nn.Embedding(max_len, d_model)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.normal_(self.position.weight, std=0.02)
         self.project: nn.Module | None = None
         if prefix_dim:
             self.project = nn.Sequential(
-                nn.LayerNorm(prefix_dim), nn.Linear(prefix_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model)
+                nn.Linear(prefix_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model), nn.LayerNorm(d_model)
             )
+        self.register_buffer("prefix_mean", torch.zeros(prefix_dim))
+        self.register_buffer("prefix_std", torch.ones(prefix_dim))
+        # Each class name as a (classes, words) index with a mask: two-word names ("bird chirp") average their words.
+        longest = max((len(w) for w in class_words), default=0)
+        words = torch.zeros(len(class_words), longest, dtype=torch.long)
+        word_mask = torch.zeros(len(class_words), longest)
+        for c, ids in enumerate(class_words):
+            words[c, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+            word_mask[c, : len(ids)] = 1.0
+        self.register_buffer("class_word_ids", words, persistent=False)
+        self.register_buffer("class_word_mask", word_mask, persistent=False)
         self.layers = nn.ModuleList(
             [
                 nn.TransformerEncoderLayer(
@@ -142,12 +176,31 @@ class AudioPrefixLM(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
 
+    @torch.no_grad()
+    def set_prefix_statistics(self, prefixes: Tensor) -> None:
+        """Standardize prefix columns by the mean and std of ``prefixes (N, P, prefix_dim)`` (the training set)."""
+        flat = prefixes.reshape(-1, prefixes.shape[-1]).float()
+        self.prefix_mean.copy_(flat.mean(0))
+        self.prefix_std.copy_(flat.std(0) + 1e-3)  # constant columns (a class never predicted) stay finite
+
+    def embed_prefix(self, prefix: Tensor) -> Tensor:
+        """The prefix in the token space ``(B, P, d_model)``."""
+        assert self.project is not None
+        x: Tensor = self.project((prefix - self.prefix_mean) / self.prefix_std)
+        if self.class_columns is not None:
+            start, stop = self.class_columns
+            confidence, best = prefix[..., start:stop].max(dim=-1)
+            mask = self.class_word_mask
+            names = (self.embed(self.class_word_ids) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+            x = x + confidence.unsqueeze(-1) * names[best]
+        return x
+
     def forward(self, prefix: Tensor | None, tokens: Tensor) -> Tensor:
         """Logits ``(B, L, vocab)`` at the text positions (the prefix positions are dropped)."""
         x = self.embed(tokens)
         n_prefix = 0
         if self.project is not None and prefix is not None and prefix.shape[1]:
-            x = torch.cat([self.project(prefix), x], dim=1)
+            x = torch.cat([self.embed_prefix(prefix), x], dim=1)
             n_prefix = prefix.shape[1]
         x = x + self.position(torch.arange(x.shape[1], device=x.device))
         mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
@@ -187,6 +240,11 @@ def prefix_dim(kind: str, sed_d_model: int, n_classes: int) -> int:
     if kind == "none":
         return 0
     raise UserError(f"unknown feature kind {kind!r}", where="features", hint=f"one of {', '.join(FEATURE_KINDS)}")
+
+
+def class_columns(kind: str, sed_d_model: int, n_classes: int) -> tuple[int, int] | None:
+    """Columns of a ``kind`` prefix feature that hold the class probabilities (see :func:`sed_features`)."""
+    return None if kind == "none" else (sed_d_model, sed_d_model + n_classes)
 
 
 def sed_features(sed: Any, mel: Tensor, batch_size: int = 64) -> dict[str, Tensor]:
@@ -370,15 +428,31 @@ class QATask(OptimizerTask):
         self.features = features
         self.sed_run = sed_run
         self.tokenizer = Tokenizer()
-        width = prefix_dim(features, *_sed_dims(sed_run)) if features != "none" and sed_run else 0
         if features != "none" and not sed_run:
             raise UserError(
                 "the QA model needs a SED run",
                 where="task.sed_run",
                 hint="train one with `kakehashi audioqa train-sed`; give its run directory",
             )
-        self.model = AudioPrefixLM(len(self.tokenizer), width, d_model, n_heads, n_layers, dim_feedforward, dropout)
+        dims = _sed_dims(sed_run) if features != "none" and sed_run else (0, len(CLASSES))
+        self.model = AudioPrefixLM(
+            len(self.tokenizer),
+            prefix_dim(features, *dims),
+            d_model,
+            n_heads,
+            n_layers,
+            dim_feedforward,
+            dropout,
+            class_columns=class_columns(features, *dims),
+            class_words=[self.tokenizer.encode(name) for name in CLASSES],
+        )
         self._correct: dict[int, list[float]] = {}
+
+    def on_fit_start(self) -> None:
+        """Standardize the prefix by the training set's statistics (the same values again on resume)."""
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "train_dataset", None)
+        if self.model.prefix_dim and isinstance(dataset, QADataset) and dataset.prefixes is not None:
+            self.model.set_prefix_statistics(dataset.prefixes)
 
     def _prefix(self, batch: Mapping[str, Tensor]) -> Tensor | None:
         return batch["prefix"] if self.features != "none" else None
@@ -462,6 +536,7 @@ __all__ = [
     "Tokenizer",
     "accuracy_by_type",
     "cached_features",
+    "class_columns",
     "normalize",
     "pool_frames",
     "prefix_dim",
