@@ -9,10 +9,9 @@ One round (:func:`annotate_round`, ``kakehashi avsl annotate CFG``):
    redoes only missing shards (resumable).
 2. **Merge** the shards into ``pseudo.h5`` (core.data's ``HDF5Writer`` again, one group per scene).
 3. **Select**: pseudo-labels whose confidence passes the threshold are candidates. The teacher's own labels are
-   one map per class the audio tagger finds present, each thresholded separately (:func:`teacher_labels`: the
-   class's object is where its map reaches ``relative`` of its own peak within ``window`` degrees of the class's
-   audio direction); the confidence is the least certain of the presence decisions and of the mean map value
-   inside each predicted object.
+   the map thresholded at ``map_threshold`` per class (each predicted class one object; the benchmark passes the
+   teacher's threshold chosen on the validation split); the confidence is the least certain of the presence
+   decisions and of the mean map value inside each predicted object.
 4. **Review** a random sample of the candidates, **separately for each number of predicted sources** (0, 1, 2,
    3: the confidence of a scene with more objects is a minimum over more terms, so one shared threshold keeps
    mostly the silent and one-source scenes, and the next round learns little it did not know): each is saved as
@@ -33,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -50,60 +48,28 @@ logger = logging.getLogger(__name__)
 Array = np.ndarray[Any, Any]
 
 
-@functools.lru_cache(maxsize=4)
-def _pixel_vectors(h: int, w: int) -> Array:
-    from apps.avsl.geometry import pixel_vectors
-
-    return pixel_vectors(h, w)
-
-
-def teacher_labels(
-    maps: Array,
-    presence: Array,
-    directions: Array | None = None,
-    relative: float = 0.7,
-    window: float = 20.0,
-    floor: float = 0.05,
-) -> tuple[Array, Array, float]:
+def teacher_labels(maps: Array, presence: Array, threshold: float = 0.5) -> tuple[Array, Array, float]:
     """Label map ``(H, W)`` uint8 (object ``i + 1`` of class ``classes[i]``), the classes, and the confidence.
-
-    **One map per tagged class, thresholded separately**: each class the audio tagger finds present
-    (``presence ≥ 0.5``, most certain first) is one source, hence one object near the direction the audio gives for
-    it: class ``k``'s object is the part of its spatial map ``maps[k] / presence[k]`` within ``window`` degrees of
-    the peak of ``directions[k]`` that reaches ``relative`` of its peak there (at least ``floor``); pixels already
-    given to a more certain class stay with it. Thresholding each source at a share of its own peak keeps the
-    weaker sources of a two- or three-source scene, which one global threshold cuts (their maps are lower).
 
     Args:
         maps: Per-class maps ``(K, H, W)`` in [0, 1] (presence already multiplied in).
         presence: Per-class presence probabilities ``(K,)``.
-        directions: Per-class direction scores ``(K, H, W)`` (any monotone scale); ``None``: the whole frame.
-        relative: Share of each class's own peak that counts as its object.
-        window: Degrees around the class's direction that can hold its object.
-        floor: Spatial map value below which nothing counts.
+        threshold: Map value that counts as sounding.
     """
-    maps = np.asarray(maps, dtype=np.float64)
+    maps = np.asarray(maps)
     presence = np.asarray(presence, dtype=np.float64)
-    h, w = maps.shape[1:]
-    spatial = maps / np.maximum(presence, 1e-6)[:, None, None]
-    vectors = _pixel_vectors(h, w) if directions is not None else None
-    labels = np.zeros((h, w), dtype=np.uint8)
+    winner = maps.argmax(0)
+    sounding = maps.max(0) >= threshold
+    labels = np.zeros(maps.shape[1:], dtype=np.uint8)
     classes: list[int] = []
     certainty = [float(np.abs(2 * p - 1)) for p in presence]  # 1: sure either way; 0: a coin toss
-    for k in np.argsort(-presence, kind="stable"):
-        if presence[k] < 0.5:
-            continue
-        near = np.ones((h, w), dtype=bool)
-        if directions is not None and vectors is not None:
-            peak = np.unravel_index(int(np.argmax(directions[k])), (h, w))
-            near = vectors @ vectors[peak] >= np.cos(np.radians(window))
-        values = np.where(near, spatial[k], 0.0)
-        mask = near & (values >= max(floor, relative * float(values.max()))) & (labels == 0)
-        if not mask.any():
+    for k in np.argsort(-presence):
+        mask = sounding & (winner == k)
+        if presence[k] < 0.5 or not mask.any():
             continue
         classes.append(int(k))
         labels[mask] = len(classes)
-        certainty.append(float(spatial[k][mask].mean()) * 2 - 1)
+        certainty.append(float(maps[k][mask].mean()) * 2 - 1)
     confidence = float(max(0.0, min(certainty))) if certainty else 0.0
     return labels, np.array(classes, dtype=np.int64), confidence
 
@@ -122,19 +88,12 @@ def label_correct(labels: Array, classes: Array, truth: Array, cls: Array, sound
 
 
 def label_shard(
-    teacher: str | Path,
-    scenes: str | Path,
-    out_dir: str | Path,
-    n_shards: int,
-    shard: int,
-    relative: float = 0.7,
-    window: float = 20.0,
+    teacher: str | Path, scenes: str | Path, out_dir: str | Path, n_shards: int, shard: int, map_threshold: float = 0.5
 ) -> Path:
     """Label shard ``shard`` of ``n_shards`` of a scene file with the teacher run; write ``shard-<k>.h5``."""
     import torch
 
     from apps.avsl.data import AVSLDataset
-    from apps.avsl.functional import upsample_map
     from core.data import HDF5Writer
     from core.train import load_run
 
@@ -155,9 +114,7 @@ def label_shard(
             outputs = task(sample["image"][None], sample["audio"][None])
             maps = task.model.probabilities(outputs, tuple(sample["image"].shape[-2:]))[0].numpy()
             presence = torch.sigmoid(outputs["presence"][0]).numpy()
-            height, width = sample["image"].shape[-2:]
-            directions = upsample_map(outputs["direction"], (int(height), int(width)))[0].numpy()
-        labels, classes, confidence = teacher_labels(maps, presence, directions, relative, window)
+        labels, classes, confidence = teacher_labels(maps, presence, map_threshold)
         scene = dataset.items[item][1]
         return names[scene], {
             "labels": labels,
@@ -232,8 +189,7 @@ def annotate_round(
     backend_config: str | None = None,
     threshold: float = 0.5,
     threshold_step: float = 0.1,
-    relative: float = 0.7,
-    window: float = 20.0,
+    map_threshold: float = 0.5,
     review_fraction: float = 0.05,
     min_review: int = 10,
     max_reject: float = 0.1,
@@ -254,7 +210,7 @@ def annotate_round(
     shards = [shard_dir / f"shard-{k:04d}.h5" for k in range(n_shards)]
     if not all(path.is_file() for path in shards):
         command = [sys.executable, "-m", "apps.avsl.annotate", "label", str(teacher), str(scenes), str(shard_dir)]
-        command += ["--n-shards", str(n_shards), "--relative", str(relative), "--window", str(window)]
+        command += ["--n-shards", str(n_shards), "--map-threshold", str(map_threshold)]
         path_env = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))
         spec = JobSpec(
             command,
@@ -320,8 +276,7 @@ def annotate_round(
         "n_rejected_in_review": sum(not ok for ok in reviewed.values()),
         "thresholds": {str(k): v for k, v in thresholds.items()},
         "n_accepted_by_sources": {str(k): sum(r["n_sources"] == k for r in accepted) for k in thresholds},
-        "relative": relative,
-        "window": window,
+        "map_threshold": map_threshold,
         "pseudo_label_precision": true_positive / len(accepted) if accepted else float("nan"),
         "pseudo_label_recall": true_positive / n_correct if n_correct else float("nan"),
         "teacher_label_accuracy": n_correct / len(records) if records else float("nan"),
@@ -345,12 +300,11 @@ def _main(argv: list[str] | None = None) -> int:
     label.add_argument("scenes")
     label.add_argument("out_dir")
     label.add_argument("--n-shards", type=int, required=True)
-    label.add_argument("--relative", type=float, default=0.7)
-    label.add_argument("--window", type=float, default=20.0)
+    label.add_argument("--map-threshold", type=float, default=0.5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for shard in split_tasks(list(range(args.n_shards))):
-        path = label_shard(args.teacher, args.scenes, args.out_dir, args.n_shards, shard, args.relative, args.window)
+        path = label_shard(args.teacher, args.scenes, args.out_dir, args.n_shards, shard, args.map_threshold)
         logger.info("wrote %s", path)
     return 0
 

@@ -12,8 +12,7 @@ Stages, each kept in a workspace and skipped when its output exists (rerun the s
    the array's exact symmetries (``--small-minutes`` of CPU); scored like the main model
    (``ciou_success_hand_only``);
 5. ``annotate-<r>``, ``student-<r>`` for ``--rounds`` rounds: ``kakehashi avsl annotate``'s round (the round's
-   model labels the unlabelled split, one map per present class thresholded separately (``config/annotate.yaml``:
-   ``relative``, ``window``, chosen on the validation split), as an array of 2 local jobs; the
+   model labels the unlabelled split at its validation-chosen map threshold, as an array of 2 local jobs; the
    scripted reviewer checks a sample of each number of predicted sources), then ``config/student.yaml`` on hand +
    accepted labels, starting from the weights of the model that made them (``--student-minutes`` of CPU); the
    last student is ``ciou_success_hand_plus_pseudo``, every round's figures are kept (``*_round<r>``);
@@ -196,7 +195,14 @@ def _node_latency(run: Path, scenes: Path, n: int) -> dict[str, Any]:
     }
 
 
-def _annotate(ws: Path, round_: int, model: Path, n_hand: int) -> dict[str, Any]:
+def _evaluated_threshold(run: Path, ws: Path) -> float:
+    """The map threshold a run's evaluation chose on the validation split (its labels use the same)."""
+    name = run.name
+    result: dict[str, Any] = json.loads((ws / f"eval-{name}-val-threshold.json").read_text())
+    return float(result["figures"]["threshold"])
+
+
+def _annotate(ws: Path, round_: int, model: Path, n_hand: int, map_threshold: float) -> dict[str, Any]:
     """One round of ``kakehashi avsl annotate``: ``model`` labels the unlabelled split (2 local array jobs)."""
     out = ws / f"annotate-{round_}"
     if not (out / "report.json").is_file():
@@ -208,6 +214,7 @@ def _annotate(ws: Path, round_: int, model: Path, n_hand: int) -> dict[str, Any]
             f"scenes={ws / 'data' / 'unlabelled.h5'}",
             f"out_dir={out}",
             f"n_hand_frames={n_hand}",
+            f"map_threshold={map_threshold}",
             f"seed={round_}",
         )
     report: dict[str, Any] = json.loads((out / "report.json").read_text())
@@ -299,7 +306,7 @@ def main() -> None:
     model, student, with_pseudo, report = teacher, teacher, hand_only, {}
     student_minutes = args.student_minutes if args.student_minutes is not None else args.small_minutes
     for round_ in range(1, args.rounds + 1):  # each round's model labels the unlabelled split for the next
-        report = _annotate(ws, round_, model, n_hand)
+        report = _annotate(ws, round_, model, n_hand, _evaluated_threshold(model, ws))
         extra = _student_overrides(ws, round_, model, n_hand + int(report["n_accepted"]))
         student = _train(ws, f"student-{round_}", "student.yaml", student_minutes, extra)
         with_pseudo = _evaluate_tuned(student, ws, f"student-{round_}")
@@ -322,8 +329,7 @@ def main() -> None:
     figures["annotation_rounds"] = args.rounds
     figures["annotation_thresholds"] = json.dumps(report["thresholds"])
     figures["n_accepted_by_sources"] = json.dumps(report["n_accepted_by_sources"])
-    figures["annotation_relative"] = report["relative"]
-    figures["annotation_window_degrees"] = report["window"]
+    figures["annotation_map_threshold"] = report["map_threshold"]
     figures["ciou_success_hand_only"] = hand_only["figures"]["ciou_success"]
     figures["ciou_success_hand_plus_pseudo"] = with_pseudo["figures"]["ciou_success"]
     paired = [
