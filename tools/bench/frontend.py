@@ -8,9 +8,9 @@ runs/robots/frontend/train``). Writes ``tools/bench/results/frontend.json``:
 - ``doa_mae_deg_srp``, ``doa_mae_deg_music``: mean absolute azimuth error of our SRP-PHAT and MUSIC on the
   mixture's covariance, one source, RT60 0.3 s (the ``doa`` split); ``*_pra``: pyroomacoustics' SRP and MUSIC on
   the same STFTs; ``doa_mae_deg_srp_masked``: SRP-PHAT on the network's speech covariance.
-- ``sisdri_ours`` (mask MVDR with the trained network's masks, refined offline by cACGMM EM as
-  :class:`~apps.robots.frontend.enhance.Frontend` does by default, utterance-level), ``sisdri_ours_network_only``
-  (the same with the network's masks as they are, no refinement), ``sisdri_ours_streaming`` (the
+- ``sisdri_ours`` (mask MVDR with the masks of offline cACGMM EM started at the azimuths the trained network's
+  masks point to, as :class:`~apps.robots.frontend.enhance.Frontend` does by default, utterance-level),
+  ``sisdri_ours_network_only`` (the same with the network's masks as they are, no EM), ``sisdri_ours_streaming`` (the
   node's block-online path: the network's masks alone), ``sisdri_cacgmm_teacher`` (the network's training teacher
   on its own), ``sisdri_fastmnmf2``, ``sisdri_auxiva``, ``sisdri_oracle_mvdr``: mean SI-SDR improvement (dB)
   over the ``test`` split (two speakers + diffuse noise, held-out voices), the same oracle speaker assignment for
