@@ -185,11 +185,13 @@ class JournalLock:
         >>> lock.release()
     """
 
-    def __init__(self, filepath: str, grace_period: float = 30.0) -> None:
-        from optuna.storages.journal._file import LOCK_FILE_SUFFIX
+    # Optuna's names for the link and for a link being removed (tests/core/hpo check them against Optuna's own)
+    SUFFIX = ".lock"
+    RENAME_SUFFIX = ".rename"
 
+    def __init__(self, filepath: str, grace_period: float = 30.0) -> None:
         self._target = filepath
-        self._lock_file = filepath + LOCK_FILE_SUFFIX
+        self._lock_file = filepath + self.SUFFIX
         self._holder_file = self._lock_file + ".holder"
         self.grace_period = grace_period
 
@@ -231,6 +233,15 @@ class JournalLock:
         if not self._remove():
             raise RuntimeError("Error: did not possess lock")
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock, for the duration of a ``with`` block."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
     def as_optuna_lock(self) -> BaseJournalFileLock:
         """This lock, typed as what ``JournalFileBackend(lock_obj=...)`` takes (it has the same two methods; it is
         not a subclass only so that importing this module does not import Optuna)."""
@@ -264,9 +275,7 @@ class JournalLock:
 
     def _remove(self, link: list[int] | None = None) -> bool:
         """Remove the link (only the one ``link`` identifies, when given) as Optuna does: rename it away, unlink."""
-        from optuna.storages.journal._file import RENAME_FILE_SUFFIX
-
-        moved = f"{self._lock_file}{uuid.uuid4()}{RENAME_FILE_SUFFIX}"
+        moved = f"{self._lock_file}{uuid.uuid4()}{self.RENAME_SUFFIX}"
         try:
             os.rename(self._lock_file, moved)
         except OSError:
@@ -321,10 +330,8 @@ class GroupedJournal:
         if not getattr(self._local, "depth", 0):
             self._file.append_logs(logs)
             return
-        from optuna.storages.journal._file import get_lock_file
-
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        with get_lock_file(self._lock.as_optuna_lock()), open(self.path, "ab") as handle:
+        with self._lock.held(), open(self.path, "ab") as handle:
             handle.write(text.encode("utf-8"))
         self._local.owed = True
 
@@ -488,8 +495,6 @@ def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
 def _check_journal(path: Path, repair: bool) -> None:
     """Refuse a file that is not an Optuna journal; repair a torn last record (a writer killed mid-line), which
     would otherwise poison the next append. The cut bytes are kept in ``<journal>.torn-<time>``."""
-    from optuna.storages.journal._file import get_lock_file
-
     with path.open("rb") as f:
         head = f.read(4096)
     if not head:
@@ -507,7 +512,7 @@ def _check_journal(path: Path, repair: bool) -> None:
         log.warning("%s: its last record is torn (a writer was killed mid-line); reading without it", path)
         return
     # under the journal's own lock: no runner is appending while we cut
-    with get_lock_file(JournalLock(str(path)).as_optuna_lock()), path.open("r+b") as f:
+    with JournalLock(str(path)).held(), path.open("r+b") as f:
         data = f.read()
         keep = data.rfind(b"\n") + 1
         if keep == len(data):

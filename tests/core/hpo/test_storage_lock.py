@@ -157,3 +157,25 @@ def test_a_zombie_is_not_alive() -> None:
     assert not process_alive(child.pid)
     child.wait()
     assert not process_alive(child.pid)
+
+
+def test_the_link_names_are_optunas() -> None:
+    """The lock is Optuna's by its file names; they are Optuna's private constants, so a change there must fail here."""
+    from optuna.storages.journal import _file
+
+    assert JournalLock.SUFFIX == _file.LOCK_FILE_SUFFIX
+    assert JournalLock.RENAME_SUFFIX == _file.RENAME_FILE_SUFFIX
+
+
+def test_held_releases_on_error(journal: Path) -> None:
+    lock = JournalLock(str(journal), grace_period=HOUR)
+    link = str(journal) + JournalLock.SUFFIX
+
+    def fail_inside() -> None:
+        with lock.held():
+            assert os.path.islink(link)
+            raise ValueError("inside")
+
+    with pytest.raises(ValueError, match="inside"):
+        fail_inside()
+    assert not os.path.lexists(link)
