@@ -277,7 +277,8 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
 
 
 def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
-    """Fit h: ξ̂ → θ̂ on the training pairs, the model chosen per output by cross-validation and shrunk toward an
+    """Fit h: ξ̂ → θ̂ on the training pairs (with ``fit.cheap_loss_input`` the cheap calibration's best loss is an
+    input too), the model chosen per output by cross-validation and shrunk toward an
     anchor by the weight that cross-validates best (the anchor alone, with a warning, where no candidate helps);
     the anchor is the training mean, or with ``fit.prior: centre`` the centre of the parameter's search range where
     that fits the training targets better. Write ``model/model.joblib`` and its card (model, weight and anchor per
@@ -289,7 +290,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     from core.bridge.regressors import BridgeRegressor, min_pairs
 
     rows = [r for r in read_csv(workspace.pairs) if r["split"] == "train"]
-    inputs, outputs = columns(rows, "xi."), columns(rows, "theta.")
+    inputs, outputs = h_inputs(cfg, rows), columns(rows, "theta.")
     x = np.array([[float(r[c]) for c in inputs] for r in rows])
     y = np.array([[float(r[c]) for c in outputs] for r in rows])
     names = list(cfg.fit.models)
@@ -342,6 +343,12 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     )
     log(f"fit: chose per output by cross-validation on {len(rows)} pairs: {choices}")
     return {"model": chosen, "cv": cv}
+
+
+def h_inputs(cfg: DictConfig, rows: Sequence[dict[str, str]]) -> list[str]:
+    """The columns of ``pairs.csv`` that h reads: ξ̂ (``xi.*``), and the cheap calibration's best loss
+    (``cheap_best``) with ``fit.cheap_loss_input``."""
+    return columns(rows, "xi.") + (["cheap_best"] if bool(cfg.fit.get("cheap_loss_input", False)) else [])
 
 
 def centre_prior(cfg: DictConfig, names: Sequence[str]) -> list[float | None]:

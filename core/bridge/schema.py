@@ -111,6 +111,11 @@ class FitSchema:
         doc="each training scenario's θ̂ target: the mean of its expensive study's k best trials' parameters "
         "(1: the single best; more averages out the seed noise a best-of-n pick carries)",
     )
+    cheap_loss_input: bool = option(
+        False,
+        doc="h's inputs: ξ̂ and, when true, the cheap calibration's best loss too (how well the cheap model fits "
+        "the observations: where it fits them badly, ξ̂ says less about θ)",
+    )
 
     def problems(self) -> Iterator[tuple[str, str]]:
         node: Any = self  # the checked node

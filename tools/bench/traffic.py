@@ -288,7 +288,7 @@ def _refine_case(
     from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import FRESH_SEED_OFFSET
     from apps.traffic.simulator import simulate
-    from core.bridge.pipeline import centre_prior
+    from core.bridge.pipeline import centre_prior, h_inputs
     from core.bridge.refine import loss_curvature, refine_points
     from core.bridge.regressors import BridgeRegressor, min_pairs
     from core.bridge.scenario import Scenario
@@ -296,7 +296,7 @@ def _refine_case(
 
     started = time.perf_counter()
     names = [c.removeprefix("theta.") for c in row if c.startswith("theta.") and c != "theta_top_k"]
-    inputs = [c for c in row if c.startswith("xi.")]
+    inputs = h_inputs(cfg, [row])
     x = np.array([[float(r[c]) for c in inputs] for r in others])
     y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in others])
     usable = [m for m in cfg.fit.models if len(x) >= min_pairs(m, x.shape[1])]

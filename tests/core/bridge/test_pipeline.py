@@ -261,3 +261,30 @@ def test_top_k_targets_and_a_refit_reevaluate_at_the_new_prediction(tmp_path: Pa
     (trial,) = load_trials(open_journal(workspace.storage), "test-000/bridge")  # one check run, at the new prediction
     assert trial.params["theta0"] == pytest.approx(float(after["pred.theta0"]))
     assert float(after["bridge_value"]) == pytest.approx(trial.value)
+
+
+def test_cheap_loss_input_makes_the_cheap_calibrations_loss_an_input_of_h(tmp_path: Path) -> None:
+    """θ0 follows the cheap calibration's best loss and not ξ̂: only with fit.cheap_loss_input does h see it."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    loss = rng.uniform(0.1, 0.5, 12)
+    rows = [
+        {"scenario": f"train-{i:03d}", "split": "train", "xi.xi0": rng.uniform(-3, 3), "xi.xi1": rng.uniform(-3, 3),
+         "cheap_best": value, "theta.theta0": 4 * value - 1.2, "theta.theta1": rng.normal(0.0, 0.5)}
+        for i, value in enumerate(loss)
+    ]  # fmt: skip
+    (tmp_path / "ws").mkdir()
+    with (tmp_path / "ws" / "pairs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    cards = {}
+    for flag in ("false", "true"):
+        cfg = _config(tmp_path, "fit.models=[linear]", f"fit.cheap_loss_input={flag}")
+        workspace = run(cfg, stages=("fit",), force=True, log=lambda _: None, progress=False)
+        cards[flag] = json.loads((workspace.model_dir / "card.json").read_text())
+    assert cards["false"]["inputs"] == ["xi.xi0", "xi.xi1"]
+    assert cards["true"]["inputs"] == ["xi.xi0", "xi.xi1", "cheap_best"]
+    assert cards["true"]["cv_mse_standardized"]["theta0"]["linear"] < 0.01
+    assert cards["false"]["cv_mse_standardized"]["theta0"]["linear"] > 0.5
