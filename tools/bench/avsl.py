@@ -247,7 +247,8 @@ def _remeasure_speed(ws: Path, speed_frames: int, node_frames: int) -> None:
     """Stages 6 and 7 again with the workspace's main run; only their figures (and the load) change in the JSON."""
     run, test = ws / "main", ws / "data" / "test.h5"
     if not (run / "metric.json").is_file() or not test.is_file():
-        raise SystemExit(f"error: no trained main run and test split in {ws}: run the benchmark first")
+        print(f"error: no trained main run and test split in {ws}: run the benchmark first", file=sys.stderr)
+        raise SystemExit(2)
     figures: dict[str, Any] = json.loads(RESULTS.read_text())
     fresh = {**_speed(run, test, speed_frames), **_node_latency(run, test, node_frames)}
     for path, keys in ((ws / "speed.json", ("fps", "speed")), (ws / "node.json", ("node",))):
