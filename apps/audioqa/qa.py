@@ -9,7 +9,8 @@ The prefix is one of three feature kinds of a frozen SED run (:class:`~apps.audi
   level and confidence, ordered by predicted onset (queries that found no event last);
 - ``none``: no prefix at all, the question-only baseline.
 
-Each kind is projected by a two-layer MLP into the LM's token space. The sequence is
+Each kind enters the LM's token space the same way (:meth:`AudioPrefixLM.embed_prefix`): standardized, through
+a two-layer MLP, plus the word embedding of the position's most probable class. The sequence is
 ``[prefix] <bos> question <sep> answer <eos>``; the loss is the cross-entropy of the answer tokens and ``<eos>``.
 
 Example:

@@ -12,7 +12,7 @@ folder; a step whose output exists is not redone, so an interrupted run resumes.
    the SED's detected events by each template's meaning (``apps.audioqa.rules``: no language model);
 5. the paired difference event − frame per test question (mean over seeds) with a 95% bootstrap interval.
 
-    python tools/bench/audioqa.py                 # the CPU size (about 15 CPU minutes; see the app's README)
+    python tools/bench/audioqa.py                 # the CPU size (about 20 CPU minutes; see the app's README)
     python tools/bench/audioqa.py --full          # 3,000 training clips and longer training (hours on 2 cores)
 
 Writes tools/bench/results/audioqa.json: ``sed_event_f1`` (and precision, recall, our own F1 as a check),
