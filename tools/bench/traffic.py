@@ -120,6 +120,12 @@ def main() -> int:
         help="the held-out scenarios are members I, I+1, … of the family's draw (default: right after the training "
         "ones); fix it to change --train without changing the held-out set",
     )
+    parser.add_argument(
+        "--input-experiment",
+        action="store_true",
+        help="also compare h's inputs (ξ̂ alone, ξ̂ and the cheap calibration's best loss) by nested leave-one-out "
+        "on the training scenarios only; cached in the workspace",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
     args = parser.parse_args()
 
@@ -178,6 +184,10 @@ def main() -> int:
             console.print(f"== {family}: refine rules, leave-one-out on the training scenarios")
             found = refine_experiment(cfg, workspace, args.refine_experiment, log=console.print)
             figures.update({f"{k}_{family}": v for k, v in found.items()})
+        if args.input_experiment:
+            console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
+            found = input_experiment(cfg, workspace)
+            figures.update({f"{k}_{family}": v for k, v in found.items()})
     figures["benchmark_wall_s"] = time.perf_counter() - started_all
     if args.out.is_file():  # the families not run this time keep their figures
         kept = json.loads(args.out.read_text(encoding="utf-8"))
@@ -201,6 +211,65 @@ def main() -> int:
     write_atomic(args.out, json.dumps(figures, indent=2, default=str) + "\n")
     console.print(f"wrote {args.out}")
     return 0
+
+
+INPUT_SETS = {"xi": False, "xi_cheap_loss": True}  # name → fit.cheap_loss_input
+
+
+def input_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
+    """Choose h's inputs on the TRAINING scenarios only: for each input set, leave each training scenario out, fit
+    h on the others exactly as ``fit`` does (per-output model choice by cross-validation, shrinkage, the anchor)
+    and predict the one left out; the mean |prediction − target| per parameter as a share of its search range,
+    against the training target θ̂ (what a user has) and against the scenario's θ* (known for generated ones).
+    No held-out scenario is read. Cached in ``<workspace>/input_experiment.json`` per training set."""
+    import numpy as np
+    from omegaconf import DictConfig, OmegaConf
+
+    from core.bridge.pipeline import centre_prior, h_inputs
+    from core.bridge.regressors import BridgeRegressor, min_pairs
+    from core.bridge.scenario import Scenario
+    from core.bridge.workspace import Workspace, read_csv
+    from core.files import write_atomic
+
+    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+    assert isinstance(space, dict)
+    names = [str(n) for n in space]
+    low = np.array([float(space[n][0]) for n in names])
+    high = np.array([float(space[n][1]) for n in names])
+    ws = Workspace(workspace)
+    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    cache = workspace / "input_experiment.json"
+    key = json.dumps([[r["scenario"], *r.values()] for r in rows])
+    if cache.is_file() and json.loads(cache.read_text(encoding="utf-8")).get("key") == key:
+        return dict(json.loads(cache.read_text(encoding="utf-8"))["figures"])
+    started = time.perf_counter()
+    y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in rows])
+    star = np.array(
+        [
+            [Scenario.load(ws.scenario_file(r["scenario"])).context["traffic"]["theta_star"][n] for n in names]
+            for r in rows
+        ]
+    )
+    out: dict[str, Any] = {"input_experiment_scenarios": len(rows)}
+    for label, with_loss in INPUT_SETS.items():
+        cfg_set = OmegaConf.merge(cfg, {"fit": {"cheap_loss_input": with_loss}})
+        assert isinstance(cfg_set, DictConfig)
+        x = np.array([[float(r[c]) for c in h_inputs(cfg_set, rows)] for r in rows])
+        usable = [m for m in cfg.fit.models if len(x) - 1 >= min_pairs(m, x.shape[1])]
+        predicted = np.zeros_like(y)
+        for i in range(len(rows)):
+            keep = np.arange(len(rows)) != i
+            h = BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x[keep], y[keep])
+            predicted[i] = h.predict(x[i : i + 1])[0][0]
+        predicted = np.clip(predicted, low, high)
+        for target, truth in (("target", y), ("theta_star", star)):
+            error = np.abs(predicted - truth).mean(axis=0) / (high - low)
+            for name, value in zip(names, error, strict=True):
+                out[f"input_experiment_error_{label}_vs_{target}_{name}"] = float(value)
+            out[f"input_experiment_error_{label}_vs_{target}"] = float(error.mean())
+    out["input_experiment_wall_s"] = time.perf_counter() - started
+    write_atomic(cache, json.dumps({"key": key, "figures": out}, indent=1) + "\n")
+    return out
 
 
 REFINE_RULES = ("check", "uncertainty", "curvature", "newton")  # check: no refine; the candidates after it
