@@ -305,6 +305,7 @@ def main() -> None:
     teacher = _train(ws, "teacher", "teacher.yaml", args.small_minutes, [])
     hand_only = _evaluate_tuned(teacher, ws, "teacher")
     model, student, with_pseudo, report = teacher, teacher, hand_only, {}
+    accepted_frames = 0  # over all rounds: each student starts from the weights of the one whose labels it got
     student_minutes = args.student_minutes if args.student_minutes is not None else args.small_minutes
     for round_ in range(1, args.rounds + 1):  # each round's model labels the unlabelled split for the next
         report = _annotate(ws, round_, model, n_hand, _evaluated_threshold(model, ws))
@@ -314,6 +315,7 @@ def main() -> None:
         for key in ("pseudo_label_precision", "pseudo_label_recall", "label_multiplier", "n_accepted"):
             figures[f"{key}_round{round_}"] = report[key]
         figures[f"ciou_success_student_round{round_}"] = with_pseudo["figures"]["ciou_success"]
+        accepted_frames += int(report["n_accepted_frames"])
         figures[f"student_round{round_}_cpu_minutes"] = _budget_spent(student)
         model = student
     for key in (
@@ -328,6 +330,7 @@ def main() -> None:
     ):
         figures[key] = report[key]
     figures["annotation_rounds"] = args.rounds
+    figures["label_multiplier_cumulative"] = accepted_frames / n_hand
     figures["annotation_thresholds"] = json.dumps(report["thresholds"])
     figures["n_accepted_by_sources"] = json.dumps(report["n_accepted_by_sources"])
     figures["annotation_map_threshold"] = report["map_threshold"]
