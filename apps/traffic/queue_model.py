@@ -83,7 +83,10 @@ class LinkQueueModel:
         capacity = x["saturation_flow"] / 3600.0 * lanes * green * dt  # vehicles per step out of a link's queue
         insertion = x["saturation_flow"] / 3600.0 * lanes * dt  # vehicles per step into a first link
 
-        slot_link, slot_next, first_slot, first_link = [], [], [], []
+        slot_link: list[int] = []
+        slot_next: list[int] = []
+        first_slot: list[int] = []
+        first_link: list[int] = []
         for route in built.routes:
             start = len(slot_link)
             first_slot.append(start)

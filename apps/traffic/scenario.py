@@ -151,7 +151,7 @@ class TrafficScenario:
             parts[key] = _make(part, node, f"{where}.{key}")
         theta = {str(k): float(v) for k, v in dict(data.pop("theta_star", None) or {}).items()}
         check_theta(theta, f"{where}.theta_star")
-        scenario = _make(cls, {**data, **parts, "theta_star": theta}, where)
+        scenario: TrafficScenario = _make(cls, {**data, **parts, "theta_star": theta}, where)
         validate(scenario, where)
         return scenario
 
