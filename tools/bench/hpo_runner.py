@@ -102,26 +102,32 @@ def run_aiaccel(folder: Path, n_trials: int, n_jobs: int, command: list[str], pa
     return time.perf_counter() - started
 
 
-def run_bare(folder: Path, n_trials: int, n_jobs: int, command: list[str]) -> float:
-    """The floor: the same command N times, n_jobs at once, started and awaited by plain threads."""
-    folder.mkdir(parents=True)
-    counter = iter(range(n_trials))
+def run_in_threads(argvs: list[list[str]], n_jobs: int) -> None:
+    """Run the commands ``n_jobs`` at once, each thread starting the next one as soon as its last one exits."""
+    pending = iter(argvs)
     lock = threading.Lock()
 
     def worker() -> None:
         while True:
             with lock:
-                number = next(counter, None)
-            if number is None:
+                argv = next(pending, None)
+            if argv is None:
                 return
-            subprocess.run([*command, str(folder / f"{number}.txt")], check=True, env=ENV)
+            subprocess.run(argv, check=True, env=ENV)
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(n_jobs)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def run_bare(folder: Path, n_trials: int, n_jobs: int, command: list[str]) -> float:
+    """The floor: the same command N times, n_jobs at once, started and awaited by plain threads."""
+    folder.mkdir(parents=True)
+    argvs = [[*command, str(folder / f"{number}.txt")] for number in range(n_trials)]
+    started = time.perf_counter()
+    run_in_threads(argvs, n_jobs)
     return time.perf_counter() - started
 
 
@@ -151,23 +157,7 @@ def run_bare_timed(folder: Path, durations: list[float], n_jobs: int, times: Pat
     """The floor of the idle fraction: the trial command with the given durations, ``n_jobs`` plain threads each
     starting the next one as soon as its last one exits."""
     folder.mkdir(parents=True)
-    pending = iter(enumerate(durations))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                item = next(pending, None)
-            if item is None:
-                return
-            number, d = item
-            subprocess.run([*TIMED, repr(d), str(folder / f"{number}.txt"), str(times)], check=True, env=ENV)
-
-    threads = [threading.Thread(target=worker) for _ in range(n_jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads([[*TIMED, repr(d), str(folder / f"{n}.txt"), str(times)] for n, d in enumerate(durations)], n_jobs)
 
 
 def sampled_durations(n_trials: int) -> list[float]:
