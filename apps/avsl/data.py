@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -34,6 +34,20 @@ from core.errors import UserError
 
 MAX_OBJECTS = 6
 Array = np.ndarray[Any, Any]
+
+
+class Scene(TypedDict):
+    """One scene as :class:`SceneArrays` gives it: ``frames`` ``(T, H, W, 3)`` uint8, ``audio`` ``(M, samples)``
+    float32, ``labels`` ``(H, W)`` uint8, ``cls`` and ``sounding`` padded to ``MAX_OBJECTS``, ``all_objects`` and
+    ``index`` as in a sample (see the module docstring)."""
+
+    frames: Array
+    audio: Array
+    labels: Array
+    cls: Array
+    sounding: Array
+    all_objects: np.bool_
+    index: np.int64
 
 
 def read_scene_config(path: str | Path) -> dict[str, Any]:
@@ -82,7 +96,7 @@ class SceneArrays:
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, index: int) -> dict[str, Array]:
+    def __getitem__(self, index: int) -> Scene:
         raw = self.store.read_raw(index)
         if "labels" not in raw or "objects" not in raw:
             raise UserError("not a scene: no labels/objects", where=f"{self.path}, sample {index}")

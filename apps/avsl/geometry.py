@@ -15,10 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from py360convert.utils import InterpolationMode
 
 Array = np.ndarray[Any, Any]
 
@@ -96,12 +100,17 @@ def angular_distance(a: Any, b: Any) -> Array:
     >>> float(angular_distance(direction_to_vector(0, 0), direction_to_vector(90, 0)))
     90.0
     """
-    dot = np.clip(np.sum(np.asarray(a) * np.asarray(b), axis=-1), -1.0, 1.0)
+    dot: Array = np.clip(np.sum(np.asarray(a) * np.asarray(b), axis=-1), -1.0, 1.0)
     return np.rad2deg(np.arccos(dot))
 
 
 def to_perspective(
-    image: Array, fov_deg: float, azimuth: float, elevation: float, size: tuple[int, int], mode: str = "bilinear"
+    image: Array,
+    fov_deg: float,
+    azimuth: float,
+    elevation: float,
+    size: tuple[int, int],
+    mode: InterpolationMode = "bilinear",
 ) -> Array:
     """A pinhole view ``size = (h, w)`` of an equirectangular image looking at ``(azimuth, elevation)``.
 
@@ -110,10 +119,10 @@ def to_perspective(
     """
     import py360convert
 
-    return np.asarray(py360convert.e2p(image, fov_deg, azimuth, elevation, size, mode=mode))  # type: ignore[arg-type]
+    return np.asarray(py360convert.e2p(image, fov_deg, azimuth, elevation, size, mode=mode))
 
 
-def to_cubemap(image: Array, face_w: int, mode: str = "bilinear") -> Array:
+def to_cubemap(image: Array, face_w: int, mode: InterpolationMode = "bilinear") -> Array:
     """The six cube faces of an equirectangular image, side by side (``face_w × 6·face_w``, py360convert's
     ``horizon`` layout: front, right, back, left, up, down).
 
@@ -122,10 +131,10 @@ def to_cubemap(image: Array, face_w: int, mode: str = "bilinear") -> Array:
     """
     import py360convert
 
-    return np.asarray(py360convert.e2c(image, face_w=face_w, mode=mode, cube_format="horizon"))  # type: ignore[arg-type]
+    return np.asarray(py360convert.e2c(image, face_w=face_w, mode=mode, cube_format="horizon"))
 
 
-def from_cubemap(cubemap: Array, h: int, w: int, mode: str = "bilinear") -> Array:
+def from_cubemap(cubemap: Array, h: int, w: int, mode: InterpolationMode = "bilinear") -> Array:
     """The equirectangular image ``(h, w, ...)`` of a ``horizon`` cube map (the inverse of :func:`to_cubemap`).
 
     >>> from_cubemap(np.zeros((16, 96, 3), np.uint8), 32, 64).shape
@@ -133,7 +142,7 @@ def from_cubemap(cubemap: Array, h: int, w: int, mode: str = "bilinear") -> Arra
     """
     import py360convert
 
-    return np.asarray(py360convert.c2e(cubemap, h, w, mode=mode, cube_format="horizon"))  # type: ignore[arg-type]
+    return np.asarray(py360convert.c2e(cubemap, h, w, mode=mode, cube_format="horizon"))
 
 
 def tetrahedral_array(radius: float = 0.05) -> Array:
@@ -143,7 +152,7 @@ def tetrahedral_array(radius: float = 0.05) -> Array:
     [0.05, 0.05, 0.05, 0.05]
     """
     corners = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=np.float64)
-    return radius * corners / np.sqrt(3.0)
+    return radius * corners / math.sqrt(3.0)
 
 
 __all__ = [

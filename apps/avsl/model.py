@@ -99,6 +99,10 @@ class AudioEncoder(nn.Module):
         n_bands: Log-energy bands of the tagging branch.
     """
 
+    steering: Tensor
+    window: Tensor
+    bands: Tensor
+
     def __init__(
         self,
         n_classes: int = 4,
@@ -177,7 +181,7 @@ class AVSLNet(nn.Module):
         self.n_classes = n_classes
         self.visual = VisualEncoder(dim=dim, width=width)
         self.audio = AudioEncoder(
-            n_classes=n_classes, grid=tuple(grid), mic_radius=mic_radius, sample_rate=sample_rate, width=audio_width
+            n_classes=n_classes, grid=grid, mic_radius=mic_radius, sample_rate=sample_rate, width=audio_width
         )
         self.scale = nn.Parameter(torch.tensor(6.0))
         self.direction_weight = nn.Parameter(torch.tensor(0.5))

@@ -72,7 +72,7 @@ class SceneConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown scene key(s) {unknown}", where=where, hint=f"known: {', '.join(sorted(known))}")
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        converted: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         config = cls(**converted)
         for name in config.classes:
             if name not in LOOKS:

@@ -48,6 +48,7 @@ def synthesize(kind: str, n: int, rate: int, rng: np.random.Generator) -> Array:
     - ``clicks``: a click train of 15–40 clicks per second (broadband).
     """
     t = np.arange(n) / rate
+    signal: Array
     if kind == "tone":
         f0 = rng.uniform(300.0, 600.0)
         phases = rng.uniform(0, 2 * np.pi, 3)
