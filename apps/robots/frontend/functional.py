@@ -97,7 +97,7 @@ def spatial_covariance(X: Complex, mask: Array | None = None, normalize: bool = 
     """
     if mask is None:
         mask = np.ones(X.shape[1:])
-    scm = np.einsum("ft,aft,bft->fab", mask, X, X.conj())
+    scm: Complex = np.einsum("ft,aft,bft->fab", mask, X, X.conj())
     if normalize:
         scm = scm / np.maximum(mask.sum(axis=-1), 1e-10)[:, None, None]
     return scm
@@ -117,10 +117,11 @@ def steering_vectors(mic_positions: Array, freqs: Array, azimuths_deg: Array, c:
     directions = np.stack([np.cos(theta), np.sin(theta)])  # (2, D)
     delays = np.asarray(mic_positions)[:2].T @ directions / c  # (C, D): how much earlier each mic hears
     phase = 2.0 * np.pi * np.asarray(freqs)[:, None, None] * delays.T[None]  # (F, D, C)
-    return np.exp(1j * phase)
+    vectors: Complex = np.exp(1j * phase)
+    return vectors
 
 
-def _band(n_fft: int, fs: int, freq_range: tuple[float, float]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+def _band(n_fft: int, fs: int, freq_range: tuple[float, float]) -> tuple[NDArray[np.intp], Array]:
     freqs = np.fft.rfftfreq(n_fft, 1.0 / fs)
     bins = np.flatnonzero((freqs >= freq_range[0]) & (freqs <= freq_range[1]))
     return bins, freqs[bins]
@@ -251,9 +252,9 @@ def apply_beamformer(weights: Complex, X: Complex) -> Complex:
     >>> apply_beamformer(np.ones((1, 2)), np.ones((2, 1, 3), complex)).real.tolist()
     [[2.0, 2.0, 2.0]]
     """
-    if weights.ndim == 3:
-        return np.einsum("ftc,cft->ft", weights.conj(), X)
-    return np.einsum("fc,cft->ft", weights.conj(), X)
+    subscripts = "ftc,cft->ft" if weights.ndim == 3 else "fc,cft->ft"
+    output: Complex = np.einsum(subscripts, weights.conj(), X)
+    return output
 
 
 def si_sdr(estimate: Array, reference: Array) -> float:

@@ -272,28 +272,31 @@ def gaussian_terms(Y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 def _gaussian_terms(element: Callable[[int, int], Tensor], x: list[Tensor]) -> tuple[Tensor, Tensor]:
     channels = len(x)
-    L: list[list[Tensor | None]] = [[None] * channels for _ in range(channels)]
+    L: dict[tuple[int, int], Tensor] = {}  # the strictly lower triangle, L[i, j] for i > j
     diag: list[Tensor] = []
     for j in range(channels):
         d = element(j, j).real
         for k in range(j):
-            d = d - L[j][k].abs() ** 2  # type: ignore[union-attr]
+            d = d - L[j, k].abs() ** 2
         root = torch.sqrt(torch.clamp(d, min=1e-20))
         diag.append(root)
         for i in range(j + 1, channels):
             v = element(i, j)
             for k in range(j):
-                v = v - L[i][k] * L[j][k].conj()  # type: ignore[operator,union-attr]
-            L[i][j] = v / root
+                v = v - L[i, k] * L[j, k].conj()
+            L[i, j] = v / root
     z: list[Tensor] = []
     for i in range(channels):
         v = x[i]
         for k in range(i):
-            v = v - L[i][k] * z[k]  # type: ignore[operator]
+            v = v - L[i, k] * z[k]
         z.append(v / diag[i])
-    logdet = 2.0 * sum(torch.log(d) for d in diag)
-    quad = sum(v.abs() ** 2 for v in z)
-    return logdet, quad  # type: ignore[return-value]
+    log_diag = torch.log(diag[0])
+    quad = z[0].abs() ** 2
+    for i in range(1, channels):
+        log_diag = log_diag + torch.log(diag[i])
+        quad = quad + z[i].abs() ** 2
+    return 2.0 * log_diag, quad
 
 
 __all__ = [

@@ -36,7 +36,7 @@ from core.ros.node import declare, guarded
 log = logging.getLogger(__name__)
 
 
-class FrontendNode(Node):  # type: ignore[misc]
+class FrontendNode(Node):
     """See the module docstring. ``frontend`` is the loaded model (the CLI loads it before ROS starts, so a
     missing model is an ``error:`` line, not a node that never answers)."""
 

@@ -82,7 +82,7 @@ class SplitSpec:
         unknown = set(values) - known
         if unknown:
             raise ConfigError(f"unknown split keys {sorted(unknown)}", hint=f"known: {', '.join(sorted(known))}")
-        args = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()}
+        args: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()}
         if isinstance(args.get("voices"), str):
             sets = {"train": TRAIN_VOICES, "test": TEST_VOICES}
             if args["voices"] not in sets:

@@ -77,7 +77,7 @@ def synthesize(
         rate, samples = wavfile.read(path)
     x = samples.astype(np.float64) / 32768.0
     g = gcd(fs, rate)
-    x = resample_poly(x, fs // g, rate // g)
+    x = np.asarray(resample_poly(x, fs // g, rate // g), dtype=np.float64)
     x /= max(float(np.abs(x).max()), 1e-9) * 2.0
     return x.astype(np.float32)
 

@@ -104,8 +104,8 @@ class MixtureDataset(RawHDF5Dataset):
             hop = self.teacher.hop if self.teacher is not None else 1
             frame = int(self.rng.integers(0, (mixture.shape[-1] - self.crop) // hop + 1))
             mixture = mixture[:, frame * hop : frame * hop + self.crop]
-            if "teacher" in item:
-                frames = F.n_frames(self.crop, self.teacher.n_fft, hop)  # type: ignore[union-attr]
+            if self.teacher is not None:  # then item holds its masks
+                frames = F.n_frames(self.crop, self.teacher.n_fft, hop)
                 item["teacher"] = item["teacher"][..., frame : frame + frames]
         item["mixture"] = mixture
         return item
