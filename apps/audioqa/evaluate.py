@@ -33,7 +33,7 @@ def sed_eval_f1(
 ) -> dict[str, float]:
     """Overall event-based F1, precision and recall of ``sed_eval`` with the DCASE settings (onsets within 200 ms,
     offsets within max(200 ms, 20% of the reference length))."""
-    import sed_eval  # type: ignore[import-untyped]
+    import sed_eval
 
     metrics = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=list(CLASSES), t_collar=0.2, percentage_of_length=0.2

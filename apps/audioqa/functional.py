@@ -37,7 +37,7 @@ def log_mel(wave: Tensor) -> Tensor:
     One frame per 20 ms (``samples // 320 + 1`` frames), 64 mel bands up to 8 kHz; the torchaudio transform the
     generator and the SED model share.
     """
-    import torchaudio  # type: ignore[import-untyped]
+    import torchaudio
 
     key = str(wave.device)
     if key not in _MEL:
