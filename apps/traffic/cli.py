@@ -84,6 +84,19 @@ def _load(args: argparse.Namespace) -> Any:
     return load_config(args.config, args.overrides)
 
 
+def _mapping(node: Any, where: str, hint: str | None = None) -> dict[str, Any]:
+    """The config node ``node`` (at key path ``where``) resolved into a plain dict; anything but a mapping is a
+    :class:`~core.errors.ConfigError`."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if not isinstance(node, DictConfig):
+        found = "a list" if isinstance(node, ListConfig) else repr(node)
+        raise ConfigError(f"must be a mapping, not {found}", where=where, hint=hint)
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)  # a DictConfig always resolves to a dict
+    return {str(key): value for key, value in container.items()}
+
+
 def _scenario_of(cfg: Any, config: str) -> Any:
     from omegaconf import OmegaConf
 
@@ -92,7 +105,7 @@ def _scenario_of(cfg: Any, config: str) -> Any:
     node = OmegaConf.select(cfg, "scenario")
     if node is None:
         raise ConfigError("no `scenario` node", where=config, hint=f"see {_SCENARIO}")
-    return TrafficScenario.from_dict(OmegaConf.to_container(node, resolve=True), where="scenario")  # type: ignore[arg-type]
+    return TrafficScenario.from_dict(_mapping(node, "scenario", hint=f"see {_SCENARIO}"), where="scenario")
 
 
 def _scenario(args: argparse.Namespace) -> int:
@@ -193,10 +206,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     sampler = None
     if cfg.get("sampler") is not None:
         check_targets(cfg.sampler)
-        sampler = OmegaConf.to_container(cfg.sampler, resolve=True)
+        sampler = _mapping(cfg.sampler, "sampler")
     try:
         result = calibrate(
-            spec, OmegaConf.to_container(params, resolve=True),  # type: ignore[arg-type]
+            spec, _mapping(params, "params", hint=f"see {_CALIBRATE}"),
             model=model, n_trials=int(cfg.get("n_trials", 50)),
             n_jobs=int(cfg.get("n_jobs", 2)), sampler=sampler, run_dir=run_dir,
             workdir=str(cfg.get("workdir", "runs/traffic/scenarios")), timeout=float(cfg.get("timeout", 300)),
@@ -260,8 +273,7 @@ def _identify(args: argparse.Namespace) -> int:
     if OmegaConf.select(cfg, "scenarios._target_") is not None:
         from apps.traffic.family import TrafficFamily
 
-        node = OmegaConf.to_container(cfg.scenarios, resolve=True)
-        assert isinstance(node, dict)
+        node = _mapping(cfg.scenarios, "scenarios")
         node.pop("_target_")
         node["progress"] = False
         family = TrafficFamily(**node)
@@ -273,13 +285,14 @@ def _identify(args: argparse.Namespace) -> int:
             raise UserError("identify examines training scenarios only", where="--scenario",
                             hint="held-out scenarios are scored once, by the bridge")  # fmt: skip
         spec, workdir = members[args.scenario], str(node.get("workdir", "runs/traffic/scenarios"))
-        params = OmegaConf.select(cfg, "models.expensive.params")
+        space_key = "models.expensive.params"
+        params = OmegaConf.select(cfg, space_key)
     else:
         spec = _scenario_of(cfg, args.config)
         workdir = str(cfg.get("workdir", "runs/traffic/scenarios"))
-        params = OmegaConf.select(cfg, "params") or OmegaConf.select(cfg, "spaces.expensive")
-    space = OmegaConf.to_container(params, resolve=True) if params is not None else dict(_IDENTIFY_SPACE)
-    assert isinstance(space, dict)
+        space_key = "params" if OmegaConf.select(cfg, "params") else "spaces.expensive"
+        params = OmegaConf.select(cfg, space_key)
+    space = _mapping(params, space_key) if params is not None else dict(_IDENTIFY_SPACE)
     run_dir = Path(str(OmegaConf.select(cfg, "run_dir") or f"runs/traffic/identify-{spec.name}"))
     seeds = tuple(spec.calibration_seed + 200_000 + i for i in range(args.seeds))
     from rich.progress import Progress
