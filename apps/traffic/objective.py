@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,13 @@ class Fit:
     teleports: int = 0
     collisions: int = 0
     flagged: str = ""
+    residuals: tuple[float, ...] = field(default=(), repr=False, compare=False)  # see :func:`residuals`
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The figures, without the residual vector."""
+        figures = asdict(self)
+        figures.pop("residuals")
+        return figures
 
 
 # the smallest scale each term is divided by (its unit's "one"), so a quiet detector does not blow a term up
@@ -72,20 +76,28 @@ def geh(model_per_hour: np.ndarray, observed_per_hour: np.ndarray) -> np.ndarray
     return np.where(total > 0, value, 0.0)
 
 
-def _term(observed: np.ndarray | None, simulated: np.ndarray | None, empty_is_zero: bool) -> tuple[float, float]:
-    """(RMSE over the cells observed, root mean square of the observed values) of one kind of observation."""
-    if observed is None or simulated is None:
-        return math.nan, math.nan
-    seen = ~np.isnan(observed)
-    if empty_is_zero:
-        model = np.nan_to_num(simulated, nan=0.0)
-    else:
-        seen &= ~np.isnan(simulated)
-        model = simulated
-    if not seen.any():
-        return math.nan, math.nan
-    error = float(np.sqrt(np.mean((observed[seen] - model[seen]) ** 2)))
-    return error, float(np.sqrt(np.mean(observed[seen] ** 2)))
+def _kinds(observed: DetectorSeries, simulated: DetectorSeries) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per kind of observation both series measure: (observed, simulated as compared, mask of the cells compared).
+    A simulated cell with no vehicle counts as speed 0 (nothing got through)."""
+    if observed.detectors != simulated.detectors or observed.counts.shape != simulated.counts.shape:
+        raise ValueError("observed and simulated series differ in detectors or intervals")
+    pairs = {
+        "count": (observed.counts, simulated.counts, False),
+        "speed": (observed.speeds, simulated.speeds, True),
+        "occupancy": (observed.occupancy, simulated.occupancy, False),
+        "queue": (observed.queue, simulated.queue, False),
+    }
+    kinds = {}
+    for kind, (seen_values, model_values, empty_is_zero) in pairs.items():
+        if seen_values is None or model_values is None:
+            continue
+        seen = ~np.isnan(seen_values)
+        model = np.nan_to_num(model_values, nan=0.0) if empty_is_zero else model_values
+        if not empty_is_zero:
+            seen &= ~np.isnan(model_values)
+        if seen.any():
+            kinds[kind] = (seen_values, model, seen)
+    return kinds
 
 
 def discrepancy(observed: DetectorSeries, simulated: DetectorSeries) -> Fit:
@@ -94,33 +106,56 @@ def discrepancy(observed: DetectorSeries, simulated: DetectorSeries) -> Fit:
     Each kind of observation (counts, speeds, occupancy, queue length) gives an RMSE over the cells where it was
     observed; the loss is the weighted mean (:data:`TERM_WEIGHTS`) over the kinds both series measure of
     RMSE / max(RMS of the observed values, a floor of one unit), so every term is a relative error and none
-    dominates by its units. A simulated cell
-    with no vehicle counts as speed 0 (nothing got through).
+    dominates by its units. A simulated cell with no vehicle counts as speed 0 (nothing got through).
     """
-    if observed.detectors != simulated.detectors or observed.counts.shape != simulated.counts.shape:
-        raise ValueError("observed and simulated series differ in detectors or intervals")
-    terms = {
-        "count": _term(observed.counts, simulated.counts, empty_is_zero=False),
-        "speed": _term(observed.speeds, simulated.speeds, empty_is_zero=True),
-        "occupancy": _term(observed.occupancy, simulated.occupancy, empty_is_zero=False),
-        "queue": _term(observed.queue, simulated.queue, empty_is_zero=False),
-    }
-    used = [k for k, (error, _) in terms.items() if not math.isnan(error)]
-    relative = [TERM_WEIGHTS[k] * terms[k][0] / max(terms[k][1], SCALE_FLOORS[k]) for k in used]
+    kinds = _kinds(observed, simulated)
+    rmse, scale = {}, {}
+    for kind, (seen_values, model, seen) in kinds.items():
+        rmse[kind] = float(np.sqrt(np.mean((seen_values[seen] - model[seen]) ** 2)))
+        scale[kind] = max(float(np.sqrt(np.mean(seen_values[seen] ** 2))), SCALE_FLOORS[kind])
+    total_weight = sum(TERM_WEIGHTS[k] for k in kinds)
     per_hour = 3600.0 / observed.interval
     geh_share = float(np.mean(geh(simulated.counts * per_hour, observed.counts * per_hour) < 5.0))
     run = simulated.run
     return Fit(
-        loss=float(np.sum(relative) / sum(TERM_WEIGHTS[k] for k in used)),
-        count_rmse=terms["count"][0],
-        speed_rmse=0.0 if math.isnan(terms["speed"][0]) else terms["speed"][0],
+        loss=float(sum(TERM_WEIGHTS[k] * rmse[k] / scale[k] for k in kinds) / total_weight),
+        count_rmse=rmse.get("count", math.nan),
+        speed_rmse=rmse.get("speed", 0.0),
         geh_share=geh_share,
-        occupancy_rmse=terms["occupancy"][0],
-        queue_rmse=terms["queue"][0],
+        occupancy_rmse=rmse.get("occupancy", math.nan),
+        queue_rmse=rmse.get("queue", math.nan),
         teleports=run.teleports if run else 0,
         collisions=run.collisions if run else 0,
         flagged=run.flagged if run else "",
+        residuals=tuple(residuals(observed, simulated, kinds)),
     )
+
+
+def residuals(
+    observed: DetectorSeries,
+    simulated: DetectorSeries,
+    kinds: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> list[float]:
+    """The loss cell by cell, for a Gauss–Newton refine step (:func:`core.bridge.refine.gauss_newton_point`): per
+    observed cell, (simulated − observed) × weight / (scale × √cells × total weight), with the loss's weights and
+    scales, so the squared norm is Σ_k (w_k RMSE_k / scale_k)² / W², the squared-term twin of the loss. One entry
+    per observed cell of every kind, in a fixed order for a scenario (a cell the run did not measure is 0).
+
+    >>> y = DetectorSeries(["a"], 300.0, np.array([[10.0, 20.0]]), np.array([[12.0, 10.0]]))
+    >>> f = DetectorSeries(["a"], 300.0, np.array([[12.0, 20.0]]), np.array([[11.0, 10.0]]))
+    >>> [round(r, 4) for r in residuals(y, f)]
+    [0.0447, 0.0, -0.032, 0.0]
+    """
+    kinds = _kinds(observed, simulated) if kinds is None else kinds
+    total_weight = sum(TERM_WEIGHTS[k] for k in kinds)
+    out: list[float] = []
+    for kind, (seen_values, model, seen) in kinds.items():
+        cells = ~np.isnan(seen_values)  # fixed by Y: the same entries whatever the run measured
+        scale = max(float(np.sqrt(np.mean(seen_values[seen] ** 2))), SCALE_FLOORS[kind])
+        factor = TERM_WEIGHTS[kind] / (scale * math.sqrt(int(cells.sum())) * total_weight)
+        difference = np.where(seen, np.nan_to_num(model, nan=0.0) - np.nan_to_num(seen_values, nan=0.0), 0.0)
+        out += [round(float(v) * factor, 6) for v in difference[cells]]
+    return out
 
 
 # ---------------------------------------------------------------------------------------- objectives (callables)
@@ -191,6 +226,8 @@ def runner_result(fit: Fit) -> dict[str, Any]:
     attrs = {k: v for k, v in figures.items() if not (isinstance(v, float) and math.isnan(v))}
     if not attrs.get("flagged"):
         attrs.pop("flagged", None)
+    if fit.residuals:  # the loss cell by cell: what a Gauss–Newton refine step fits
+        attrs["residuals"] = list(fit.residuals)
     return {"value": value, "user_attrs": attrs}
 
 

@@ -9,6 +9,10 @@ says which parameters get the runs first:
   curvature of the loss per parameter taken from the training scenarios' expensive studies
   (:func:`loss_curvature`). A parameter the prediction is unsure of but the loss hardly reacts to comes last.
 
+``evaluate.refine_method: gauss_newton`` spends the runs otherwise: one probe per parameter (:func:`probe_points`),
+then one run where a Gauss–Newton step puts the minimum (:func:`gauss_newton_point`). It needs an expensive
+objective that reports its loss cell by cell as the user attribute ``residuals``.
+
 Example:
     >>> refine_points({"a": 0.5, "b": 0.5}, [0.1, 0.2], [(0.0, 1.0), (0.0, 1.0)], 2, curvature=[1.0, 0.1])
     [{'a': 0.6, 'b': 0.5}, {'a': 0.4, 'b': 0.5}]
@@ -110,4 +114,87 @@ def loss_curvature(
     median = np.median(np.array(fitted), axis=0)
     out = dict.fromkeys(bounds, CURVATURE_FLOOR)
     out.update({n: max(float(c), CURVATURE_FLOOR) for n, c in zip(names, median, strict=True)})
+    return out
+
+
+PROBE_MIN_SHARE = 0.1  # a probe moves a parameter by at least 10% of its range: smaller steps drown in seed noise
+STEP_MAX_SHARE = 0.25  # a probe, and the Gauss–Newton step, move a parameter by at most 25% of its range
+STD_MIN_SHARE = 0.02  # the prior's standard deviation is at least 2% of a range
+
+
+def probe_points(
+    predicted: dict[str, float],
+    std: Sequence[float],
+    bounds: Sequence[tuple[float, float]],
+    k: int,
+    curvature: Sequence[float] | None = None,
+) -> list[dict[str, float]]:
+    """One probe per parameter, for a finite-difference Jacobian: the prediction with one parameter moved by its
+    standard deviation (between 10% and 25% of its range) toward the middle of its range, for the ``k``
+    parameters with the largest curvature × (step / range)² (all when ``k`` is at least their number).
+
+    >>> probe_points({"a": 0.7, "b": 0.2}, [0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], 2)
+    [{'a': 0.7, 'b': 0.4}, {'a': 0.6, 'b': 0.2}]
+    """
+    names = list(predicted)
+    widths = [high - low for low, high in bounds]
+    weights = list(curvature) if curvature is not None else [1.0] * len(names)
+    steps = [min(max(float(s), PROBE_MIN_SHARE * w), STEP_MAX_SHARE * w) for s, w in zip(std, widths, strict=True)]
+    gain = [c * (s / w) ** 2 if w > 0 else 0.0 for c, s, w in zip(weights, steps, widths, strict=True)]
+    points = []
+    for j in sorted((j for j in range(len(names)) if widths[j] > 0), key=lambda j: -gain[j])[: max(0, k)]:
+        low, high = bounds[j]
+        sign = 1.0 if predicted[names[j]] <= (low + high) / 2 else -1.0
+        value = min(max(predicted[names[j]] + sign * steps[j], low), high)
+        points.append({**predicted, names[j]: round(value, 12)})
+    return points
+
+
+def gauss_newton_point(
+    predicted: dict[str, float],
+    residuals: Sequence[float],
+    probes: Sequence[tuple[Mapping[str, float], Sequence[float]]],
+    std: Sequence[float],
+    bounds: Sequence[tuple[float, float]],
+) -> dict[str, float]:
+    """Where the loss's linearisation from the probes puts its minimum, held toward the prediction by its
+    uncertainty: a Gauss–Newton step with a Gaussian prior (the maximum a posteriori of a linear model).
+
+    ``residuals`` is the loss cell by cell at the prediction, ``probes`` (point, its residuals) the runs around it.
+    In shares z of each range: the Jacobian J of the residuals from the probes (least squares), the noise
+    variance σ² per cell from what the linear model leaves unexplained at its own minimum, the prior
+    z ~ N(0, (std / range)²) (std at least 2% of the range); then
+    Δz = −(JᵀJ / σ² + diag(range² / std²))⁻¹ Jᵀ r / σ², each move at most 25% of the range, inside the bounds.
+    Parameters no probe moved stay at the prediction.
+
+    >>> def r(a, b):  # residuals of a loss whose minimum is at a = 0.3, b = 0.6
+    ...     return [10 * (a - 0.3), 10 * (b - 0.6), 0.01, -0.01]
+    >>> start = {"a": 0.4, "b": 0.5}
+    >>> probes = [({"a": 0.5, "b": 0.5}, r(0.5, 0.5)), ({"a": 0.4, "b": 0.6}, r(0.4, 0.6))]
+    >>> point = gauss_newton_point(start, r(0.4, 0.5), probes, [0.2, 0.2], [(0.0, 1.0), (0.0, 1.0)])
+    >>> {k: round(v, 3) for k, v in point.items()}
+    {'a': 0.3, 'b': 0.6}
+    """
+    import numpy as np
+
+    names = list(predicted)
+    widths = np.array([high - low for low, high in bounds], dtype=float)
+    r0 = np.asarray(residuals, dtype=float)
+    moved = [j for j in range(len(names)) if any(p[names[j]] != predicted[names[j]] for p, _ in probes)]
+    if not probes or not moved:
+        return dict(predicted)
+    dz = np.array([[(p[names[j]] - predicted[names[j]]) / widths[j] for j in moved] for p, _ in probes])
+    dr = np.array([np.asarray(values, dtype=float) - r0 for _, values in probes])
+    if dr.shape[1] != r0.size:
+        raise ValueError("the probes' residuals differ in length from the prediction's")
+    jacobian = np.linalg.lstsq(dz, dr, rcond=None)[0].T  # cells × moved parameters
+    unexplained = r0 + jacobian @ np.linalg.lstsq(jacobian, -r0, rcond=None)[0]  # at the least-squares minimum
+    noise = max(float(unexplained @ unexplained) / max(1, r0.size - len(moved)), 1e-12)
+    prior = np.array([max(float(std[j]) / widths[j], STD_MIN_SHARE) for j in moved])
+    precision = jacobian.T @ jacobian / noise + np.diag(1.0 / prior**2)
+    step = np.linalg.solve(precision, -jacobian.T @ r0 / noise)
+    out = dict(predicted)
+    for j, move in zip(moved, np.clip(step, -STEP_MAX_SHARE, STEP_MAX_SHARE), strict=True):
+        low, high = bounds[j]
+        out[names[j]] = round(min(max(predicted[names[j]] + float(move * widths[j]), low), high), 12)
     return out

@@ -272,7 +272,7 @@ def input_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     return out
 
 
-REFINE_RULES = ("check", "uncertainty", "curvature", "newton")  # check: no refine; the candidates after it
+REFINE_RULES = ("check", "curvature", "gauss_newton", "gauss_newton_point")  # check: no refine
 REPLICATE_SEED_OFFSET = 50_021  # replicate r > 0 redraws the calibration seed: calibration seed + r · offset
 
 
@@ -280,11 +280,12 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
     """Choose the refine rule on the TRAINING scenarios only: leave each training scenario out, fit h on the others
     (as ``fit`` does), predict θ̂ and its std there, run SUMO at θ̂ and at each candidate's 4 refine points on the
     calibration seed (replicate r > 0: a redrawn one), and score each candidate's final θ on the 3 fresh seeds
-    the held-out scoring uses. Candidates: ``uncertainty`` (± one std along the least certain parameters first,
-    best of the check and refine runs), ``curvature`` (the same steps ordered by curvature × (std / range)², the
-    curvature fitted to the other training studies), ``newton`` (curvature's runs, then per probed parameter the
-    slope from its ± runs and a Newton step with that curvature, kept inside the probed interval; not run on the
-    calibration seed), and ``check`` (no refine). Records are cached in ``<workspace>/refine_experiment.jsonl``."""
+    the held-out scoring uses. Candidates: ``curvature`` (± one std along the parameters with the largest
+    curvature × (std / range)² first, the curvature fitted to the other training studies; best of the check and
+    refine runs), ``gauss_newton`` (one probe per parameter, then a Gauss–Newton step from the residuals of the
+    check and the probes, :func:`core.bridge.refine.gauss_newton_point`; best of the five runs),
+    ``gauss_newton_point`` (the same runs, the step's point kept whatever its loss on the calibration seed), and
+    ``check`` (no refine). Records are cached in ``<workspace>/refine_experiment.jsonl``."""
     import numpy as np
     from omegaconf import OmegaConf
 
@@ -304,7 +305,8 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
         trials = load_trials(journal, study_name(r["scenario"], "expensive"))
         studies[r["scenario"]] = [(float(t.value), t.params) for t in trials if t.value is not None]
     cache = workspace / "refine_experiment.jsonl"
-    records = [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines()] if cache.is_file() else []
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    records = [r for r in map(json.loads, lines) if set(REFINE_RULES) <= set(r["fresh"])]  # this experiment's
     done = {(r["scenario"], r["replicate"]) for r in records}
     with ThreadPoolExecutor(2) as pool:
         for replicate in range(replicates):
@@ -316,7 +318,7 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
                     with cache.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(record) + "\n")
                     log(f"refine experiment {row['scenario']} replicate {replicate}: {record['fresh']}")
-    records = [r for r in records if r["replicate"] < replicates]
+    records = [r for r in records if r["replicate"] < replicates and r["scenario"] in {w["scenario"] for w in rows}]
     out: dict[str, Any] = {
         "refine_experiment_scenarios": len({r["scenario"] for r in records}),
         "refine_experiment_replicates": replicates,
@@ -327,17 +329,17 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
     for method in (*REFINE_RULES, "study_best"):
         out[f"refine_experiment_loss_{method}"] = statistics.fmean(r["fresh"][method] for r in records)
     scenarios = sorted({r["scenario"] for r in records})
-    for method in ("check", "curvature", "newton"):  # paired per scenario (its replicates averaged), bootstrapped
+    for method in ("check", "gauss_newton", "gauss_newton_point", "study_best"):  # paired per scenario, bootstrapped
         diff = np.array(
             [
-                statistics.fmean(r["fresh"][method] - r["fresh"]["uncertainty"] for r in records if r["scenario"] == s)
+                statistics.fmean(r["fresh"][method] - r["fresh"]["curvature"] for r in records if r["scenario"] == s)
                 for s in scenarios
             ]
         )
         low, high = bootstrap_interval(diff)
-        out[f"refine_experiment_{method}_minus_uncertainty_mean"] = float(diff.mean())
-        out[f"refine_experiment_{method}_minus_uncertainty_ci_low"] = low
-        out[f"refine_experiment_{method}_minus_uncertainty_ci_high"] = high
+        out[f"refine_experiment_{method}_minus_curvature_mean"] = float(diff.mean())
+        out[f"refine_experiment_{method}_minus_curvature_ci_low"] = low
+        out[f"refine_experiment_{method}_minus_curvature_ci_high"] = high
     return out
 
 
@@ -358,7 +360,7 @@ def _refine_case(
     from apps.traffic.scoring import FRESH_SEED_OFFSET
     from apps.traffic.simulator import simulate
     from core.bridge.pipeline import centre_prior, h_inputs
-    from core.bridge.refine import loss_curvature, refine_points
+    from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points, refine_points
     from core.bridge.regressors import BridgeRegressor, min_pairs
     from core.bridge.scenario import Scenario
     from core.bridge.studies import StudyResult
@@ -374,17 +376,23 @@ def _refine_case(
     predicted = {n: min(max(float(m), lo), hi) for n, m, (lo, hi) in zip(names, mean[0], bounds, strict=True)}
     curvature_map = loss_curvature([studies[r["scenario"]] for r in others], dict(zip(names, bounds, strict=True)))
     curvature = [curvature_map[n] for n in names]
-    by_uncertainty = refine_points(predicted, std[0], bounds, 4)
     by_curvature = refine_points(predicted, std[0], bounds, 4, curvature)
+    probes = probe_points(predicted, std[0], bounds, 3, curvature)
     spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(row["scenario"])))
 
-    def loss(job: tuple[dict[str, float], int]) -> float:
-        series = simulate(built, spec, job[0], job[1], backend="traci", timeout=600)
-        return float(discrepancy(observed, series).to_dict()["loss"])
+    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float]]:
+        fit = discrepancy(observed, simulate(built, spec, job[0], job[1], backend="traci", timeout=600))
+        return fit.loss, list(fit.residuals)
 
     seed = spec.calibration_seed + replicate * REPLICATE_SEED_OFFSET
-    runs = [predicted] + by_uncertainty + [p for p in by_curvature if p not in by_uncertainty]
-    values = dict(zip(map(_key, runs), pool.map(loss, [(theta, seed) for theta in runs]), strict=True))
+    runs = list({_key(t): t for t in [predicted, *by_curvature, *probes]}.values())
+    found = dict(zip(map(_key, runs), pool.map(run, [(theta, seed) for theta in runs]), strict=True))
+    step = gauss_newton_point(
+        predicted, found[_key(predicted)][1], [(p, found[_key(p)][1]) for p in probes], std[0], bounds
+    )
+    if _key(step) not in found:
+        found[_key(step)] = run((step, seed))
+    values = {k: v[0] for k, v in found.items()}
 
     def best(points: list[dict[str, float]]) -> dict[str, float]:
         return min([predicted, *points], key=lambda theta: values[_key(theta)])
@@ -392,54 +400,26 @@ def _refine_case(
     direct = StudyResult.load(ws.study_dir(row["scenario"], "expensive")).best_params
     finals = {
         "check": predicted,
-        "uncertainty": best(by_uncertainty),
         "curvature": best(by_curvature),
-        "newton": newton_point(predicted, values, by_curvature, bounds, curvature),
+        "gauss_newton": best([*probes, step]),
+        "gauss_newton_point": step,
         "study_best": {n: float(direct[n]) for n in names},
     }
     seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
     distinct = list(dict.fromkeys(map(_key, finals.values())))
     jobs = [(k, s) for k in distinct for s in seeds]
-    fresh = list(pool.map(loss, [(json.loads(k), s) for k, s in jobs]))
+    fresh = [v[0] for v in pool.map(run, [(json.loads(k), s) for k, s in jobs])]
     score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
     return {
         "scenario": row["scenario"], "replicate": replicate, "seed": seed, "predicted": predicted,
         "std": [float(v) for v in std[0]], "curvature": curvature_map, "calibration_values": values,
         "final": finals, "fresh": {m: score[_key(t)] for m, t in finals.items()},
-        "sumo_runs": len(runs) + len(jobs), "wall_s": time.perf_counter() - started,
+        "sumo_runs": len(found) + len(jobs), "wall_s": time.perf_counter() - started,
     }  # fmt: skip
 
 
 def _key(theta: dict[str, float]) -> str:
     return json.dumps(theta, sort_keys=True)
-
-
-def newton_point(
-    predicted: dict[str, float],
-    values: dict[str, float],
-    points: list[dict[str, float]],
-    bounds: list[tuple[float, float]],
-    curvature: list[float],
-) -> dict[str, float]:
-    """Per parameter probed on both sides of the prediction: the slope from its ± runs with the curvature c fixed
-    (loss ≈ y0 + g·z + c·z², z its share of the range), then the step to that parabola's minimum, kept inside the
-    probed interval."""
-    y0 = values[_key(predicted)]
-    out = dict(predicted)
-    for j, name in enumerate(predicted):
-        low, high = bounds[j]
-        sides = {}
-        for point in points:
-            if point[name] != predicted[name] and all(point[m] == predicted[m] for m in predicted if m != name):
-                z = (point[name] - predicted[name]) / (high - low)
-                sides[z > 0] = (abs(z), values[_key(point)])
-        if True in sides and False in sides:
-            (a, up), (b, down) = sides[True], sides[False]
-            c = curvature[j]
-            g = (a * (up - y0 - c * a * a) - b * (down - y0 - c * b * b)) / (a * a + b * b)
-            dz = min(max(-g / (2 * c), -b), a)
-            out[name] = round(min(max(predicted[name] + dz * (high - low), low), high), 12)
-    return out
 
 
 def identify_with(cfg: Any, seeds: int) -> dict[str, Any]:
