@@ -89,6 +89,23 @@ def expensive(scenario: Scenario, params: Mapping[str, float]) -> float:
     return float(round(value / (2 * len(d)), 12))
 
 
+def expensive_with_residuals(scenario: Scenario, params: Mapping[str, float]) -> dict[str, object]:
+    """:func:`expensive` with its residuals (``user_attrs.residuals``, whose squares sum to the value): the form
+    ``evaluate.refine_method: gauss_newton`` needs.
+
+    >>> family = AnalyticFamily(n_train=1, n_test=0, dim=2, seed=0)
+    >>> result = expensive_with_residuals(family.scenarios()[0], {"theta0": 0.0, "theta1": 0.0})
+    >>> round(sum(r * r for r in result["user_attrs"]["residuals"]), 9) == round(result["value"], 9)
+    True
+    """
+    theta_star = scenario.context["theta_star"]
+    d = [float(params[f"theta{i}"]) - theta_star[i] for i in range(len(theta_star))]
+    norm = math.sqrt(2 * len(d))
+    residuals = [(d[i] + d[(i + 1) % len(d)]) / norm for i in range(len(d))]
+    residuals += [math.sqrt(3.0) * (d[i] - d[(i + 1) % len(d)]) / norm for i in range(len(d))]
+    return {"value": expensive(scenario, params), "user_attrs": {"residuals": residuals}}
+
+
 def cheap(scenario: Scenario, params: Mapping[str, float]) -> float:
     """g_s(ξ): a round bowl around ξ* (minimum 0); no delay."""
     xi_star = scenario.context["xi_star"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from core.bridge.refine import loss_curvature, refine_budget, refine_points
+from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points, refine_budget, refine_points
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.schema import check_bridge_config
@@ -438,19 +438,23 @@ def _evaluate_one(
     result.update({f"pred_std.{n}": float(s) for n, s in zip(names, std, strict=True)})
     result.update(_attrs("bridge", point))
     k = refine_budget([float(s) for s in std], ranges, most, full_at)
-    if k > 0:
+    bounds = [_bounds(expensive_cfg.params[n]) for n in names]
+    if k > 0 and str(cfg.evaluate.get("refine_method", "pattern")) == "gauss_newton" and k >= 2:
+        refined, runs_wall, k = _gauss_newton_refine(cfg, workspace, scenario, predicted, std, bounds, k, curvature)
+    elif k > 0:
         # k more runs in a study of their own around the prediction, one at a time (a sampler given as
         # evaluate.refine_sampler decides each from the last); by default a pattern scaled by the uncertainty, in
         # the order evaluate.refine_order says
         sampler = _refine_sampler(cfg, predicted)
-        bounds = [_bounds(expensive_cfg.params[n]) for n in names]
         points = [] if sampler is not None else refine_points(predicted, std, bounds, k, curvature)
         _fresh(workspace, scenario.name, "refine", {"n_trials": k, "enqueue": points, "sampler": sampler,
                                                     "from": predicted})  # fmt: skip
-        refined = _study(
+        pattern = _study(
             cfg, workspace, scenario, "refine", "expensive",
             n_trials=k, sampler=sampler, n_max_jobs=1, enqueue=points,
         )  # fmt: skip
+        refined, runs_wall = pattern, pattern.wall_s
+    if k > 0:
         better = refined.best_value is not None and refined.best_value < value
         result.update(_attrs("refine", refined if better else point))
         result.update({f"refined.{n}": (refined.best_params if better else predicted)[n] for n in names})
@@ -458,7 +462,7 @@ def _evaluate_one(
             {
                 "refine_value": refined.best_value if better else value,
                 "refine_expensive_runs": 1 + k,
-                "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + refined.wall_s,
+                "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + runs_wall,
             }
         )
     if row.get("expensive_best") not in (None, ""):
@@ -476,6 +480,44 @@ def _evaluate_one(
             }
         )
     return result
+
+
+def _gauss_newton_refine(
+    cfg: DictConfig,
+    workspace: Workspace,
+    scenario: Scenario,
+    predicted: dict[str, float],
+    std: Any,
+    bounds: list[tuple[float, float]],
+    k: int,
+    curvature: list[float] | None,
+) -> tuple[StudyResult, float, int]:
+    """``evaluate.refine_method: gauss_newton``: k − 1 probes, at most one per parameter (study
+    ``<scenario>/probe``, run in parallel), then one run where the Gauss–Newton step from the check run's and the
+    probes' residuals puts the minimum (study ``<scenario>/refine``). Returns the better of the two studies'
+    results, their wall seconds together and the number of runs they made."""
+    probes = probe_points(predicted, std, bounds, k - 1, curvature)
+    _fresh(workspace, scenario.name, "probe", {"n_trials": len(probes), "enqueue": probes, "from": predicted})
+    probed = _study(cfg, workspace, scenario, "probe", "expensive", n_trials=len(probes), enqueue=probes)
+    journal = open_journal(workspace.storage)
+    runs = [t for role in ("bridge", "probe") for t in load_trials(journal, study_name(scenario.name, role))]
+    if any(t.value is None or not isinstance(t.user_attrs.get("residuals"), list) for t in runs):
+        raise UserError(
+            "refine_method gauss_newton needs every check and probe run to finish with its residuals",
+            where=str(workspace.study_dir(scenario.name, "probe")),
+            hint="the expensive objective must report user_attrs.residuals (the loss cell by cell), or use "
+            "evaluate.refine_method=pattern",
+        )
+    check, *around = runs
+    step = gauss_newton_point(
+        predicted, check.user_attrs["residuals"], [(t.params, t.user_attrs["residuals"]) for t in around], std, bounds
+    )
+    _fresh(workspace, scenario.name, "refine", {"n_trials": 1, "enqueue": [step], "from": predicted,
+                                                "method": "gauss_newton", "probes": probes})  # fmt: skip
+    stepped = _study(cfg, workspace, scenario, "refine", "expensive", n_trials=1, enqueue=[step])
+    finished = [s for s in (probed, stepped) if s.best_value is not None]
+    best = min(finished, key=lambda s: math.inf if s.best_value is None else s.best_value, default=stepped)
+    return best, probed.wall_s + stepped.wall_s, len(probes) + 1
 
 
 def training_curvature(cfg: DictConfig, workspace: Workspace, names: Sequence[str]) -> list[float]:

@@ -143,6 +143,12 @@ class EvaluateSchema:
         "the range; curvature: the largest expected loss reduction, the loss's curvature (fitted to the training "
         "scenarios' expensive studies) × (std / range)²",
     )
+    refine_method: str = option(
+        "pattern",
+        choices=["pattern", "gauss_newton"],
+        doc="pattern: ± one std per parameter, the best run kept; gauss_newton: one probe per parameter, then a "
+        "Gauss–Newton step from the runs' residuals (the expensive objective must report user_attrs.residuals)",
+    )
     refine_sampler: Any = field(
         default=None, metadata=bounds(target=True, doc="null: a pattern step; or a sampler node (_target_)")
     )

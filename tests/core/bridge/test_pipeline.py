@@ -111,6 +111,28 @@ def test_refine_strictly_improves_a_prediction_that_is_off(tmp_path: Path) -> No
         assert float(row["refine_value"]) < float(row["bridge_value"]), row["scenario"]
 
 
+def test_gauss_newton_refine_lands_on_the_optimum_of_a_quadratic_loss(tmp_path: Path) -> None:
+    """With the loss's residuals, the probes give its exact Jacobian on a quadratic bowl, so the one Gauss–Newton
+    step lands on θ* wherever h's prediction missed it (by less than the step's limit of 25% of a range)."""
+    cfg = _config(
+        tmp_path, "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4",
+        "evaluate.refine_full_at=1e-6", "evaluate.direct_reference=false", "evaluate.refine_method=gauss_newton",
+        "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
+    )  # fmt: skip
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    evaluation = _rows(workspace.evaluation)
+    assert all(float(r["bridge_value"]) > 1e-3 for r in evaluation)  # the prediction is off
+    for row in evaluation:
+        assert int(row["refine_expensive_runs"]) == 4  # the check, a probe per parameter (2), the step
+        assert float(row["refine_value"]) < 1e-6, row["scenario"]
+
+
+def test_gauss_newton_refine_needs_residuals(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, *QUICK, "evaluate.refine=4", "evaluate.refine_method=gauss_newton")
+    with pytest.raises(UserError, match="residuals"):
+        run(cfg, log=lambda _: None, progress=False)
+
+
 def test_every_study_lives_in_one_storage_under_its_scenario_and_role(tmp_path: Path) -> None:
     import optuna
     from optuna.storages import JournalStorage
