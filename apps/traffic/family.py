@@ -8,8 +8,9 @@ fixing ``first_test_index`` lets the training set grow or shrink while the held-
 :meth:`TrafficFamily.scenarios` builds every scenario, simulates its observations Y at θ* (microscopic SUMO
 with the scenario's observation seed) and returns :class:`core.bridge.scenario.Scenario` objects whose
 ``context`` carries everything an objective needs in another process: ``traffic`` (the scenario), ``observed``
-(Y) and ``workdir`` (where the built files are cached; rebuilt on demand). Observations are cached too, so a
-second call costs nothing.
+(Y) and ``workdir`` (where the built files are cached; rebuilt on demand), and ``features``: Y's summary
+statistics (:data:`apps.traffic.scoring.SUMMARY_STATISTICS`), an input of h with ``fit.feature_inputs``.
+Observations are cached too, so a second call costs nothing.
 
 Example:
     >>> import tempfile
@@ -117,15 +118,19 @@ class TrafficFamily:
 
     def scenarios(self) -> list[Any]:
         """The bridge's scenarios, observations included (simulated once, then read from the cache)."""
+        from apps.traffic.scoring import SUMMARY_STATISTICS, summary_statistics
         from core.bridge.scenario import Scenario
 
         specs = self.specs()
         workdir = Path(self.workdir).resolve()
         observed = self._observe([spec for *_, spec in specs], workdir)
-        return [
-            Scenario(name, split, seed, {"traffic": spec.to_dict(), "observed": y.to_dict(), "workdir": str(workdir)})  # type: ignore[arg-type]
-            for (name, split, seed, spec), y in zip(specs, observed, strict=True)
-        ]
+        out = []
+        for (name, split, seed, spec), y in zip(specs, observed, strict=True):
+            series = y.to_dict()
+            features = dict(zip(SUMMARY_STATISTICS, summary_statistics(series), strict=True))  # fit.feature_inputs
+            context = {"traffic": spec.to_dict(), "observed": series, "workdir": str(workdir), "features": features}
+            out.append(Scenario(name, split, seed, context))  # type: ignore[arg-type]
+        return out
 
     def _observe(self, specs: Sequence[TrafficScenario], workdir: Path) -> list[DetectorSeries]:
         results: list[DetectorSeries | None] = [None] * len(specs)

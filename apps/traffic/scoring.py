@@ -61,9 +61,12 @@ def bootstrap_interval(values: np.ndarray, level: float = 0.95, n: int = 10_000,
     return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
 
 
+SUMMARY_STATISTICS = ("mean_count", "mean_speed", "mean_occupancy", "mean_queue", "slow_share")
+
+
 def summary_statistics(observed: Mapping[str, Any]) -> list[float]:
-    """Plain statistics of observations Y (as a dict): the mean count, speed, occupancy and queue length per
-    detector and interval, and the share of cells slower than 5 m/s."""
+    """Plain statistics of observations Y (as a dict), named by :data:`SUMMARY_STATISTICS`: the mean count,
+    speed, occupancy and queue length per detector and interval, and the share of cells slower than 5 m/s."""
     values = []
     for key in ("counts", "speeds", "occupancy", "queue"):
         cells = np.array([[np.nan if v is None else v for v in row] for row in observed.get(key, [[0.0]])], float)

@@ -249,6 +249,7 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         row: dict[str, Any] = {"scenario": scenario.name, "split": scenario.split}
         row.update({f"xi.{n}": cheap.best_params[n] for n in cheap_names})
         row.update({"cheap_best": cheap.best_value, "cheap_trials": cheap.n_trials, "cheap_wall_s": cheap.wall_s})
+        row.update({f"feature.{k}": float(v) for k, v in dict(scenario.context.get("features") or {}).items()})
         found = expensive is not None and expensive.best_value is not None
         theta = expensive.best_params if found and expensive else {}
         if found and journal is not None and scenario.split == "train":
@@ -346,9 +347,19 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
 
 
 def h_inputs(cfg: DictConfig, rows: Sequence[dict[str, str]]) -> list[str]:
-    """The columns of ``pairs.csv`` that h reads: ξ̂ (``xi.*``), and the cheap calibration's best loss
-    (``cheap_best``) with ``fit.cheap_loss_input``."""
-    return columns(rows, "xi.") + (["cheap_best"] if bool(cfg.fit.get("cheap_loss_input", False)) else [])
+    """The columns of ``pairs.csv`` that h reads: ξ̂ (``xi.*``), the cheap calibration's best loss
+    (``cheap_best``) with ``fit.cheap_loss_input``, the scenarios' features (``feature.*``) with
+    ``fit.feature_inputs``."""
+    inputs = columns(rows, "xi.") + (["cheap_best"] if bool(cfg.fit.get("cheap_loss_input", False)) else [])
+    if bool(cfg.fit.get("feature_inputs", False)):
+        features = columns(rows, "feature.")
+        if not features:
+            raise UserError(
+                "fit.feature_inputs is true but no scenario has context.features",
+                hint="the scenario family must put numbers in each scenario's context['features']",
+            )
+        inputs += features
+    return inputs
 
 
 def centre_prior(cfg: DictConfig, names: Sequence[str]) -> list[float | None]:

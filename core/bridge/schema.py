@@ -116,6 +116,11 @@ class FitSchema:
         doc="h's inputs: ξ̂ and, when true, the cheap calibration's best loss too (how well the cheap model fits "
         "the observations: where it fits them badly, ξ̂ says less about θ)",
     )
+    feature_inputs: bool = option(
+        False,
+        doc="h also reads each scenario's context.features (numbers a user knows of the scenario without any "
+        "model, e.g. summary statistics of its observations), as feature.<name> columns of pairs.csv",
+    )
 
     def problems(self) -> Iterator[tuple[str, str]]:
         node: Any = self  # the checked node

@@ -123,8 +123,8 @@ def main() -> int:
     parser.add_argument(
         "--input-experiment",
         action="store_true",
-        help="also compare h's inputs (ξ̂ alone, ξ̂ and the cheap calibration's best loss) by nested leave-one-out "
-        "on the training scenarios only; cached in the workspace",
+        help="also compare h's inputs (ξ̂ alone; with the cheap calibration's best loss; and with the observations' "
+        "summary statistics too) by nested leave-one-out on the training scenarios only; cached in the workspace",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
     args = parser.parse_args()
@@ -213,7 +213,11 @@ def main() -> int:
     return 0
 
 
-INPUT_SETS = {"xi": False, "xi_cheap_loss": True}  # name → fit.cheap_loss_input
+INPUT_SETS = {  # name → (fit.cheap_loss_input, fit.feature_inputs)
+    "xi": (False, False),
+    "xi_cheap_loss": (True, False),
+    "xi_cheap_loss_features": (True, True),  # and the observations' summary statistics
+}
 
 
 def input_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
@@ -251,8 +255,8 @@ def input_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
         ]
     )
     out: dict[str, Any] = {"input_experiment_scenarios": len(rows)}
-    for label, with_loss in INPUT_SETS.items():
-        cfg_set = OmegaConf.merge(cfg, {"fit": {"cheap_loss_input": with_loss}})
+    for label, (with_loss, with_features) in INPUT_SETS.items():
+        cfg_set = OmegaConf.merge(cfg, {"fit": {"cheap_loss_input": with_loss, "feature_inputs": with_features}})
         assert isinstance(cfg_set, DictConfig)
         x = np.array([[float(r[c]) for c in h_inputs(cfg_set, rows)] for r in rows])
         usable = [m for m in cfg.fit.models if len(x) - 1 >= min_pairs(m, x.shape[1])]

@@ -38,6 +38,9 @@ def test_family_yields_distinct_train_and_test_scenarios_with_observations(tmp_p
         again = Scenario.from_dict(json.loads(s.to_json()))  # travels to trial processes as JSON
         assert again.context["observed"]["counts"] == s.context["observed"]["counts"]
         assert len(s.context["observed"]["detectors"]) == 5
+        features = s.context["features"]  # Y's summary statistics, an input of h with fit.feature_inputs
+        assert set(features) == {"mean_count", "mean_speed", "mean_occupancy", "mean_queue", "slow_share"}
+        assert features["mean_count"] > 0 and 0 <= features["slow_share"] <= 1
     # observations are cached: the same family again reads them back, identical
     cached = TrafficFamily(n_train=2, n_test=1, seed=3, workdir=tmp_path, progress=False, **SMALL).scenarios()  # type: ignore[arg-type]
     assert [s.context["observed"] for s in cached] == [s.context["observed"] for s in scenarios]
@@ -50,9 +53,10 @@ def test_objectives_take_a_bridge_scenario_and_parameters(tmp_path: Path) -> Non
     (scenario,) = TrafficFamily(n_train=1, n_test=0, seed=1, workdir=tmp_path, progress=False, **SMALL).scenarios()  # type: ignore[arg-type]
     theta_star = scenario.context["traffic"]["theta_star"]
     at_star = expensive(scenario, theta_star)
-    assert {"count_rmse", "speed_rmse", "geh_share", "occupancy_rmse", "queue_rmse", "teleports", "collisions"} == set(
-        at_star["user_attrs"]
-    )  # the bridge's columns; "flagged" only on a run with collisions or mass teleports
+    figures = {"count_rmse", "speed_rmse", "geh_share", "occupancy_rmse", "queue_rmse", "teleports", "collisions"}
+    assert figures | {"residuals"} == set(at_star["user_attrs"])  # "flagged" only on a run with collisions or
+    # mass teleports; residuals: the loss per observed cell (5 detectors × 4 intervals × 4 kinds at most)
+    assert 0 < len(at_star["user_attrs"]["residuals"]) <= 5 * 4 * 4
     moved = expensive(scenario, {**theta_star, "speed_factor": theta_star["speed_factor"] - 0.12})
     assert 0 < at_star["value"] < moved["value"]
     fit = evaluate_sumo(scenario, theta_star)

@@ -62,6 +62,11 @@ def test_occupancy_and_queue_terms_are_weighted_relative_errors() -> None:
     assert fit.loss == pytest.approx(expected)
     assert fit.occupancy_rmse == pytest.approx(math.sqrt(float(np.mean((0.5 * occupancy) ** 2))))
     assert fit.queue_rmse == pytest.approx(6.0)
+    # the residuals are the loss cell by cell: one per observed cell of each kind, squares summing to the terms'
+    residuals = np.array(fit.residuals)
+    assert residuals.shape == (4 * 12,)
+    squared = sum((TERM_WEIGHTS[k] * v) ** 2 for k, v in relative.items()) / sum(TERM_WEIGHTS.values()) ** 2
+    assert float(residuals @ residuals) == pytest.approx(squared, rel=1e-4)
 
 
 def test_geh_of_textbook_values() -> None:

@@ -310,3 +310,29 @@ def test_cheap_loss_input_makes_the_cheap_calibrations_loss_an_input_of_h(tmp_pa
     assert cards["true"]["inputs"] == ["xi.xi0", "xi.xi1", "cheap_best"]
     assert cards["true"]["cv_mse_standardized"]["theta0"]["linear"] < 0.01
     assert cards["false"]["cv_mse_standardized"]["theta0"]["linear"] > 0.5
+
+
+def test_feature_inputs_add_the_scenarios_features_to_h_and_refuse_a_family_without_them(tmp_path: Path) -> None:
+    """θ0 follows a feature of the scenario and not ξ̂: with fit.feature_inputs h reads the feature.* columns that
+    collect writes from each scenario's context.features; a family without features is one error."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    feature = rng.uniform(0.0, 1.0, 12)
+    rows = [
+        {"scenario": f"train-{i:03d}", "split": "train", "xi.xi0": rng.uniform(-3, 3), "xi.xi1": rng.uniform(-3, 3),
+         "cheap_best": 0.1, "feature.mean_count": value, "theta.theta0": 2 * value - 1.0, "theta.theta1": 0.0}
+        for i, value in enumerate(feature)
+    ]  # fmt: skip
+    (tmp_path / "ws").mkdir()
+    with (tmp_path / "ws" / "pairs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    cfg = _config(tmp_path, "fit.models=[linear]", "fit.feature_inputs=true")
+    workspace = run(cfg, stages=("fit",), force=True, log=lambda _: None, progress=False)
+    card = json.loads((workspace.model_dir / "card.json").read_text())
+    assert card["inputs"] == ["xi.xi0", "xi.xi1", "feature.mean_count"]
+    assert card["cv_mse_standardized"]["theta0"]["linear"] < 0.01
+    with pytest.raises(UserError, match="context.features"):
+        run(_config(tmp_path / "plain", *QUICK, "fit.feature_inputs=true"), log=lambda _: None, progress=False)
