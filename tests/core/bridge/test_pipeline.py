@@ -334,5 +334,5 @@ def test_feature_inputs_add_the_scenarios_features_to_h_and_refuse_a_family_with
     card = json.loads((workspace.model_dir / "card.json").read_text())
     assert card["inputs"] == ["xi.xi0", "xi.xi1", "feature.mean_count"]
     assert card["cv_mse_standardized"]["theta0"]["linear"] < 0.01
-    with pytest.raises(UserError, match="context.features"):
+    with pytest.raises(UserError, match=r"context\.features"):
         run(_config(tmp_path / "plain", *QUICK, "fit.feature_inputs=true"), log=lambda _: None, progress=False)
