@@ -10,6 +10,7 @@ Example:
 
 from core.config.instantiate import check_targets, instantiate, iter_targets, locate
 from core.config.loader import apply_overrides, load_config
+from core.config.nodes import as_dict
 from core.config.provenance import RepoState, check_git, collect_provenance, save_run_config
 from core.config.resolvers import package_dir, register_resolvers, safe_eval
 from core.config.schema import Problem, bounds, check_config, option, schema_problems
@@ -18,6 +19,7 @@ __all__ = [
     "Problem",
     "RepoState",
     "apply_overrides",
+    "as_dict",
     "bounds",
     "check_config",
     "check_git",
