@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from core.config import load_config, package_dir
+from core.config import as_dict, load_config, package_dir
 from core.errors import ConfigError, UserError
 from core.jobs.base import JobSpec
 
@@ -93,9 +93,7 @@ def load_backend_config(name: str, config: DictConfig | str | Path | None) -> Ba
     from core.jobs.schema import BackendSchema
 
     check_config(cfg, BackendSchema, where)  # unknown keys, types, ranges: one line before anything runs
-    data = OmegaConf.to_container(cfg, resolve=True)
-    if not isinstance(data, dict):
-        raise ConfigError("a backend config must be a mapping", where=where)
+    data = as_dict(cfg, where=where)
     declared = data.get("backend")
     if declared is not None and declared != name:
         raise ConfigError(
@@ -103,7 +101,7 @@ def load_backend_config(name: str, config: DictConfig | str | Path | None) -> Ba
             where=f"{where}:backend",
             hint=f"use get_backend({declared!r}, ...) or extend ${{pkg:core.jobs.config}}/{name}.yaml",
         )
-    return BackendConfig({str(k): v for k, v in data.items()}, where)
+    return BackendConfig(data, where)
 
 
 def walltime_seconds(walltime: str | None) -> int | None:
