@@ -193,13 +193,14 @@ def load_run_study(run_dir: Path, storage: str | None = None, study_name: str | 
     import optuna
     from omegaconf import OmegaConf
 
+    from core.config import as_dict
     from core.errors import UserError
     from core.hpo.storage import open_storage
 
     merged = run_dir / "merged_config.yaml"
-    cfg: Any = {}
+    cfg: dict[str, Any] = {}
     if merged.is_file():
-        cfg = OmegaConf.to_container(OmegaConf.load(merged), resolve=False) or {}
+        cfg = as_dict(OmegaConf.load(merged), where=str(merged), resolve=False)
     elif storage is None:
         raise UserError("no merged_config.yaml here", where=str(run_dir), hint="pass an HPO run directory or --storage")
     study_cfg = cfg.get("study") or {}

@@ -31,7 +31,7 @@ def default_config_path() -> Path:
 def load_hpo_config(config: str | Path | Mapping[str, Any] | DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
     """A config file, dict or ``DictConfig`` merged over the defaults (a file that already extends them is the
     same), with ``overrides`` applied."""
-    from core.config import apply_overrides, load_config
+    from core.config import apply_overrides, as_dict, load_config
     from core.config.loader import validate
 
     defaults = load_config(default_config_path())
@@ -45,9 +45,7 @@ def load_hpo_config(config: str | Path | Mapping[str, Any] | DictConfig, overrid
         if isinstance(node, DictConfig) and "_target_" in node:
             OmegaConf.update(merged, key, node, merge=False)
     if overrides:
-        tree = OmegaConf.to_container(merged, resolve=False)
-        assert isinstance(tree, dict)
-        merged = OmegaConf.create(apply_overrides({str(k): v for k, v in tree.items()}, overrides, where))
+        merged = OmegaConf.create(apply_overrides(as_dict(merged, where=where, resolve=False), overrides, where))
     assert isinstance(merged, DictConfig)
     validate(merged, where)
     check_keys(merged, defaults, where)
@@ -121,8 +119,9 @@ class HpoSettings:
         cls, cfg: DictConfig, run_dir: str | Path | None = None, has_objective: bool = False
     ) -> HpoSettings:
         """Check ``cfg``; ``has_objective``: a Python callable is given apart from the config."""
-        data = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(data, dict)
+        from core.config import as_dict
+
+        data = as_dict(cfg, where="config")
         study = _mapping(data.get("study"), "study")
         directions = study.get("directions") or ["minimize"]
         if isinstance(directions, str):
@@ -192,11 +191,9 @@ class HpoSettings:
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError("must be a mapping", where=where)
-    return value
+    from core.config import as_dict
+
+    return {} if value is None else as_dict(value, where=where)
 
 
 def _integer(value: Any, where: str, minimum: int) -> int:
