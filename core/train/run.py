@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from core.config import check_targets, instantiate, load_config, save_run_config
+from core.config import as_dict, check_targets, instantiate, load_config, save_run_config
 from core.errors import ConfigError, UserError
 from core.files import atomic_path, write_atomic
 from core.jobs.ranks import get_local_rank, get_rank
@@ -180,8 +180,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, with_callbacks: bool = True, l
 
     from core.train.cluster import detect_cluster_environment
 
-    node = OmegaConf.to_container(cfg.trainer, resolve=True)
-    assert isinstance(node, dict)
+    node = as_dict(cfg.trainer, where="trainer")
     trainer_callbacks = node.pop("callbacks", None) or []
     plugins_node = node.pop("plugins", None) or []
     logger_node = node.pop("logger", None)
