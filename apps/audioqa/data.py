@@ -18,9 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from apps.audioqa.scenes import SceneConfig, SplitSpec, render_scene, scenes_and_questions, write_split, write_wav
+from core.config import as_dict
 from core.errors import ConfigError
 from core.files import write_atomic
 
@@ -29,8 +30,7 @@ log = logging.getLogger(__name__)
 
 def scene_config(node: Any) -> SceneConfig:
     """A :class:`~apps.audioqa.scenes.SceneConfig` from a config node (missing keys keep their defaults)."""
-    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
-    assert isinstance(values, dict)
+    values = as_dict(node, where="scene") if node is not None else {}
     known = set(SceneConfig.__dataclass_fields__)
     unknown = set(values) - known
     if unknown:
@@ -38,7 +38,7 @@ def scene_config(node: Any) -> SceneConfig:
     for key in ("event_length", "snr_db"):
         if key in values:
             values[key] = tuple(float(v) for v in values[key])
-    return SceneConfig(**{str(k): v for k, v in values.items()})
+    return SceneConfig(**values)
 
 
 def make_data(cfg: DictConfig) -> dict[str, Any]:

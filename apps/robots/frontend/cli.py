@@ -90,14 +90,13 @@ def add_verbs(verbs: SubParsers) -> None:
 
 
 def _make_data(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
     from rich.console import Console
 
     from apps.robots.frontend.simulate import ArraySpec, SplitSpec, write_split
-    from core.config import load_config, save_run_config
+    from core.config import as_dict, load_config, save_run_config
 
     cfg = load_config(args.config, args.overrides)
-    raw: Any = OmegaConf.to_container(cfg, resolve=True)
+    raw = as_dict(cfg, where=args.config)
     splits = raw.get("splits") or {}
     if not splits:
         raise ConfigError("no `splits`", where=args.config, hint=f"see {_DATA}")

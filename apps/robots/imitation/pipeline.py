@@ -36,6 +36,7 @@ from apps.robots.imitation.evaluation import (
     summarize,
 )
 from apps.robots.imitation.team import PolicyTeam
+from core.config import as_dict
 from core.errors import ConfigError, UserError
 from core.files import write_atomic
 
@@ -65,7 +66,7 @@ def section(cfg: DictConfig, name: str, known: set[str]) -> dict[str, Any]:
     node = OmegaConf.select(cfg, name)
     if node is None:
         raise ConfigError(f"no `{name}` node", where=name, hint=f"see {CONFIG.name}")
-    values: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
+    values = as_dict(node, where=name, hint=f"see {CONFIG.name}")
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown}", where=name, hint=f"known keys: {sorted(known)}")
@@ -75,7 +76,7 @@ def section(cfg: DictConfig, name: str, known: set[str]) -> dict[str, Any]:
 def env_config(cfg: DictConfig) -> EnvConfig:
     """The ``env`` node as an :class:`~apps.robots.imitation.env.EnvConfig`."""
     node = OmegaConf.select(cfg, "env")
-    return EnvConfig.from_dict(OmegaConf.to_container(node, resolve=True) if node is not None else {})  # type: ignore[arg-type]
+    return EnvConfig.from_dict(as_dict(node, where="env", hint=f"see {CONFIG.name}") if node is not None else {})
 
 
 def demonstration_seeds(first_seed: int, round_index: int, episodes: int) -> list[int]:
