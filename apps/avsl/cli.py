@@ -118,13 +118,14 @@ def _make_data(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from apps.avsl.scene import SceneConfig, extend_split, write_split
+    from core.config import as_dict
 
     cfg = _load(args)
     scene_node = OmegaConf.select(cfg, "scene")
     splits = OmegaConf.select(cfg, "splits")
     if scene_node is None or splits is None:
         raise ConfigError("the config needs `scene` and `splits`", where=args.config, hint=f"see {_DATA}")
-    scene = SceneConfig.from_dict(OmegaConf.to_container(scene_node, resolve=True), where="scene")  # type: ignore[arg-type]
+    scene = SceneConfig.from_dict(as_dict(scene_node, where="scene", hint=f"see {_DATA}"), where="scene")
     out_dir = Path(str(cfg.get("out_dir", "data/avsl")))
     workers = int(cfg.get("num_workers", 1))
     console = Console()
