@@ -84,28 +84,16 @@ def _load(args: argparse.Namespace) -> Any:
     return load_config(args.config, args.overrides)
 
 
-def _mapping(node: Any, where: str, hint: str | None = None) -> dict[str, Any]:
-    """The config node ``node`` (at key path ``where``) resolved into a plain dict; anything but a mapping is a
-    :class:`~core.errors.ConfigError`."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if not isinstance(node, DictConfig):
-        found = "a list" if isinstance(node, ListConfig) else repr(node)
-        raise ConfigError(f"must be a mapping, not {found}", where=where, hint=hint)
-    container = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(container, dict)  # a DictConfig always resolves to a dict
-    return {str(key): value for key, value in container.items()}
-
-
 def _scenario_of(cfg: Any, config: str) -> Any:
     from omegaconf import OmegaConf
 
     from apps.traffic.scenario import TrafficScenario
+    from core.config import as_dict
 
     node = OmegaConf.select(cfg, "scenario")
     if node is None:
         raise ConfigError("no `scenario` node", where=config, hint=f"see {_SCENARIO}")
-    return TrafficScenario.from_dict(_mapping(node, "scenario", hint=f"see {_SCENARIO}"), where="scenario")
+    return TrafficScenario.from_dict(as_dict(node, where="scenario", hint=f"see {_SCENARIO}"), where="scenario")
 
 
 def _scenario(args: argparse.Namespace) -> int:
@@ -191,7 +179,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from apps.traffic.calibrate import MODELS, calibrate
-    from core.config import check_targets, save_run_config
+    from core.config import as_dict, check_targets, save_run_config
 
     cfg = _load(args)
     model = str(cfg.get("model", "expensive"))
@@ -206,10 +194,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     sampler = None
     if cfg.get("sampler") is not None:
         check_targets(cfg.sampler)
-        sampler = _mapping(cfg.sampler, "sampler")
+        sampler = as_dict(cfg.sampler, where="sampler")
     try:
         result = calibrate(
-            spec, _mapping(params, "params", hint=f"see {_CALIBRATE}"),
+            spec, as_dict(params, where="params", hint=f"see {_CALIBRATE}"),
             model=model, n_trials=int(cfg.get("n_trials", 50)),
             n_jobs=int(cfg.get("n_jobs", 2)), sampler=sampler, run_dir=run_dir,
             workdir=str(cfg.get("workdir", "runs/traffic/scenarios")), timeout=float(cfg.get("timeout", 300)),
@@ -265,6 +253,7 @@ def _identify(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from apps.traffic.identify import STEPS, landscape, plot
+    from core.config import as_dict
     from core.files import write_atomic
 
     cfg = _load(args)
@@ -273,7 +262,7 @@ def _identify(args: argparse.Namespace) -> int:
     if OmegaConf.select(cfg, "scenarios._target_") is not None:
         from apps.traffic.family import TrafficFamily
 
-        node = _mapping(cfg.scenarios, "scenarios")
+        node = as_dict(cfg.scenarios, where="scenarios")
         node.pop("_target_")
         node["progress"] = False
         family = TrafficFamily(**node)
@@ -292,7 +281,7 @@ def _identify(args: argparse.Namespace) -> int:
         workdir = str(cfg.get("workdir", "runs/traffic/scenarios"))
         space_key = "params" if OmegaConf.select(cfg, "params") else "spaces.expensive"
         params = OmegaConf.select(cfg, space_key)
-    space = _mapping(params, space_key) if params is not None else dict(_IDENTIFY_SPACE)
+    space = as_dict(params, where=space_key) if params is not None else dict(_IDENTIFY_SPACE)
     run_dir = Path(str(OmegaConf.select(cfg, "run_dir") or f"runs/traffic/identify-{spec.name}"))
     seeds = tuple(spec.calibration_seed + 200_000 + i for i in range(args.seeds))
     from rich.progress import Progress
