@@ -97,7 +97,7 @@ def _make_data(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     raw = as_dict(cfg, where=args.config)
-    splits = raw.get("splits") or {}
+    splits = as_dict(raw.get("splits") or {}, where="splits", hint=f"see {_DATA}")
     if not splits:
         raise ConfigError("no `splits`", where=args.config, hint=f"see {_DATA}")
     chosen = args.only or list(splits)
@@ -109,10 +109,14 @@ def _make_data(args: argparse.Namespace) -> int:
         array = ArraySpec(**(raw.get("array") or {}))
     except TypeError as exc:
         raise ConfigError(f"bad array: {exc}", where="array", hint="keys: n_mics, radius, height") from None
+    common = as_dict(raw.get("common") or {}, where="common", hint=f"see {_DATA}")
+    specs = {
+        name: SplitSpec.from_dict({**common, **as_dict(splits[name], where=f"splits.{name}", hint=f"see {_DATA}")})
+        for name in chosen
+    }  # every split is checked before anything is written
     save_run_config(cfg, out_dir)
     console = Console(stderr=True)
-    for name in chosen:
-        spec = SplitSpec.from_dict({**(raw.get("common") or {}), **splits[name]})
+    for name, spec in specs.items():
         path = out_dir / f"{name}.h5"
         if path.exists() and not args.overwrite:
             console.print(f"{name}: {path} exists (--overwrite replaces it)")
