@@ -65,12 +65,12 @@ def run_bridge(
     from apps.traffic.scenario import check_physics
     from core.bridge.pipeline import run
     from core.bridge.schema import check_bridge_config
+    from core.config import as_dict
 
     cfg = check_bridge_config(cfg, TrafficBridgeConfig)
     if not OmegaConf.is_missing(cfg.models.expensive, "params"):
-        space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
-        assert isinstance(space, dict)
-        check_physics({str(k): v for k, v in space.items()}, 1.0, "models.expensive.params")
+        space = as_dict(cfg.models.expensive.params, where="models.expensive.params")
+        check_physics(space, 1.0, "models.expensive.params")
     workspace = run(cfg, force=force, log=log, progress=progress, redo_from=redo_from)
     jobs = n_jobs if n_jobs is not None else int(cfg.models.expensive.n_max_jobs)
     seeds = int(cfg.score.fresh_seeds)

@@ -127,9 +127,10 @@ def _cached(path: Path, plan: Mapping[str, Any]) -> dict[str, Any] | None:
 def _merged_config(workspace: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    node = OmegaConf.to_container(OmegaConf.load(workspace.root / "merged_config.yaml"), resolve=False)
-    assert isinstance(node, dict)
-    return {str(k): v for k, v in node.items()}
+    from core.config import as_dict
+
+    path = workspace.root / "merged_config.yaml"
+    return as_dict(OmegaConf.load(path), where=str(path), resolve=False)
 
 
 def _baselines(

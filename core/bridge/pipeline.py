@@ -574,13 +574,12 @@ def _refine_sampler(cfg: DictConfig, predicted: dict[str, float]) -> Any:
     """The refine sampler's config; it starts at the prediction when its ``_target_`` takes an ``x0``."""
     import inspect
 
-    from core.config import locate
+    from core.config import as_dict, locate
 
     node = cfg.evaluate.get("refine_sampler")
     if node is None:
         return None
-    sampler = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(sampler, dict)
+    sampler = as_dict(node, where="evaluate.refine_sampler")
     if "x0" in inspect.signature(locate(str(sampler["_target_"]))).parameters:
         sampler.setdefault("x0", predicted)
     return sampler

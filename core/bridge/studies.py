@@ -67,13 +67,12 @@ def run_study(
     """
     from omegaconf import OmegaConf
 
-    from core.config import locate
+    from core.config import as_dict, locate
     from core.hpo import optimize
 
-    spec = OmegaConf.to_container(model, resolve=True)
-    assert isinstance(spec, dict)
+    spec = as_dict(model, where="models")
     if OmegaConf.is_config(sampler):
-        sampler = OmegaConf.to_container(sampler, resolve=True)
+        sampler = as_dict(sampler, where="sampler")
     config = study_config(
         spec,
         scenario_file=scenario_file,
@@ -136,14 +135,13 @@ def study_config(
 def hpo_problems(model: DictConfig) -> list[tuple[str, str, str | None]]:
     """The model section's problems as :mod:`core.hpo` sees its study (parameter ranges, the jobs node, ...):
     ``(key in the section, message, hint)``, for the bridge's schema."""
-    from omegaconf import OmegaConf
 
+    from core.config import as_dict
     from core.errors import ConfigError
     from core.hpo.settings import HpoSettings, load_hpo_config
     from core.jobs.registry import backend_names
 
-    spec = OmegaConf.to_container(model, resolve=True)
-    assert isinstance(spec, dict)
+    spec = as_dict(model, where="models")
     jobs = spec.get("jobs") or {}
     if not isinstance(jobs, dict):
         return [("jobs", f"{jobs!r} is not a mapping", "e.g. {backend: slurm, spec: {walltime: '1:00:00'}}")]
