@@ -25,6 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 CURVATURE_FLOOR = 1e-3  # loss per squared range: a flat or concave fit still ranks, last
+PROBE_MIN_SHARE = 0.1  # a probe moves a parameter by at least 10% of its range: smaller steps drown in seed noise
+STEP_MAX_SHARE = 0.25  # a step (pattern, probe, Gauss–Newton) moves a parameter by at most 25% of its range
+STD_MIN_SHARE = 0.02  # the prior's standard deviation is at least 2% of a range
 
 
 def refine_budget(std: Sequence[float], ranges: Sequence[float], most: int, full_at: float) -> int:
@@ -44,6 +47,23 @@ def refine_budget(std: Sequence[float], ranges: Sequence[float], most: int, full
     return max(1, min(most, math.ceil(most * share / full_at - 1e-9)))
 
 
+def ranked_steps(
+    std: Sequence[float], bounds: Sequence[tuple[float, float]], curvature: Sequence[float] | None, low_share: float
+) -> tuple[list[float], list[int]]:
+    """Each parameter's step, its standard deviation kept between ``low_share`` and 25% of its range, and the
+    parameters' order by curvature × (step / range)², the expected loss reduction of the step, largest first
+    (``curvature`` None: 1 for all, i.e. the least certain parameter first).
+
+    >>> ranked_steps([0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], None, low_share=0.1)
+    ([0.1, 0.2], [1, 0])
+    """
+    widths = [high - low for low, high in bounds]
+    weights = list(curvature) if curvature is not None else [1.0] * len(widths)
+    steps = [min(max(float(s), low_share * w), STEP_MAX_SHARE * w) for s, w in zip(std, widths, strict=True)]
+    gain = [c * (s / w) ** 2 if w > 0 else 0.0 for c, s, w in zip(weights, steps, widths, strict=True)]
+    return steps, sorted(range(len(widths)), key=lambda j: -gain[j])
+
+
 def refine_points(
     predicted: dict[str, float],
     std: Sequence[float],
@@ -60,11 +80,7 @@ def refine_points(
     [{'a': 0.5, 'b': 0.7}, {'a': 0.5, 'b': 0.3}, {'a': 0.55, 'b': 0.5}]
     """
     names = list(predicted)
-    widths = [high - low for low, high in bounds]
-    weights = list(curvature) if curvature is not None else [1.0] * len(names)
-    steps = [min(max(float(s), 0.02 * w), 0.25 * w) for s, w in zip(std, widths, strict=True)]
-    gain = [c * (s / w) ** 2 if w > 0 else 0.0 for c, s, w in zip(weights, steps, widths, strict=True)]
-    order = sorted(range(len(names)), key=lambda j: -gain[j])
+    steps, order = ranked_steps(std, bounds, curvature, low_share=0.02)
     points: list[dict[str, float]] = []
     for j in order:
         for sign in (1.0, -1.0):
@@ -117,11 +133,6 @@ def loss_curvature(
     return out
 
 
-PROBE_MIN_SHARE = 0.1  # a probe moves a parameter by at least 10% of its range: smaller steps drown in seed noise
-STEP_MAX_SHARE = 0.25  # a probe, and the Gauss–Newton step, move a parameter by at most 25% of its range
-STD_MIN_SHARE = 0.02  # the prior's standard deviation is at least 2% of a range
-
-
 def probe_points(
     predicted: dict[str, float],
     std: Sequence[float],
@@ -137,12 +148,9 @@ def probe_points(
     [{'a': 0.7, 'b': 0.4}, {'a': 0.6, 'b': 0.2}]
     """
     names = list(predicted)
-    widths = [high - low for low, high in bounds]
-    weights = list(curvature) if curvature is not None else [1.0] * len(names)
-    steps = [min(max(float(s), PROBE_MIN_SHARE * w), STEP_MAX_SHARE * w) for s, w in zip(std, widths, strict=True)]
-    gain = [c * (s / w) ** 2 if w > 0 else 0.0 for c, s, w in zip(weights, steps, widths, strict=True)]
+    steps, order = ranked_steps(std, bounds, curvature, low_share=PROBE_MIN_SHARE)
     points = []
-    for j in sorted((j for j in range(len(names)) if widths[j] > 0), key=lambda j: -gain[j])[: max(0, k)]:
+    for j in [j for j in order if bounds[j][1] > bounds[j][0]][: max(0, k)]:
         low, high = bounds[j]
         sign = 1.0 if predicted[names[j]] <= (low + high) / 2 else -1.0
         value = min(max(predicted[names[j]] + sign * steps[j], low), high)

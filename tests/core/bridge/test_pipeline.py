@@ -47,6 +47,15 @@ QUICK = (
 )
 
 
+def _pairs_only_workspace(workspace: Path, rows: list[dict[str, object]]) -> None:
+    """A workspace holding only ``pairs.csv`` with ``rows``: what the fit stage reads."""
+    workspace.mkdir()
+    with (workspace / "pairs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open() as handle:
         return list(csv.DictReader(handle))
@@ -296,11 +305,7 @@ def test_cheap_loss_input_makes_the_cheap_calibrations_loss_an_input_of_h(tmp_pa
          "cheap_best": value, "theta.theta0": 4 * value - 1.2, "theta.theta1": rng.normal(0.0, 0.5)}
         for i, value in enumerate(loss)
     ]  # fmt: skip
-    (tmp_path / "ws").mkdir()
-    with (tmp_path / "ws" / "pairs.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _pairs_only_workspace(tmp_path / "ws", rows)
     cards = {}
     for flag in ("false", "true"):
         cfg = _config(tmp_path, "fit.models=[linear]", f"fit.cheap_loss_input={flag}")
@@ -324,11 +329,7 @@ def test_feature_inputs_add_the_scenarios_features_to_h_and_refuse_a_family_with
          "cheap_best": 0.1, "feature.mean_count": value, "theta.theta0": 2 * value - 1.0, "theta.theta1": 0.0}
         for i, value in enumerate(feature)
     ]  # fmt: skip
-    (tmp_path / "ws").mkdir()
-    with (tmp_path / "ws" / "pairs.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _pairs_only_workspace(tmp_path / "ws", rows)
     cfg = _config(tmp_path, "fit.models=[linear]", "fit.feature_inputs=true")
     workspace = run(cfg, stages=("fit",), force=True, log=lambda _: None, progress=False)
     card = json.loads((workspace.model_dir / "card.json").read_text())
