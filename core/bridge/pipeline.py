@@ -450,7 +450,7 @@ def _evaluate_one(
     result.update(_attrs("bridge", point))
     k = refine_budget([float(s) for s in std], ranges, most, full_at)
     bounds = [_bounds(expensive_cfg.params[n]) for n in names]
-    if k > 0 and str(cfg.evaluate.get("refine_method", "pattern")) == "gauss_newton" and k >= 2:
+    if k >= 2 and str(cfg.evaluate.get("refine_method", "pattern")) == "gauss_newton":  # one run: the pattern
         refined, runs_wall, k = _gauss_newton_refine(cfg, workspace, scenario, predicted, std, bounds, k, curvature)
     elif k > 0:
         # k more runs in a study of their own around the prediction, one at a time (a sampler given as

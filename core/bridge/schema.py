@@ -152,7 +152,8 @@ class EvaluateSchema:
         "pattern",
         choices=["pattern", "gauss_newton"],
         doc="pattern: ± one std per parameter, the best run kept; gauss_newton: one probe per parameter, then a "
-        "Gauss–Newton step from the runs' residuals (the expensive objective must report user_attrs.residuals)",
+        "Gauss–Newton step from the runs' residuals (the expensive objective must report user_attrs.residuals; a "
+        "budget of one run takes the pattern)",
     )
     refine_sampler: Any = field(
         default=None, metadata=bounds(target=True, doc="null: a pattern step; or a sampler node (_target_)")
