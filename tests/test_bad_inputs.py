@@ -307,6 +307,7 @@ CASES: list[Case] = [
         "out_dir={ws}/runs/av-a",
     ),
     case("avsl make-data", AVSL_DATA, "out_dir=/dev/full/data"),
+    case("avsl make-data", AVSL_DATA, "scene=3", "out_dir={ws}/runs/av-d"),  # a scalar where a mapping belongs
     case("avsl train", "{ws}/syntax.yaml"),
     case("avsl train", AVSL_TRAIN, "trainer.max_epochs=many"),
     case("avsl eval", "{ws}/absent_dir"),
@@ -318,6 +319,7 @@ CASES: list[Case] = [
     # audioqa
     case("audioqa make-data", "{ws}/bomb.yaml"),
     case("audioqa make-data", QA_DATA, "splits.train.n_clips=-5", "out_dir={ws}/runs/qa-a"),
+    case("audioqa make-data", QA_DATA, "scene=[1]", "out_dir={ws}/runs/qa-b"),  # a list where a mapping belongs
     case("audioqa train-sed", "{ws}/absent.yaml"),
     case("audioqa train-sed", QA_SED, "trainer.max_epochs=many"),
     case("audioqa train-qa", "{ws}/deep.yaml"),
@@ -344,6 +346,7 @@ CASES: list[Case] = [
         "splits.train.n=-1",
         "out_dir={ws}/runs/rb-a",
     ),
+    case("robots make-frontend-data", FRONT_DATA, "splits=[1]", "out_dir={ws}/runs/rb-c"),
     case("robots train-frontend", "{ws}/syntax.yaml"),
     case("robots train-frontend", FRONT_TRAIN, "trainer.max_epochs=many"),
     case("robots enhance", "--model", "{ws}/absent_dir", "{ws}/absent.wav", "{ws}/out.wav"),
