@@ -308,6 +308,7 @@ CASES: list[Case] = [
     ),
     case("avsl make-data", AVSL_DATA, "out_dir=/dev/full/data"),
     case("avsl make-data", AVSL_DATA, "scene=3", "out_dir={ws}/runs/av-d"),  # a scalar where a mapping belongs
+    case("avsl make-data", AVSL_DATA, "splits.train=5", "out_dir={ws}/runs/av-e"),
     case("avsl train", "{ws}/syntax.yaml"),
     case("avsl train", AVSL_TRAIN, "trainer.max_epochs=many"),
     case("avsl eval", "{ws}/absent_dir"),

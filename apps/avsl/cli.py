@@ -126,6 +126,8 @@ def _make_data(args: argparse.Namespace) -> int:
     if scene_node is None or splits is None:
         raise ConfigError("the config needs `scene` and `splits`", where=args.config, hint=f"see {_DATA}")
     scene = SceneConfig.from_dict(as_dict(scene_node, where="scene", hint=f"see {_DATA}"), where="scene")
+    for name, split in as_dict(splits, where="splits", hint=f"see {_DATA}").items():  # lists, scalars: one line
+        as_dict(split, where=f"splits.{name}", hint="e.g. {seed: 1, n: 100}")
     out_dir = Path(str(cfg.get("out_dir", "data/avsl")))
     workers = int(cfg.get("num_workers", 1))
     console = Console()
