@@ -10,7 +10,9 @@ from core.hpo.simulator import Evaluation, Report
 from core.hpo.simulator.validate import run_threaded, validate
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-# simulated seconds; 2e-3 real seconds each: events land at least 5 ms apart (checked below)
+# simulated seconds; 2e-2 real seconds each: events land at least 60 ms apart (checked below), more than a loaded
+# 2-core machine delays a thread's wake-up or a sampler's ask (at 2e-3, 6.7 ms apart, the order flipped under load)
+TIME_SCALE = 2e-2
 RUNTIMES = [230.0, 110.0, 370.0, 150.0, 290.0, 190.0, 410.0, 130.0, 330.0, 250.0, 170.0, 450.0]
 
 
@@ -30,11 +32,11 @@ def make_study() -> optuna.Study:
 
 
 def test_real_threads_agree_with_the_simulation() -> None:
-    report = validate(make_study, objective, n_workers=3, n_trials=len(RUNTIMES), time_scale=2e-3)
-    assert report.resolution * 2e-3 >= 5e-3  # events far enough apart for thread timing
+    report = validate(make_study, objective, n_workers=3, n_trials=len(RUNTIMES), time_scale=TIME_SCALE)
+    assert report.resolution * TIME_SCALE >= 5e-2  # events far enough apart for thread timing
     assert report.same_order, (report.summary(), report.simulated.order, report.real.order)
     assert report.same_states and report.order_agreement == 1.0
-    assert report.max_time_error < 50.0  # 100 ms of drift at most over the run
+    assert report.max_time_error < 25.0  # half a second of real drift at most over the ~20 s run (quiet: ~0.02 s)
     assert {t.state for t in report.real.trials} == {"COMPLETE", "PRUNED"}
     sim_params = [t.params for t in report.simulated.trials]
     assert [t.params for t in report.real.trials] == sim_params  # the sampler saw the same history
