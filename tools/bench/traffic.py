@@ -373,13 +373,10 @@ def _refine_case(
     """One training scenario left out, one replicate of :func:`refine_experiment`: its record."""
     import numpy as np
 
-    from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import FRESH_SEED_OFFSET
-    from apps.traffic.simulator import simulate
     from core.bridge.pipeline import centre_prior, h_inputs
     from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points, refine_points
     from core.bridge.regressors import BridgeRegressor, min_pairs
-    from core.bridge.scenario import Scenario
     from core.bridge.studies import StudyResult
 
     started = time.perf_counter()
@@ -395,11 +392,7 @@ def _refine_case(
     curvature = [curvature_map[n] for n in names]
     by_curvature = refine_points(predicted, std[0], bounds, 4, curvature)
     probes = probe_points(predicted, std[0], bounds, 3, curvature)
-    spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(row["scenario"])))
-
-    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float]]:
-        fit = discrepancy(observed, simulate(built, spec, job[0], job[1], backend="traci", timeout=600))
-        return fit.loss, list(fit.residuals)
+    spec, run = _sumo_runner(ws, row["scenario"])
 
     seed = spec.calibration_seed + replicate * REPLICATE_SEED_OFFSET
     runs = list({_key(t): t for t in [predicted, *by_curvature, *probes]}.values())
@@ -440,20 +433,13 @@ def _two_step_case(ws: Any, record: dict[str, Any], bounds: list[tuple[float, fl
     (step / range)² only, a Gauss–Newton step from them, then a second step linearised at the first one's point
     (from all four runs); ``gauss_newton_2`` keeps the best of the 5 runs, ``gauss_newton_2_point`` the second
     step's point. Same seeds as the record; the check and probe runs are repeated for their residuals."""
-    from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import FRESH_SEED_OFFSET
-    from apps.traffic.simulator import simulate
     from core.bridge.refine import gauss_newton_point, probe_points
-    from core.bridge.scenario import Scenario
 
     started = time.perf_counter()
-    spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(record["scenario"])))
+    spec, run = _sumo_runner(ws, record["scenario"])
     predicted, std = record["predicted"], record["std"]
     curvature = [record["curvature"][n] for n in predicted]
-
-    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float]]:
-        fit = discrepancy(observed, simulate(built, spec, job[0], job[1], backend="traci", timeout=600))
-        return fit.loss, list(fit.residuals)
 
     seed = int(record["seed"])
     probes = probe_points(predicted, std, bounds, 2, curvature)
@@ -478,6 +464,22 @@ def _two_step_case(ws: Any, record: dict[str, Any], bounds: list[tuple[float, fl
         "sumo_runs": record["sumo_runs"] + 5 + len(jobs),
         "wall_s": record["wall_s"] + time.perf_counter() - started,
     }
+
+
+def _sumo_runner(ws: Any, scenario: str) -> tuple[Any, Any]:
+    """(the scenario's TrafficScenario, run): ``run((θ, seed))`` simulates θ with that SUMO seed and returns the
+    loss against the scenario's observations and its residuals."""
+    from apps.traffic.objective import discrepancy, unpack_scenario
+    from apps.traffic.simulator import simulate
+    from core.bridge.scenario import Scenario
+
+    spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(scenario)))
+
+    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float]]:
+        fit = discrepancy(observed, simulate(built, spec, job[0], job[1], backend="traci", timeout=600))
+        return fit.loss, list(fit.residuals)
+
+    return spec, run
 
 
 def _key(theta: dict[str, float]) -> str:
