@@ -33,16 +33,20 @@ TABLE = (
     ("loss_bridge", "loss, bridge: θ̂ = h(cheap calibration), 1 SUMO check run"),
     ("loss_refine", "loss, bridge + refine (the check run + up to k more)"),
     ("loss_direct", "loss, direct HPO (all its SUMO runs)"),
+    ("loss_direct_gauss_newton", "loss, direct Gauss–Newton calibration from the centre (its SUMO runs)"),
     ("loss_best_baseline", "loss, best no-SUMO baseline"),
     ("bridge_minus_best_baseline_ci", "bridge − best baseline, 95% interval (below 0: bridge better)"),
     ("refine_over_direct_loss", "bridge + refine loss / direct HPO loss"),
     ("sumo_runs_per_new_scenario_refine", "SUMO runs per new scenario, bridge + refine"),
     ("sumo_runs_per_new_scenario_direct", "SUMO runs per new scenario, direct HPO"),
+    ("sumo_runs_per_new_scenario_direct_gauss_newton", "SUMO runs per new scenario, direct Gauss–Newton"),
+    ("refine_minus_direct_gauss_newton_ci", "bridge + refine − direct Gauss–Newton, 95% interval"),
     ("direct_runs_to_match_refine", "direct-HPO runs to reach bridge + refine's loss"),
     ("matched_quality_run_ratio", "SUMO runs saved at matched quality (direct runs / bridge + refine runs)"),
     ("offline_sumo_runs", "offline: SUMO runs of the training calibrations"),
     ("offline_wall_s", "offline: wall seconds of the training calibrations"),
     ("break_even_scenarios", "new scenarios before the offline runs pay off"),
+    ("break_even_scenarios_vs_direct_gauss_newton", "the same against direct Gauss–Newton (inf: never)"),
     ("amortised_sumo_runs_per_scenario_100_new_bridge", "SUMO runs per scenario over 100 new ones, bridge"),
     ("amortised_sumo_runs_per_scenario_100_new_direct", "SUMO runs per scenario over 100 new ones, direct"),
 )
@@ -114,12 +118,17 @@ def table_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(plain words, value) for the final table."""
     rows = []
     for key, words in TABLE:
-        if key == "bridge_minus_best_baseline_ci":
-            low, high = figures["bridge_minus_best_baseline_ci_low"], figures["bridge_minus_best_baseline_ci_high"]
+        if key.endswith("_ci") and f"{key}_low" not in figures:
+            continue  # a reference that did not run (evaluate.direct_gauss_newton: 0)
+        if key.endswith("_ci"):
+            low, high = figures[f"{key}_low"], figures[f"{key}_high"]
             value = f"[{low:+.4f}, {high:+.4f}]"
-            words += f" ({figures['best_baseline']})"
+            if key == "bridge_minus_best_baseline_ci":
+                words += f" ({figures['best_baseline']})"
         elif key == "matched_quality_run_ratio" and not figures.get("matched_quality_reached", True):
             value = f"≥ {figures[key]:.3g} (direct never reached it)"
+        elif key not in figures:
+            continue
         else:
             number = figures.get(key)
             value = f"{number:.4g}" if isinstance(number, float) else str(number)
@@ -159,10 +168,10 @@ def _plot_losses(path: Path, scores: Sequence[Mapping[str, Any]]) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from apps.traffic.scoring import METHODS
+    from apps.traffic.scoring import DIRECT_GN, METHODS
     from core.files import atomic_path
 
-    methods = [m for m in METHODS if m != "theta_star"]
+    methods = [m for m in (*METHODS, DIRECT_GN) if m != "theta_star" and all(m in s["methods"] for s in scores)]
     figure, axis = plt.subplots(figsize=(max(6.0, 0.45 * len(scores) + 2), 4))
     positions = np.arange(len(scores))
     floor = [s["methods"]["theta_star"]["loss"] for s in scores]
@@ -191,7 +200,9 @@ def _plot_theta(path: Path, scores: Sequence[Mapping[str, Any]]) -> None:
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), squeeze=False)
     for axis, name in zip(axes[0], names, strict=True):
         star = [s["theta"]["theta_star"][name] for s in scores]
-        for method, marker in (("bridge", "o"), ("refine", "s"), ("direct", "x")):
+        for method, marker in (("bridge", "o"), ("refine", "s"), ("direct", "x"), ("direct_gauss_newton", "+")):
+            if any(method not in s["theta"] for s in scores):
+                continue
             axis.scatter(star, [s["theta"][method][name] for s in scores], marker=marker, s=14, label=method)
         low, high = min(star), max(star)
         axis.plot([low, high], [low, high], "k--", linewidth=1, label="θ̂ = θ*")

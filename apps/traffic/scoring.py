@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 BASELINES = ("centre", "train_mean", "nearest", "stats_regression")
 METHODS = ("bridge", "refine", "direct", *BASELINES, "theta_star")
+DIRECT_GN = "direct_gauss_newton"  # the second reference, when evaluate.direct_gauss_newton ran
 CHECKPOINTS = (3, 5, 8, 12, 20, 30, 40, 50)  # direct-HPO budgets whose best-so-far is scored on fresh seeds
 # the parameter of θ each cheap parameter stands in for (saturation flow falls as the headway tau grows)
 CHEAP_COUNTERPART = {"demand": "demand_scale", "free_speed": "speed_factor", "saturation_flow": "tau"}
@@ -222,6 +223,9 @@ def _plan(
             incumbents[index + 1] = best
     thetas["direct"] = dict(trials[incumbents[len(trials)]][1])
     runs["direct"] = len(trials)
+    if row.get(f"{DIRECT_GN}.{names[0]}") not in (None, ""):
+        thetas[DIRECT_GN] = {n: float(row[f"{DIRECT_GN}.{n}"]) for n in names}
+        runs[DIRECT_GN] = int(float(row[f"{DIRECT_GN}_expensive_runs"]))
     for trial in sorted(set(incumbents.values())):
         thetas[f"trial{trial}"] = dict(trials[trial][1])
     seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(n_seeds)]
@@ -291,16 +295,17 @@ def family_figures(
     """The family's figures from the per-scenario scores (see the module docstring)."""
     from core.bridge.scenario import Scenario
 
-    loss = {m: np.array([s["methods"][m]["loss"] for s in scores]) for m in METHODS}
+    methods = [*METHODS, *([DIRECT_GN] if all(DIRECT_GN in s["methods"] for s in scores) else [])]
+    loss = {m: np.array([s["methods"][m]["loss"] for s in scores]) for m in methods}
     figures: dict[str, Any] = {"n_test_scenarios": len(scores), "n_fresh_seeds": len(scores[0]["seeds"])}
-    for method in METHODS:
+    for method in methods:
         figures[f"loss_{method}"] = float(loss[method].mean())
         figures[f"param_error_{method}"] = float(np.mean([s["methods"][method]["param_error"] for s in scores]))
         figures[f"flagged_runs_{method}"] = int(sum(s["methods"][method]["flagged_runs"] for s in scores))
     best = min(BASELINES, key=lambda m: float(loss[m].mean()))
     figures["best_baseline"] = best
     for method in ("bridge", "refine"):
-        for other in (best, "direct"):
+        for other in (best, "direct", *([DIRECT_GN] if DIRECT_GN in loss else [])):
             difference = loss[method] - loss[other]
             low, high = bootstrap_interval(difference)
             tag = "best_baseline" if other == best else other
@@ -346,6 +351,14 @@ def family_figures(
     )
     saved = (matched if matched is not None else direct_runs) - refine_runs
     figures["break_even_scenarios"] = offline_runs / saved if saved > 0 else math.inf
+    if DIRECT_GN in loss:  # against the second reference: what the bridge saves where it is at least as good
+        gn_runs = float(np.mean([s["runs"][DIRECT_GN] for s in scores]))
+        figures[f"sumo_runs_per_new_scenario_{DIRECT_GN}"] = gn_runs
+        figures[f"refine_over_{DIRECT_GN}_loss"] = float(loss["refine"].mean() / loss[DIRECT_GN].mean())
+        figures[f"{DIRECT_GN}_over_direct_loss"] = float(loss[DIRECT_GN].mean() / loss["direct"].mean())
+        as_good = loss["refine"].mean() <= loss[DIRECT_GN].mean() and gn_runs > refine_runs
+        saved_vs_gn = gn_runs - refine_runs
+        figures[f"break_even_scenarios_vs_{DIRECT_GN}"] = offline_runs / saved_vs_gn if as_good else math.inf
     figures["amortised_sumo_runs_per_scenario_100_new_bridge"] = (offline_runs + 100 * refine_runs) / 100
     figures["amortised_sumo_runs_per_scenario_100_new_direct"] = direct_runs
     figures["amortised_wall_s_per_scenario_100_new_bridge"] = (

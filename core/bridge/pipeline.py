@@ -33,7 +33,15 @@ from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points,
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.schema import check_bridge_config
-from core.bridge.studies import StudyResult, discard_study, load_trials, open_journal, run_study, top_k_params
+from core.bridge.studies import (
+    StudyResult,
+    discard_study,
+    load_trials,
+    open_journal,
+    run_gauss_newton_study,
+    run_study,
+    top_k_params,
+)
 from core.bridge.summary import summarize
 from core.bridge.workspace import Workspace, columns, load_model, read_csv, study_name, write_csv
 from core.config import instantiate, save_run_config
@@ -42,6 +50,7 @@ from core.files import write_atomic
 
 STAGES = ("prepare", "optimize", "collect", "fit", "evaluate", "report")
 ROLES = ("cheap", "expensive")
+DIRECT_GN = "direct_gauss_newton"  # the study of the second reference: Gauss–Newton rounds on a held-out scenario
 log_ = logging.getLogger(__name__)
 
 Log = Callable[[str], None]
@@ -162,13 +171,25 @@ def _study(
 ) -> StudyResult:
     """Run (or resume) the study ``<scenario>/<role>`` in the workspace's storage with ``model_role``'s model.
 
-    Direct HPO on a test scenario (the reference) gets ``evaluate.direct_trials`` runs when that is set."""
+    Direct HPO on a test scenario (the reference) gets ``evaluate.direct_trials`` runs when that is set and always
+    the model's sampler; a calibration study of a model with ``method: gauss_newton`` runs Gauss–Newton rounds
+    from the centre of its ranges instead (and so does the second reference, ``direct_gauss_newton``)."""
     direct_trials = cfg.evaluate.get("direct_trials")
-    if role == "expensive" and scenario.split == "test" and direct_trials is not None:
+    direct = role == "expensive" and scenario.split == "test"
+    if direct and direct_trials is not None:
         kwargs.setdefault("n_trials", int(direct_trials))
+    model = _model_config(cfg, model_role or ("expensive" if role == DIRECT_GN else role))
+    if role == DIRECT_GN or (model_role is None and not direct and model.get("method") == "gauss_newton"):
+        budget = int(cfg.evaluate.get(DIRECT_GN) or 0) if role == DIRECT_GN else int(model.n_trials)
+        names = list(model.params)
+        start = {n: round(sum(_bounds(model.params[n])) / 2, 12) for n in names}
+        return run_gauss_newton_study(
+            workspace.study_dir(scenario.name, role), model, scenario, workspace.scenario_file(scenario.name),
+            budget=budget, start=start, storage=workspace.storage, name=study_name(scenario.name, role),
+        )  # fmt: skip
     return run_study(
         workspace.study_dir(scenario.name, role),
-        _model_config(cfg, model_role or role),
+        model,
         scenario,
         workspace.scenario_file(scenario.name),
         storage=workspace.storage,
@@ -179,8 +200,8 @@ def _study(
 
 def run_one_study(cfg: DictConfig, scenario_name: str, role: str) -> StudyResult:
     """Run (or resume) the study of one scenario and model; the unit of work of ``bridge study`` and make rules."""
-    if role not in ROLES:
-        raise UserError(f"unknown model role {role!r}", hint="cheap or expensive")
+    if role not in (*ROLES, DIRECT_GN):
+        raise UserError(f"unknown model role {role!r}", hint=f"cheap, expensive or {DIRECT_GN}")
     cfg = check_bridge_config(cfg)
     workspace = Workspace(cfg.workspace)
     path = workspace.scenario_file(scenario_name)
@@ -198,6 +219,8 @@ def _planned_studies(cfg: DictConfig, workspace: Workspace) -> list[tuple[Scenar
         plan.append((scenario, "cheap"))
         if scenario.split == "train" or cfg.evaluate.direct_reference:
             plan.append((scenario, "expensive"))
+        if scenario.split == "test" and int(cfg.evaluate.get(DIRECT_GN) or 0) > 0:
+            plan.append((scenario, DIRECT_GN))
     return plan
 
 
@@ -476,6 +499,14 @@ def _evaluate_one(
                 "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + runs_wall,
             }
         )
+    gauss_newton_dir = workspace.study_dir(scenario.name, DIRECT_GN)
+    if int(cfg.evaluate.get(DIRECT_GN) or 0) > 0 and (gauss_newton_dir / "result.json").is_file():
+        second = StudyResult.load(gauss_newton_dir)
+        if second.best_value is not None:
+            result.update(_attrs(DIRECT_GN, second))
+            result.update({f"{DIRECT_GN}.{n}": float(second.best_params[n]) for n in names})
+            result.update({f"{DIRECT_GN}_value": second.best_value, f"{DIRECT_GN}_expensive_runs": second.n_trials,
+                           f"{DIRECT_GN}_wall_s": second.wall_s})  # fmt: skip
     if row.get("expensive_best") not in (None, ""):
         direct = StudyResult.load(workspace.study_dir(scenario.name, "expensive"))
         result.update(_attrs("direct", direct))

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 CURVATURE_FLOOR = 1e-3  # loss per squared range: a flat or concave fit still ranks, last
@@ -206,3 +206,63 @@ def gauss_newton_point(
         low, high = bounds[j]
         out[names[j]] = round(min(max(predicted[names[j]] + float(move * widths[j]), low), high), 12)
     return out
+
+
+Run = tuple[dict[str, float], float, list[float] | None]  # (θ, loss, residuals); a failed run: (θ, inf, None)
+
+
+def gauss_newton_search(
+    evaluate: Callable[[list[dict[str, float]]], list[tuple[float, Sequence[float] | None]]],
+    start: dict[str, float],
+    bounds: Sequence[tuple[float, float]],
+    budget: int,
+    std: Sequence[float] | None = None,
+    shrink: float = 0.5,
+) -> list[Run]:
+    """Calibrate from ``start`` with at most ``budget`` runs by rounds of Gauss–Newton: each round runs one
+    probe per parameter around the best run so far (:func:`probe_points`, its step ``std``: default 25% of each
+    range, times ``shrink`` after every round), then the Gauss–Newton step from the best run's and the probes'
+    residuals (:func:`gauss_newton_point`, ``std`` as its prior). When fewer runs are left than a round needs,
+    each is a step from the best run with every run so far as a probe. ``evaluate(points)`` runs a batch (in
+    parallel if it can) and returns (loss, residuals) per point, residuals None for a failed run. Returns every
+    run in order; a point already run is never run again.
+
+    >>> def evaluate(points):  # a loss whose minimum is at a = 0.3, b = 0.6
+    ...     return [(float((10 * (p["a"] - 0.3)) ** 2 + (10 * (p["b"] - 0.6)) ** 2),
+    ...              [10 * (p["a"] - 0.3), 10 * (p["b"] - 0.6)]) for p in points]
+    >>> runs = gauss_newton_search(evaluate, {"a": 0.5, "b": 0.5}, [(0.0, 1.0), (0.0, 1.0)], budget=6)
+    >>> len(runs), round(min(loss for _, loss, _ in runs), 6)
+    (4, 0.0)
+    """
+    widths = [high - low for low, high in bounds]
+    step = list(std) if std is not None else [STEP_MAX_SHARE * w for w in widths]
+    runs: list[Run] = []
+
+    def spend(points: list[dict[str, float]]) -> int:
+        new = [p for i, p in enumerate(points) if p not in points[:i] and all(p != r[0] for r in runs)]
+        new = new[: max(0, budget - len(runs))]
+        for point, (loss, residuals) in zip(new, evaluate(new) if new else [], strict=True):
+            ok = residuals is not None and math.isfinite(loss)
+            runs.append((point, float(loss) if ok else math.inf, list(residuals) if ok and residuals else None))
+        return len(new)
+
+    spend([dict(start)])
+    stalled = 0
+    while len(runs) < budget and stalled < 3:
+        usable = [r for r in runs if r[2] is not None]
+        if not usable:
+            break  # nothing to linearise: the start failed
+        best, _, residuals = min(usable, key=lambda r: r[1])
+        assert residuals is not None
+        left = budget - len(runs)
+        others = [(p, r) for p, _, r in runs if r is not None and p != best]
+        if left > len(best) or not others:  # a round: probes, then the step from them
+            probes = probe_points(best, step, bounds, min(len(best), left))
+            made = spend(probes)
+            around = [(p, r) for p, _, r in runs if r is not None and p in probes]
+            made += spend([gauss_newton_point(best, residuals, around, step, bounds)])
+            step = [s * shrink for s in step]
+        else:  # too few runs left for a round: a step from the best run, every other run a probe
+            made = spend([gauss_newton_point(best, residuals, others, step, bounds)])
+        stalled = 0 if made else stalled + 1
+    return runs

@@ -61,6 +61,14 @@ class ModelSchema:
     n_trials: int = option(30, ge=1, doc="the study's total per scenario")
     n_max_jobs: int = option(2, ge=1, doc="trials of one study running at once")
     sampler: Any = field(default_factory=_tpe, metadata=bounds(target=True, doc="a sampler node (_target_)"))
+    method: str = option(
+        "sampler",
+        choices=["sampler", "gauss_newton"],
+        doc="how the model's calibration studies search: sampler: n_trials runs of the sampler; gauss_newton: "
+        "rounds of one probe per parameter and a Gauss–Newton step from the runs' residuals, from the centre of "
+        "the ranges, n_trials runs in all (float ranges only; the objective must report user_attrs.residuals). "
+        "Direct HPO on the held-out scenarios, the reference, always uses the sampler",
+    )
     jobs: Any = field(
         default_factory=_local, metadata=bounds(doc="core.hpo's jobs node: backend, config, spec, kill_grace, ...")
     )
@@ -139,6 +147,12 @@ class EvaluateSchema:
 
     direct_reference: bool = option(True, doc="also calibrate held-out scenarios directly (the reference)")
     direct_trials: int | None = option(None, ge=1, doc="the reference's budget (null: models.expensive.n_trials)")
+    direct_gauss_newton: int = option(
+        0,
+        ge=0,
+        doc="a second reference: each held-out scenario also calibrated by Gauss–Newton rounds from the centre of "
+        "the ranges with this many expensive runs (study <scenario>/direct_gauss_newton; 0: off)",
+    )
     refine: int = option(4, ge=0, doc="at most this many more expensive runs from the prediction (0: off)")
     refine_full_at: float = option(0.1, gt=0, doc="all of them when the prediction's std is this share of a range")
     refine_order: str = option(

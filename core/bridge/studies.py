@@ -55,6 +55,7 @@ def run_study(
     n_max_jobs: int | None = None,
     storage: Path | None = None,
     name: str = "study",
+    save: bool = True,
 ) -> StudyResult:
     """Calibrate ``model`` on ``scenario`` with the HPO runner (resuming the study in ``folder``) and save
     ``result.json``. ``n_trials`` (default: the model's) is the study's total, so a resumed study only tops up.
@@ -64,6 +65,7 @@ def run_study(
     ``command`` (an argv template with ``{scenario_file}`` and the runner's placeholders) runs as jobs of the
     model's job backend, ``n_max_jobs`` at once. Either may report other metrics of a run as ``user_attrs``
     (``{"value": v, "user_attrs": {"count_rmse": ...}}``); the best trial's are kept in ``best_user_attrs``.
+    ``save`` False leaves ``result.json`` unwritten (a study that more batches will extend).
     """
     from omegaconf import OmegaConf
 
@@ -92,7 +94,98 @@ def run_study(
             return function(scenario, dict(trial.params))
 
     result = optimize(config, objective=objective, run_dir=folder, progress=False)
-    return _summarize(result.study, folder, maximize=spec.get("direction") == "maximize")
+    return _summarize(result.study, folder, maximize=spec.get("direction") == "maximize", save=save)
+
+
+def run_gauss_newton_study(
+    folder: Path,
+    model: DictConfig,
+    scenario: Scenario,
+    scenario_file: Path,
+    budget: int,
+    start: Mapping[str, float],
+    storage: Path,
+    name: str,
+    std: Sequence[float] | None = None,
+) -> StudyResult:
+    """Calibrate ``model`` on ``scenario`` by Gauss–Newton rounds from ``start``
+    (:func:`core.bridge.refine.gauss_newton_search`, ``budget`` runs in all) and save ``result.json``.
+
+    Each batch the search asks for (a round's probes, then its step) is enqueued in the study ``name`` of the
+    journal ``storage`` and run by the HPO runner, ``n_max_jobs`` at once, through the model's job backend, so a
+    killed calibration resumes: a point the study has already run is read back, not run again. The model's
+    objective must report ``user_attrs.residuals`` (the loss cell by cell); ``result.json`` is written once the
+    search has ended, so a study without it is unfinished."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from core.bridge.refine import gauss_newton_search
+    from core.errors import UserError
+    from core.hpo.outcomes import budget as used_budget
+    from core.hpo.storage import open_storage
+
+    def key(point: Mapping[str, Any]) -> str:
+        return json.dumps({k: round(float(v), 9) for k, v in point.items()}, sort_keys=True)
+
+    def trials() -> list[Any]:
+        opened = open_storage(str(storage), storage.parent, study_name=name)
+        try:
+            return list(optuna.load_study(study_name=name, storage=opened.storage).trials)
+        except KeyError:  # not created yet
+            return []
+
+    def evaluate(points: list[dict[str, float]]) -> list[tuple[float, Sequence[float] | None]]:
+        present = {key(t.params) for t in trials() if t.state != TrialState.FAIL}
+        missing = [p for p in points if key(p) not in present]
+        if missing:
+            existing = trials()
+            if existing:  # the runner enqueues only a new study's points: later batches go in as waiting trials
+                opened = open_storage(str(storage), storage.parent, study_name=name)
+                study = optuna.load_study(study_name=name, storage=opened.storage)
+                for point in missing:
+                    study.enqueue_trial(point, user_attrs={"enqueued": True})
+            waiting = sum(t.state == TrialState.WAITING for t in existing)
+            run_study(folder, model, scenario, scenario_file, n_trials=used_budget(existing)[0] + waiting
+                      + len(missing), enqueue=[] if existing else missing, storage=storage, name=name,
+                      save=False)  # fmt: skip
+        done = {key(t.params): t for t in trials() if t.state == TrialState.COMPLETE}
+        out: list[tuple[float, Sequence[float] | None]] = []
+        for point in points:
+            trial = done.get(key(point))
+            residuals = trial.user_attrs.get("residuals") if trial is not None else None
+            if trial is not None and not isinstance(residuals, list):
+                raise UserError(
+                    "a Gauss–Newton calibration needs the objective to report user_attrs.residuals",
+                    where=str(folder),
+                    hint="report the loss cell by cell as residuals, or calibrate with the model's sampler",
+                )
+            out.append((float(trial.value), residuals) if trial is not None else (math.inf, None))
+        return out
+
+    names = list(start)
+    bounds = [_float_range(model.params[n], n) for n in names]
+    gauss_newton_search(evaluate, dict(start), bounds, budget, std=std)
+    opened = open_storage(str(storage), storage.parent, study_name=name)
+    study = optuna.load_study(study_name=name, storage=opened.storage)
+    return _summarize(study, folder, maximize=False)
+
+
+def _float_range(spec: Any, name: str) -> tuple[float, float]:
+    """A parameter's [low, high] (a list, or a mapping with low and high): what a Gauss–Newton search moves in."""
+    from omegaconf import OmegaConf
+
+    from core.errors import ConfigError
+
+    node = OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else spec
+    if isinstance(node, list | tuple) and len(node) == 2:
+        return float(node[0]), float(node[1])
+    is_float = isinstance(node, dict) and node.get("type", "float") == "float" and not node.get("log")
+    if is_float and isinstance(node, dict) and node.get("low") is not None and node.get("high") is not None:
+        return float(node["low"]), float(node["high"])
+    raise ConfigError(
+        f"parameter {name!r} is not a float range: a Gauss–Newton calibration moves float parameters only",
+        where=f"params.{name}",
+    )
 
 
 def study_config(
@@ -158,7 +251,7 @@ def hpo_problems(model: DictConfig) -> list[tuple[str, str, str | None]]:
     return []
 
 
-def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:
+def _summarize(study: Any, folder: Path, maximize: bool, save: bool = True) -> StudyResult:
     from optuna.trial import TrialState
 
     trials = sorted((t for t in study.trials if t.state.is_finished()), key=lambda t: t.number)
@@ -177,7 +270,8 @@ def _summarize(study: Any, folder: Path, maximize: bool) -> StudyResult:
         reason="" if best else (reasons[0] if reasons else "no trial finished"),
         best_user_attrs={k: v for k, v in best.user_attrs.items() if isinstance(v, int | float | str)} if best else {},
     )
-    result.save(folder)
+    if save:
+        result.save(folder)
     return result
 
 

@@ -126,6 +126,12 @@ def main() -> int:
         help="also compare h's inputs (ξ̂ alone; with the cheap calibration's best loss; and with the observations' "
         "summary statistics too) by nested leave-one-out on the training scenarios only; cached in the workspace",
     )
+    parser.add_argument(
+        "--calibration-experiment",
+        action="store_true",
+        help="also compare training calibrations by Gauss–Newton rounds (10 SUMO runs) with TPE's (20), and h "
+        "fitted to either, by leave-one-out on the training scenarios only; cached in the workspace",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
     args = parser.parse_args()
 
@@ -184,10 +190,16 @@ def main() -> int:
             console.print(f"== {family}: refine rules, leave-one-out on the training scenarios")
             found = refine_experiment(cfg, workspace, args.refine_experiment, log=console.print)
             figures.update({f"{k}_{family}": v for k, v in found.items()})
+        if args.calibration_experiment:
+            console.print(f"== {family}: training calibrations by Gauss–Newton rounds, on the training scenarios")
+            found = calibration_experiment(cfg, workspace, log=console.print)
+            figures.update({f"{k}_{family}": v for k, v in found.items()})
         if args.input_experiment:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
             found = input_experiment(cfg, workspace)
             figures.update({f"{k}_{family}": v for k, v in found.items()})
+    if args.calibration_experiment:
+        _plot_curves(figures, args.out.with_name("traffic_calibration_curves.png"))
     figures["benchmark_wall_s"] = time.perf_counter() - started_all
     if args.out.is_file():  # the families not run this time keep their figures
         kept = json.loads(args.out.read_text(encoding="utf-8"))
@@ -464,6 +476,249 @@ def _two_step_case(ws: Any, record: dict[str, Any], bounds: list[tuple[float, fl
         "sumo_runs": record["sumo_runs"] + 5 + len(jobs),
         "wall_s": record["wall_s"] + time.perf_counter() - started,
     }
+
+
+CALIBRATION_BUDGET = 10  # SUMO runs of a training calibration by Gauss–Newton rounds (TPE's studies: 20)
+
+
+def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """Could the training calibrations cost less? On the TRAINING scenarios only: calibrate each by Gauss–Newton
+    rounds from the centre of the ranges (:func:`core.bridge.refine.gauss_newton_search`, 10 SUMO runs, the
+    calibration seed) and score its best θ on the 3 fresh seeds, beside the TPE study's best after 10 and after
+    20 runs and θ* itself. Then, leaving each training scenario out, fit h on the others' targets (TPE's 20-run
+    best, or the Gauss–Newton calibration's best), predict the one left out and refine it as the bridge does
+    (a check run, one probe per parameter, a Gauss–Newton step, best of 5), scored on the fresh seeds: does h
+    lose anything when its targets cost half? Records cached in ``<workspace>/calibration_experiment.jsonl``."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scoring import FRESH_SEED_OFFSET, bootstrap_interval
+    from core.bridge.refine import gauss_newton_search
+    from core.bridge.studies import load_trials, open_journal
+    from core.bridge.workspace import Workspace, read_csv, study_name
+    from core.files import write_atomic
+
+    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+    assert isinstance(space, dict)
+    names = [str(n) for n in space]
+    bounds = [(float(space[n][0]), float(space[n][1])) for n in names]
+    centre = {n: round((lo + hi) / 2, 12) for n, (lo, hi) in zip(names, bounds, strict=True)}
+    ws = Workspace(workspace)
+    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    journal = open_journal(ws.storage)
+    cache = workspace / "calibration_experiment.jsonl"
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    with ThreadPoolExecutor(2) as pool:
+        for row in rows:  # stage 1: the calibrations, scored on fresh seeds
+            if row["scenario"] in records:
+                continue
+            started = time.perf_counter()
+            spec, run = _sumo_runner(ws, row["scenario"])
+            runs = gauss_newton_search(_batch(run, spec.calibration_seed, pool), centre, bounds, CALIBRATION_BUDGET)
+            trials = [t for t in load_trials(journal, study_name(row["scenario"], "expensive")) if t.value is not None]
+            finals = {
+                "gauss_newton_10": min(runs, key=lambda r: r[1])[0],
+                "tpe_10": {n: float(v) for n, v in min(trials[:10], key=lambda t: t.value).params.items()},
+                "tpe_20": {n: float(v) for n, v in min(trials, key=lambda t: t.value).params.items()},
+                "theta_star": {n: float(spec.theta_star[n]) for n in names},
+            }
+            record = {
+                "scenario": row["scenario"], "runs": [[p, v] for p, v, _ in runs], "final": finals,
+                "fresh": _fresh_scores(run, finals, [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)],
+                                       pool),
+                "sumo_runs": len(runs) + 3 * len(finals), "wall_s": time.perf_counter() - started,
+            }  # fmt: skip
+            records[row["scenario"]] = record
+            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            log(f"calibration experiment {row['scenario']}: {record['fresh']}")
+        for row in rows:  # stage 2: h from each target, leave one out, refined as the bridge does
+            record = records[row["scenario"]]
+            todo = [t for t in BRIDGE_TARGETS if f"{t}_search_10" not in record.get("bridge", {})]
+            if not todo:
+                continue
+            started = time.perf_counter()
+            spec, run = _sumo_runner(ws, row["scenario"])
+            bridged, searches = {}, {}
+            if "gauss_newton_5" not in record["fresh"]:  # from the centre, 5 runs: the first 5 of stage 1's
+                first = min(record["runs"][:5], key=lambda r: r[1])[0]
+                bridged["gauss_newton_5"] = {n: float(first[n]) for n in names}
+            for target in todo:
+                others = [{**r, **_target_columns(r, records, target, names)} for r in rows if r is not row]
+                predicted, std = _loo_prediction(cfg, row, others, names, bounds)
+                searched = gauss_newton_search(
+                    _batch(run, spec.calibration_seed, pool), predicted, bounds, CALIBRATION_BUDGET, std=std
+                )  # its first 5 runs are the bridge's refine: a check run, 3 probes, a Gauss–Newton step
+                bridged[f"{target}_check"] = searched[0][0]
+                bridged[f"{target}_refine"] = min(searched[:5], key=lambda r: r[1])[0]
+                bridged[f"{target}_search_10"] = min(searched, key=lambda r: r[1])[0]
+                searches[target] = [[p, v] for p, v, _ in searched]
+            seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+            scores = _fresh_scores(run, bridged, seeds, pool)
+            if "gauss_newton_5" in bridged:
+                record["final"]["gauss_newton_5"] = bridged.pop("gauss_newton_5")
+                record["fresh"]["gauss_newton_5"] = scores.pop("gauss_newton_5")
+            record["bridge"] = {**record.get("bridge", {}), **bridged}
+            record["bridge_fresh"] = {**record.get("bridge_fresh", {}), **scores}
+            record["searches"] = {**record.get("searches", {}), **searches}
+            record["wall_s"] += time.perf_counter() - started
+            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            log(f"calibration experiment {row['scenario']}: bridge {record['bridge_fresh']}")
+        for row in rows:  # stage 3: fresh-seed loss of each search's incumbent after k runs, k = 1 … its budget
+            record = records[row["scenario"]]
+            if "curve" in record:
+                continue
+            started = time.perf_counter()
+            spec, run = _sumo_runner(ws, row["scenario"])
+            trials = [t for t in load_trials(journal, study_name(row["scenario"], "expensive")) if t.value is not None]
+            searches = {
+                "direct_tpe": [[{n: float(v) for n, v in t.params.items()}, float(t.value)] for t in trials],
+                "direct_gauss_newton": record["runs"],
+                "bridge_gauss_newton": record["searches"]["tpe_20_top5"],
+            }
+            incumbents = {name: _incumbents(runs) for name, runs in searches.items()}
+            points = {f"{name}:{k}": theta for name, path in incumbents.items() for k, theta in enumerate(path, 1)}
+            seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+            scores = _fresh_scores(run, points, seeds, pool)
+            record["curve"] = {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
+                               for name, path in incumbents.items()}  # fmt: skip
+            record["wall_s"] += time.perf_counter() - started
+            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            log(f"calibration experiment {row['scenario']}: curves scored")
+    kept = [records[r["scenario"]] for r in rows]
+    out: dict[str, Any] = {"calibration_experiment_scenarios": len(kept),
+                           "calibration_experiment_budget": CALIBRATION_BUDGET,
+                           "calibration_experiment_sumo_runs": sum(r["sumo_runs"] for r in kept),
+                           "calibration_experiment_wall_s": sum(r["wall_s"] for r in kept)}  # fmt: skip
+    widths = np.array([hi - lo for lo, hi in bounds])
+    for method in ("gauss_newton_5", "gauss_newton_10", "tpe_10", "tpe_20", "theta_star"):
+        out[f"calibration_experiment_loss_{method}"] = statistics.fmean(r["fresh"][method] for r in kept)
+        error = [np.abs([(r["final"][method][n] - r["final"]["theta_star"][n]) for n in names]) / widths for r in kept]
+        out[f"calibration_experiment_param_error_{method}"] = float(np.mean(error))
+    for name in kept[0]["curve"]:  # fresh-seed loss after k SUMO runs, mean over the scenarios
+        for k in range(1, len(kept[0]["curve"][name]) + 1):
+            out[f"calibration_experiment_curve_{name}_{k}"] = statistics.fmean(r["curve"][name][k - 1] for r in kept)
+    for target in BRIDGE_TARGETS:
+        for key in (f"{target}_check", f"{target}_refine", f"{target}_search_10"):
+            out[f"calibration_experiment_bridge_loss_{key}"] = statistics.fmean(r["bridge_fresh"][key] for r in kept)
+    pairs = {
+        "gauss_newton_10_minus_tpe_20": [r["fresh"]["gauss_newton_10"] - r["fresh"]["tpe_20"] for r in kept],
+        "gauss_newton_10_minus_tpe_10": [r["fresh"]["gauss_newton_10"] - r["fresh"]["tpe_10"] for r in kept],
+        "bridge_refine_gauss_newton_10_minus_tpe_20_top5": [
+            r["bridge_fresh"]["gauss_newton_10_refine"] - r["bridge_fresh"]["tpe_20_top5_refine"] for r in kept
+        ],
+        "bridge_check_gauss_newton_10_minus_tpe_20_top5": [
+            r["bridge_fresh"]["gauss_newton_10_check"] - r["bridge_fresh"]["tpe_20_top5_check"] for r in kept
+        ],
+        "bridge_refine_tpe_20_top5_minus_gauss_newton_10_direct": [
+            r["bridge_fresh"]["tpe_20_top5_refine"] - r["fresh"]["gauss_newton_10"] for r in kept
+        ],
+        "bridge_refine_tpe_20_top5_minus_gauss_newton_5_direct": [
+            r["bridge_fresh"]["tpe_20_top5_refine"] - r["fresh"]["gauss_newton_5"] for r in kept
+        ],
+        "bridge_search_10_tpe_20_top5_minus_gauss_newton_10_direct": [
+            r["bridge_fresh"]["tpe_20_top5_search_10"] - r["fresh"]["gauss_newton_10"] for r in kept
+        ],
+    }
+    for name, diff in pairs.items():
+        low, high = bootstrap_interval(np.array(diff))
+        out[f"calibration_experiment_{name}_mean"] = statistics.fmean(diff)
+        out[f"calibration_experiment_{name}_ci_low"] = low
+        out[f"calibration_experiment_{name}_ci_high"] = high
+    return out
+
+
+BRIDGE_TARGETS = ("tpe_20_top5", "gauss_newton_10")  # h's training targets compared (tpe_20_top5: the pipeline's)
+
+
+def _target_columns(row: dict[str, str], records: dict[str, Any], target: str, names: list[str]) -> dict[str, str]:
+    """A training row's θ columns for h's target ``target``: the pipeline's own (``tpe_20_top5``: the mean θ of
+    the TPE study's 5 best runs, as in pairs.csv) or one of the experiment's calibrations."""
+    if target == "tpe_20_top5":
+        return {f"theta.{n}": row[f"theta.{n}"] for n in names}
+    return {f"theta.{n}": str(records[row["scenario"]]["final"][target][n]) for n in names}
+
+
+CURVES = {
+    "direct_tpe": "direct TPE (the training studies)",
+    "direct_gauss_newton": "direct Gauss–Newton from the centre",
+    "bridge_gauss_newton": "bridge: Gauss–Newton from h's prediction",
+}
+
+
+def _plot_curves(figures: dict[str, Any], path: Path) -> None:
+    """Fresh-seed loss against SUMO runs per scenario, per family, from the calibration experiment's figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.files import atomic_path
+
+    families = [f for f in FAMILIES if f"calibration_experiment_curve_direct_tpe_1_{f}" in figures]
+    figure, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4), squeeze=False)
+    for axis, family in zip(axes[0], families, strict=True):
+        for name, words in CURVES.items():
+            runs: list[int] = []
+            losses: list[float] = []
+            while f"calibration_experiment_curve_{name}_{len(runs) + 1}_{family}" in figures:
+                runs.append(len(runs) + 1)
+                losses.append(figures[f"calibration_experiment_curve_{name}_{runs[-1]}_{family}"])
+            axis.plot(runs, losses, marker="o", markersize=3, label=words)
+        axis.axhline(figures[f"calibration_experiment_loss_theta_star_{family}"], color="k", linestyle="--",
+                     linewidth=1, label="θ* (noise floor)")  # fmt: skip
+        axis.set_title(f"{family}: {figures[f'calibration_experiment_scenarios_{family}']} training scenarios")
+        axis.set_xlabel("SUMO runs on the scenario")
+        axis.set_ylabel("loss on 3 fresh SUMO seeds (mean)")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+
+
+def _incumbents(runs: list[list[Any]]) -> list[dict[str, float]]:
+    """The best θ (by its calibration-seed loss) after each run of ``runs`` ([θ, loss] in order)."""
+    path, best = [], None
+    for theta, value in runs:
+        if best is None or value < best[1]:
+            best = (theta, value)
+        path.append(best[0])
+    return path
+
+
+def _batch(run: Any, seed: int, pool: Any) -> Any:
+    """``evaluate(points)`` for :func:`core.bridge.refine.gauss_newton_search`: SUMO at ``seed``, 2 at a time."""
+    return lambda points: list(pool.map(run, [(p, seed) for p in points]))
+
+
+def _fresh_scores(run: Any, finals: dict[str, dict[str, float]], seeds: list[int], pool: Any) -> dict[str, float]:
+    """Each final θ's mean loss over ``seeds`` (a θ shared by several finals is run once)."""
+    distinct = list(dict.fromkeys(map(_key, finals.values())))
+    jobs = [(k, s) for k in distinct for s in seeds]
+    fresh = [v[0] for v in pool.map(run, [(json.loads(k), s) for k, s in jobs])]
+    score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
+    return {m: score[_key(t)] for m, t in finals.items()}
+
+
+def _loo_prediction(
+    cfg: Any, row: dict[str, str], others: list[dict[str, str]], names: list[str], bounds: list[tuple[float, float]]
+) -> tuple[dict[str, float], list[float]]:
+    """h fitted on ``others`` as ``fit`` does (per-output choice, the centre prior): its prediction for ``row``,
+    clipped to the bounds, and the prediction's std."""
+    import numpy as np
+
+    from core.bridge.pipeline import centre_prior, h_inputs
+    from core.bridge.regressors import BridgeRegressor, min_pairs
+
+    inputs = h_inputs(cfg, [row])
+    x = np.array([[float(r[c]) for c in inputs] for r in others])
+    y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in others])
+    usable = [m for m in cfg.fit.models if len(x) >= min_pairs(m, x.shape[1])]
+    model = BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x, y)
+    mean, std = model.predict(np.array([[float(row[c]) for c in inputs]]))
+    predicted = {n: min(max(float(m), lo), hi) for n, m, (lo, hi) in zip(names, mean[0], bounds, strict=True)}
+    return predicted, [float(v) for v in std[0]]
 
 
 def _sumo_runner(ws: Any, scenario: str) -> tuple[Any, Any]:

@@ -20,7 +20,7 @@ TINY = [
     "scenarios.n_train=4", "scenarios.n_test=2", "scenarios.demand.vehicles_per_hour=[800,1100]",
     "scenarios.demand.duration=600", "scenarios.detectors.count=5", "+scenarios.progress=false",
     "models.cheap.n_trials=10", "models.expensive.n_trials=4", "models.expensive.sampler.n_startup_trials=4",
-    "evaluate.refine=2", "fit.models=[ridge]", "score.fresh_seeds=2",
+    "evaluate.refine=2", "fit.models=[ridge]", "score.fresh_seeds=2", "evaluate.direct_gauss_newton=4",
 ]  # fmt: skip
 
 
@@ -40,6 +40,9 @@ def test_traffic_bridge_end_to_end(
     assert figures["n_test_scenarios"] == 2 and figures["n_fresh_seeds"] == 2 and figures["offline_sumo_runs"] == 16
     assert figures["best_baseline"] in BASELINES
     assert figures["bridge_minus_best_baseline_ci_low"] <= figures["bridge_minus_best_baseline_ci_high"]
+    # the second reference: Gauss–Newton rounds from the centre, 4 SUMO runs, scored on the same fresh seeds
+    assert figures["sumo_runs_per_new_scenario_direct_gauss_newton"] == 4 and "direct Gauss–Newton" in out
+    assert figures["loss_direct_gauss_newton"] > 0
 
     with (workspace / "evaluation.csv").open() as handle:
         rows = {r["scenario"]: r for r in csv.DictReader(handle)}

@@ -337,3 +337,71 @@ def test_feature_inputs_add_the_scenarios_features_to_h_and_refuse_a_family_with
     assert card["cv_mse_standardized"]["theta0"]["linear"] < 0.01
     with pytest.raises(UserError, match=r"context\.features"):
         run(_config(tmp_path / "plain", *QUICK, "fit.feature_inputs=true"), log=lambda _: None, progress=False)
+
+
+GAUSS_NEWTON = (
+    "scenarios.n_train=5", "scenarios.n_test=2", "models.cheap.n_trials=8", "fit.models=[ridge]", "evaluate.refine=0",
+    "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
+    "models.expensive.method=gauss_newton", "models.expensive.n_trials=10", "evaluate.direct_trials=6",
+    "evaluate.direct_gauss_newton=10",
+)  # fmt: skip
+
+
+def test_gauss_newton_calibrations_find_the_optimum_in_their_budget_and_direct_hpo_keeps_the_sampler(
+    tmp_path: Path,
+) -> None:
+    """On a loss whose residuals are linear in θ, rounds of probes and Gauss–Newton steps from the centre reach θ*
+    within 10 runs (θ* up to 1.5 from the centre, a step at most 1): the training targets are θ*, and so is the
+    second reference on the held-out scenarios; direct HPO there still runs the sampler for its own budget."""
+    import optuna
+
+    from core.bridge.studies import open_journal
+
+    workspace = run(_config(tmp_path, *GAUSS_NEWTON), log=lambda _: None, progress=False)
+    journal = open_journal(workspace.storage)
+    for row in _rows(workspace.pairs):
+        star = Scenario.load(workspace.scenario_file(row["scenario"])).context["theta_star"]
+        if row["split"] == "train":
+            assert [float(row["theta.theta0"]), float(row["theta.theta1"])] == pytest.approx(star, abs=1e-6)
+            trials = optuna.load_study(study_name=f"{row['scenario']}/expensive", storage=journal).trials
+            assert len(trials) <= 10
+            assert trials[0].params == {"theta0": 0.0, "theta1": 0.0}  # from the centre of the ranges
+    for row in _rows(workspace.evaluation):
+        assert float(row["direct_gauss_newton_value"]) < 1e-9
+        assert 4 <= int(row["direct_gauss_newton_expensive_runs"]) <= 10
+        assert int(row["direct_expensive_runs"]) == 6  # the sampler's reference, its own budget
+
+
+def test_a_gauss_newton_calibration_resumes_without_running_a_point_twice(tmp_path: Path) -> None:
+    """A calibration stopped after its first runs (here: a smaller budget) or before its result was written
+    continues from the study's trials: every point is run once."""
+    import optuna
+
+    from core.bridge.pipeline import run_one_study
+    from core.bridge.studies import open_journal
+
+    cfg = _config(tmp_path, *GAUSS_NEWTON, "models.expensive.n_trials=3")
+    workspace = run(cfg, log=lambda _: None, progress=False, stages=("prepare",))
+    first = run_one_study(cfg, "train-000", "expensive")
+    assert first.n_trials == 3  # the start, then a probe per parameter
+    journal = open_journal(workspace.storage)
+    before = [
+        tuple(t.params.values()) for t in optuna.load_study(study_name="train-000/expensive", storage=journal).trials
+    ]
+    grown = _config(tmp_path, *GAUSS_NEWTON)
+    study_dir = workspace.study_dir("train-000", "expensive")
+    (study_dir / "result.json").unlink()  # as if killed before the end
+    done = run_one_study(grown, "train-000", "expensive")
+    trials = optuna.load_study(study_name="train-000/expensive", storage=open_journal(workspace.storage)).trials
+    points = [tuple(t.params.values()) for t in trials]
+    assert len(points) == len(set(points)) == done.n_trials and done.best_value is not None
+    assert done.best_value < 1e-9 and points[:3] == before
+    (study_dir / "result.json").unlink()
+    again = run_one_study(grown, "train-000", "expensive")  # nothing left to run
+    assert again.n_trials == done.n_trials and again.best_params == done.best_params
+
+
+def test_a_gauss_newton_calibration_needs_residuals(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, *GAUSS_NEWTON, "models.expensive.objective=core.bridge.analytic.expensive")
+    with pytest.raises(UserError, match="residuals"):
+        run(cfg, log=lambda _: None, progress=False)
