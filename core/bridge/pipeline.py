@@ -29,7 +29,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points, refine_budget, refine_points
+from core.bridge.refine import (
+    STEP_MAX_SHARE,
+    gauss_newton_point,
+    loss_curvature,
+    probe_points,
+    refine_budget,
+    refine_points,
+)
 from core.bridge.report import write_report
 from core.bridge.scenario import Scenario
 from core.bridge.schema import check_bridge_config
@@ -534,10 +541,13 @@ def _gauss_newton_refine(
     k: int,
     curvature: list[float] | None,
 ) -> tuple[StudyResult, float, int]:
-    """``evaluate.refine_method: gauss_newton``: k − 1 probes, at most one per parameter (study
+    """``evaluate.refine_method: gauss_newton``: k − 1 probes, at most one per parameter, each moved by the
+    prediction's std or with ``evaluate.refine_scale: range`` by 25% of its range (study
     ``<scenario>/probe``, run in parallel), then one run where the Gauss–Newton step from the check run's and the
     probes' residuals puts the minimum (study ``<scenario>/refine``). Returns the better of the two studies'
     results, their wall seconds together and the number of runs they made."""
+    if str(cfg.evaluate.get("refine_scale", "std")) == "range":  # the prediction is only the start
+        std = [STEP_MAX_SHARE * (high - low) for low, high in bounds]
     probes = probe_points(predicted, std, bounds, k - 1, curvature)
     _fresh(workspace, scenario.name, "probe", {"n_trials": len(probes), "enqueue": probes, "from": predicted})
     probed = _study(cfg, workspace, scenario, "probe", "expensive", n_trials=len(probes), enqueue=probes)

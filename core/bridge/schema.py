@@ -169,6 +169,13 @@ class EvaluateSchema:
         "Gauss–Newton step from the runs' residuals (the expensive objective must report user_attrs.residuals; a "
         "budget of one run takes the pattern)",
     )
+    refine_scale: str = option(
+        "std",
+        choices=["std", "range"],
+        doc="gauss_newton's probe steps and prior: std: the prediction's std (probes kept within 10–25% of the "
+        "range); range: 25% of each range, as a search from the centre takes (the prediction is then only the "
+        "start)",
+    )
     refine_sampler: Any = field(
         default=None, metadata=bounds(target=True, doc="null: a pattern step; or a sampler node (_target_)")
     )

@@ -136,6 +136,28 @@ def test_gauss_newton_refine_lands_on_the_optimum_of_a_quadratic_loss(tmp_path: 
         assert float(row["refine_value"]) < 1e-6, row["scenario"]
 
 
+def test_gauss_newton_refine_with_range_scale_probes_a_quarter_of_each_range(tmp_path: Path) -> None:
+    """``evaluate.refine_scale: range``: the probes move 25% of a range (1.0 of [-2, 2]) whatever h's std, and the
+    step still lands on θ*."""
+    import optuna
+
+    from core.bridge.studies import open_journal
+
+    cfg = _config(
+        tmp_path, "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4",
+        "evaluate.refine_full_at=1e-6", "evaluate.direct_reference=false", "evaluate.refine_method=gauss_newton",
+        "evaluate.refine_scale=range", "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
+    )  # fmt: skip
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    journal = open_journal(workspace.storage)
+    for row in _rows(workspace.evaluation):
+        predicted = {n: float(row[f"pred.{n}"]) for n in ("theta0", "theta1")}
+        probes = optuna.load_study(study_name=f"{row['scenario']}/probe", storage=journal).trials
+        moves = sorted(abs(t.params[n] - predicted[n]) for t in probes for n in predicted)
+        assert moves == pytest.approx([0.0, 0.0, 1.0, 1.0])
+        assert float(row["refine_value"]) < 1e-6, row["scenario"]
+
+
 def test_gauss_newton_refine_needs_residuals(tmp_path: Path) -> None:
     cfg = _config(tmp_path, *QUICK, "evaluate.refine=4", "evaluate.refine_method=gauss_newton")
     with pytest.raises(UserError, match="residuals"):
