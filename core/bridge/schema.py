@@ -84,9 +84,16 @@ class ModelSchema:
             return
         if has_objective:
             yield from _callable_problems(str(node.objective))
-        from core.bridge.studies import hpo_problems
+        from core.bridge.studies import float_range, hpo_problems
+        from core.errors import ConfigError
 
         yield from hpo_problems(node)
+        if node.method == "gauss_newton":
+            for name in node.params:
+                try:
+                    float_range(node.params[name], str(name))
+                except ConfigError as exc:
+                    yield f"params.{name}", exc.what, "or calibrate it with method: sampler"
 
 
 def _expensive() -> ModelSchema:

@@ -163,14 +163,14 @@ def run_gauss_newton_study(
         return out
 
     names = list(start)
-    bounds = [_float_range(model.params[n], n) for n in names]
+    bounds = [float_range(model.params[n], n) for n in names]
     gauss_newton_search(evaluate, dict(start), bounds, budget, std=std)
     opened = open_storage(str(storage), storage.parent, study_name=name)
     study = optuna.load_study(study_name=name, storage=opened.storage)
     return _summarize(study, folder, maximize=False)
 
 
-def _float_range(spec: Any, name: str) -> tuple[float, float]:
+def float_range(spec: Any, name: str) -> tuple[float, float]:
     """A parameter's [low, high] (a list, or a mapping with low and high): what a Gauss–Newton search moves in."""
     from omegaconf import OmegaConf
 

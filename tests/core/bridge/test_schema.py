@@ -49,6 +49,14 @@ def test_the_example_gets_the_schema_defaults_and_types() -> None:
         ("fit.select=lasso", "fit.select", "must be cv or one of"),
         ("fit.models=[ridge,lasso]", "fit.models[1]", "unknown regression model 'lasso'"),
         ("evaluate.refine=-1", "evaluate.refine", "below the minimum 0"),
+        ("evaluate.refine_scale=wide", "evaluate.refine_scale", "not one of std, range"),
+        ("evaluate.direct_gauss_newton=-2", "evaluate.direct_gauss_newton", "below the minimum 0"),
+        ("models.expensive.method=newton", "models.expensive.method", "not one of sampler, gauss_newton"),
+        (
+            "models.expensive.method=gauss_newton models.expensive.params.theta1={type:int,low:0,high:3}",
+            "models.expensive.params.theta1",
+            "not a float range",
+        ),
         ("evaluate.refine_full_at=inf", "evaluate.refine_full_at", "not a finite number"),
         ("parallel_studies=two", "parallel_studies", "'two' is not an int"),
         ("evaluate.refine_sampler={_target_:nosuch.S}", "evaluate.refine_sampler._target_", "does not import"),
@@ -56,7 +64,7 @@ def test_the_example_gets_the_schema_defaults_and_types() -> None:
 )
 def test_a_mistake_is_one_line_naming_the_file_and_the_key(override: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(EXAMPLE, [override])
+        load_config(EXAMPLE, override.split(" "))
     line = str(caught.value)
     assert "\n" not in line and words in line, line
     assert f"analytic.yaml: {key})" in line, line
