@@ -585,6 +585,22 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             record["wall_s"] += time.perf_counter() - started
             write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
             log(f"calibration experiment {row['scenario']}: curves scored")
+        for row in rows:  # stage 4: from h's prediction with the centre search's wide steps and prior (25%)
+            record = records[row["scenario"]]
+            if "bridge_wide_gauss_newton" in record["curve"]:
+                continue
+            started = time.perf_counter()
+            spec, run = _sumo_runner(ws, row["scenario"])
+            start = record["bridge"]["tpe_20_top5_check"]  # h's prediction (stage 2's check run)
+            searched = gauss_newton_search(_batch(run, spec.calibration_seed, pool), start, bounds, CALIBRATION_BUDGET)
+            path = _incumbents([[p, v] for p, v, _ in searched])
+            seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+            scores = _fresh_scores(run, {str(k): theta for k, theta in enumerate(path, 1)}, seeds, pool)
+            record["searches"]["bridge_wide"] = [[p, v] for p, v, _ in searched]
+            record["curve"]["bridge_wide_gauss_newton"] = [scores[str(k)] for k in range(1, len(path) + 1)]
+            record["wall_s"] += time.perf_counter() - started
+            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            log(f"calibration experiment {row['scenario']}: wide search from h scored")
     kept = [records[r["scenario"]] for r in rows]
     out: dict[str, Any] = {"calibration_experiment_scenarios": len(kept),
                            "calibration_experiment_budget": CALIBRATION_BUDGET,
@@ -620,6 +636,16 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             r["bridge_fresh"]["tpe_20_top5_search_10"] - r["fresh"]["gauss_newton_10"] for r in kept
         ],
     }
+    after = {  # (search, runs): the curve's point
+        "bridge_wide_5": ("bridge_wide_gauss_newton", 5), "bridge_5": ("bridge_gauss_newton", 5),
+        "bridge_wide_10": ("bridge_wide_gauss_newton", 10), "direct_gauss_newton_5": ("direct_gauss_newton", 5),
+        "direct_gauss_newton_10": ("direct_gauss_newton", 10),
+    }  # fmt: skip
+    compared = [("bridge_wide_5", "bridge_5"), ("bridge_wide_5", "direct_gauss_newton_5"),
+                ("bridge_wide_5", "direct_gauss_newton_10"), ("bridge_wide_10", "direct_gauss_newton_10")]  # fmt: skip
+    for a, b in compared:
+        (name_a, k_a), (name_b, k_b) = after[a], after[b]
+        pairs[f"{a}_minus_{b}"] = [r["curve"][name_a][k_a - 1] - r["curve"][name_b][k_b - 1] for r in kept]
     for name, diff in pairs.items():
         low, high = bootstrap_interval(np.array(diff))
         out[f"calibration_experiment_{name}_mean"] = statistics.fmean(diff)
@@ -643,6 +669,7 @@ CURVES = {
     "direct_tpe": "direct TPE (the training studies)",
     "direct_gauss_newton": "direct Gauss–Newton from the centre",
     "bridge_gauss_newton": "bridge: Gauss–Newton from h's prediction",
+    "bridge_wide_gauss_newton": "bridge: the same with the centre's 25% steps",
 }
 
 
