@@ -54,6 +54,12 @@ PER_FAMILY = (
     "amortised_wall_s_per_scenario_100_new_bridge", "amortised_wall_s_per_scenario_100_new_direct",
     "offline_sumo_runs", "offline_wall_s", "corr_demand_vs_demand_scale", "corr_free_speed_vs_speed_factor",
     "corr_saturation_flow_vs_tau", "flagged_runs_bridge", "flagged_runs_direct", "flagged_runs_theta_star",
+    # the second reference, direct Gauss–Newton from the centre (evaluate.direct_gauss_newton)
+    "loss_direct_gauss_newton", "param_error_direct_gauss_newton", "flagged_runs_direct_gauss_newton",
+    "refine_minus_direct_gauss_newton_mean", "refine_minus_direct_gauss_newton_ci_low",
+    "refine_minus_direct_gauss_newton_ci_high", "bridge_minus_direct_gauss_newton_mean",
+    "refine_over_direct_gauss_newton_loss", "direct_gauss_newton_over_direct_loss",
+    "sumo_runs_per_new_scenario_direct_gauss_newton", "break_even_scenarios_vs_direct_gauss_newton",
 )  # fmt: skip
 
 
