@@ -106,7 +106,6 @@ def run_gauss_newton_study(
     start: Mapping[str, float],
     storage: Path,
     name: str,
-    std: Sequence[float] | None = None,
 ) -> StudyResult:
     """Calibrate ``model`` on ``scenario`` by Gauss–Newton rounds from ``start``
     (:func:`core.bridge.refine.gauss_newton_search`, ``budget`` runs in all) and save ``result.json``.
@@ -135,10 +134,10 @@ def run_gauss_newton_study(
             return []
 
     def evaluate(points: list[dict[str, float]]) -> list[tuple[float, Sequence[float] | None]]:
-        present = {key(t.params) for t in trials() if t.state != TrialState.FAIL}
+        existing = trials()
+        present = {key(t.params) for t in existing if t.state != TrialState.FAIL}
         missing = [p for p in points if key(p) not in present]
         if missing:
-            existing = trials()
             if existing:  # the runner enqueues only a new study's points: later batches go in as waiting trials
                 opened = open_storage(str(storage), storage.parent, study_name=name)
                 study = optuna.load_study(study_name=name, storage=opened.storage)
@@ -164,7 +163,7 @@ def run_gauss_newton_study(
 
     names = list(start)
     bounds = [float_range(model.params[n], n) for n in names]
-    gauss_newton_search(evaluate, dict(start), bounds, budget, std=std)
+    gauss_newton_search(evaluate, dict(start), bounds, budget)
     opened = open_storage(str(storage), storage.parent, study_name=name)
     study = optuna.load_study(study_name=name, storage=opened.storage)
     return _summarize(study, folder, maximize=False)

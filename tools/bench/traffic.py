@@ -702,6 +702,7 @@ def _plot_curves(figures: dict[str, Any], path: Path) -> None:
                      linewidth=1, label="θ* (noise floor)")  # fmt: skip
         axis.set_title(f"{family}: {figures[f'calibration_experiment_scenarios_{family}']} training scenarios")
         axis.set_xlabel("SUMO runs on the scenario")
+        axis.set_xticks(range(0, 21, 2))
         axis.set_ylabel("loss on 3 fresh SUMO seeds (mean)")
         axis.legend(fontsize=7)
     figure.tight_layout()
