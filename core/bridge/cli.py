@@ -40,7 +40,10 @@ def register(areas: SubParsers) -> None:
     )
     add_config_arguments(study)
     study.add_argument("--scenario", required=True, help="scenario name (see <workspace>/scenarios/)")
-    study.add_argument("--role", required=True, choices=["cheap", "expensive"], help="which model")
+    study.add_argument(
+        "--role", required=True, choices=["cheap", "expensive", "direct_gauss_newton"],
+        help="which study: a model's calibration, or the second reference (evaluate.direct_gauss_newton)",
+    )  # fmt: skip
     study.set_defaults(handler=_study)
     fragment = verbs.add_parser(
         "make-fragment",
