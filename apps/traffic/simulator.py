@@ -229,14 +229,32 @@ def _run_libsumo(libsumo: Any, args: list[str], end: float, chunk: float, timeou
             libsumo.close()
 
 
+PORT_ATTEMPTS = 3  # a free port found by one process can be taken by another before SUMO binds it: try anew
+
+
+class _PortTaken(Exception):
+    """SUMO could not listen on the port it was given (another process bound it first)."""
+
+
 def _run_traci(args: list[str], end: float, chunk: float, timeout: float, folder: Path) -> None:
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            _run_traci_once(args, end, chunk, timeout, folder)
+            return
+        except _PortTaken as taken:
+            if attempt == PORT_ATTEMPTS:
+                raise SimulationError(f"SUMO found its traci port taken {PORT_ATTEMPTS} times: {taken}") from None
+            log.info("SUMO's traci port was taken by another process; starting it again on a new one")
+
+
+def _run_traci_once(args: list[str], end: float, chunk: float, timeout: float, folder: Path) -> None:
     import traci
     from sumolib.miscutils import getFreeSocketPort
 
     port = getFreeSocketPort()
     command = [sumo_binary("sumo"), *args, "--remote-port", str(port)]
-    log = (folder / "sumo.out").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    output = (folder / "sumo.out").open("w")
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
     killed = threading.Event()
 
     def kill() -> None:
@@ -261,13 +279,16 @@ def _run_traci(args: list[str], end: float, chunk: float, timeout: float, folder
     except Exception as exc:
         if killed.is_set():
             raise SimulationTimeout(f"SUMO process killed after {timeout:g} s wall time") from None
+        output.flush()
+        if process.poll() is not None and "Address already in use" in (folder / "sumo.out").read_text(errors="replace"):
+            raise _PortTaken(f"port {port}") from None
         raise SimulationError(_failure("SUMO failed", exc, folder)) from None
     finally:
         watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
-        log.close()
+        output.close()
 
 
 def _connect(traci: Any, port: int, process: subprocess.Popen[bytes], label: str, deadline: float) -> Any:

@@ -98,6 +98,33 @@ def test_concurrent_sumo_processes_leave_stdout_alone(tiny: Tiny) -> None:
     assert sys.stdout is stdout and len(counts) == 3 and len(set(counts)) == 1
 
 
+def test_a_traci_port_another_process_took_first_is_given_up_for_a_new_one(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between finding a free port and SUMO binding it, another process can take it: SUMO then quits with
+    "Address already in use". The run starts again on a new port (3 tries), and only then is it an error."""
+    import socket
+
+    import sumolib.miscutils
+
+    spec, built = tiny
+    busy = socket.socket()  # bound, not listening: SUMO cannot bind it, and a client is refused at once
+    busy.bind(("localhost", 0))
+    taken = busy.getsockname()[1]
+    free = sumolib.miscutils.getFreeSocketPort
+    ports = iter([taken, taken])
+    monkeypatch.setattr(sumolib.miscutils, "getFreeSocketPort", lambda: next(ports, None) or free())
+    try:
+        after_two = simulate(built, spec, {}, seed=3, backend="traci")
+        assert next(ports, None) is None  # both taken ports were tried
+        assert after_two.counts.sum() == simulate(built, spec, {}, seed=3, backend="traci").counts.sum()
+        monkeypatch.setattr(sumolib.miscutils, "getFreeSocketPort", lambda: taken)
+        with pytest.raises(SimulationError, match="port taken 3 times"):
+            simulate(built, spec, {}, seed=3, backend="traci")
+    finally:
+        busy.close()
+
+
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_a_run_sumo_rejects_is_reported_with_its_log(tiny: Tiny, backend: str, private_tmp: Path) -> None:
     spec, built = tiny
