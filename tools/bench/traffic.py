@@ -389,34 +389,24 @@ def _refine_case(
     pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
     """One training scenario left out, one replicate of :func:`refine_experiment`: its record."""
-    import numpy as np
-
     from apps.traffic.scoring import FRESH_SEED_OFFSET
-    from core.bridge.pipeline import centre_prior, h_inputs
     from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points, refine_points
-    from core.bridge.regressors import BridgeRegressor, min_pairs
     from core.bridge.studies import StudyResult
 
     started = time.perf_counter()
     names = [c.removeprefix("theta.") for c in row if c.startswith("theta.") and c != "theta_top_k"]
-    inputs = h_inputs(cfg, [row])
-    x = np.array([[float(r[c]) for c in inputs] for r in others])
-    y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in others])
-    usable = [m for m in cfg.fit.models if len(x) >= min_pairs(m, x.shape[1])]
-    model = BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x, y)
-    mean, std = model.predict(np.array([[float(row[c]) for c in inputs]]))
-    predicted = {n: min(max(float(m), lo), hi) for n, m, (lo, hi) in zip(names, mean[0], bounds, strict=True)}
+    predicted, std = _loo_prediction(cfg, row, others, names, bounds)
     curvature_map = loss_curvature([studies[r["scenario"]] for r in others], dict(zip(names, bounds, strict=True)))
     curvature = [curvature_map[n] for n in names]
-    by_curvature = refine_points(predicted, std[0], bounds, 4, curvature)
-    probes = probe_points(predicted, std[0], bounds, 3, curvature)
+    by_curvature = refine_points(predicted, std, bounds, 4, curvature)
+    probes = probe_points(predicted, std, bounds, 3, curvature)
     spec, run = _sumo_runner(ws, row["scenario"])
 
     seed = spec.calibration_seed + replicate * REPLICATE_SEED_OFFSET
     runs = list({_key(t): t for t in [predicted, *by_curvature, *probes]}.values())
     found = dict(zip(map(_key, runs), pool.map(run, [(theta, seed) for theta in runs]), strict=True))
     step = gauss_newton_point(
-        predicted, found[_key(predicted)][1], [(p, found[_key(p)][1]) for p in probes], std[0], bounds
+        predicted, found[_key(predicted)][1], [(p, found[_key(p)][1]) for p in probes], std, bounds
     )
     if _key(step) not in found:
         found[_key(step)] = run((step, seed))
@@ -440,7 +430,7 @@ def _refine_case(
     score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
     return {
         "scenario": row["scenario"], "replicate": replicate, "seed": seed, "predicted": predicted,
-        "std": [float(v) for v in std[0]], "curvature": curvature_map, "calibration_values": values,
+        "std": std, "curvature": curvature_map, "calibration_values": values,
         "final": finals, "fresh": {m: score[_key(t)] for m, t in finals.items()},
         "sumo_runs": len(found) + len(jobs), "wall_s": time.perf_counter() - started,
     }  # fmt: skip
