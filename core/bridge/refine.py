@@ -221,7 +221,7 @@ def gauss_newton_search(
 ) -> list[Run]:
     """Calibrate from ``start`` with at most ``budget`` runs by rounds of Gauss–Newton: each round runs one
     probe per parameter around the best run so far (:func:`probe_points`, its step ``std``: default 25% of each
-    range, times ``shrink`` after every round), then the Gauss–Newton step from the best run's and the probes'
+    range, times ``shrink`` after every round, never below 10% of a range), then the Gauss–Newton step from the best run's and the probes'
     residuals (:func:`gauss_newton_point`, ``std`` as its prior). When fewer runs are left than a round needs,
     each is a step from the best run with every run so far as a probe. ``evaluate(points)`` runs a batch (in
     parallel if it can) and returns (loss, residuals) per point, residuals None for a failed run. Returns every
