@@ -551,6 +551,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
                 searches[target] = [[p, v] for p, v, _ in searched]
             seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
             scores = _fresh_scores(run, bridged, seeds, pool)
+            record["sumo_runs"] += sum(map(len, searches.values())) + len(seeds) * len(set(map(_key, bridged.values())))
             if "gauss_newton_5" in bridged:
                 record["final"]["gauss_newton_5"] = bridged.pop("gauss_newton_5")
                 record["fresh"]["gauss_newton_5"] = scores.pop("gauss_newton_5")
@@ -576,6 +577,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             points = {f"{name}:{k}": theta for name, path in incumbents.items() for k, theta in enumerate(path, 1)}
             seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
             scores = _fresh_scores(run, points, seeds, pool)
+            record["sumo_runs"] += len(seeds) * len(set(map(_key, points.values())))
             record["curve"] = {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
                                for name, path in incumbents.items()}  # fmt: skip
             record["wall_s"] += time.perf_counter() - started
@@ -592,6 +594,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             path = _incumbents([[p, v] for p, v, _ in searched])
             seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
             scores = _fresh_scores(run, {str(k): theta for k, theta in enumerate(path, 1)}, seeds, pool)
+            record["sumo_runs"] += len(searched) + len(seeds) * len(set(map(_key, path)))
             record["searches"]["bridge_wide"] = [[p, v] for p, v, _ in searched]
             record["curve"]["bridge_wide_gauss_newton"] = [scores[str(k)] for k in range(1, len(path) + 1)]
             record["wall_s"] += time.perf_counter() - started
