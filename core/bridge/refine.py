@@ -221,11 +221,11 @@ def gauss_newton_search(
 ) -> list[Run]:
     """Calibrate from ``start`` with at most ``budget`` runs by rounds of Gauss–Newton: each round runs one
     probe per parameter around the best run so far (:func:`probe_points`, its step ``std``: default 25% of each
-    range, times ``shrink`` after every round, never below 10% of a range), then the Gauss–Newton step from the best run's and the probes'
-    residuals (:func:`gauss_newton_point`, ``std`` as its prior). When fewer runs are left than a round needs,
-    each is a step from the best run with every run so far as a probe. ``evaluate(points)`` runs a batch (in
-    parallel if it can) and returns (loss, residuals) per point, residuals None for a failed run. Returns every
-    run in order; a point already run is never run again.
+    range, times ``shrink`` after every round, never below 10% of a range), then the Gauss–Newton step from the
+    best run's and the probes' residuals (:func:`gauss_newton_point`, ``std`` as its prior). When fewer runs are
+    left than a round needs, each is a step from the best run with every run so far as a probe.
+    ``evaluate(points)`` runs a batch (in parallel if it can) and returns (loss, residuals) per point, residuals
+    None for a failed run. Returns every run in order; a point already run is never run again.
 
     >>> def evaluate(points):  # a loss whose minimum is at a = 0.3, b = 0.6
     ...     return [(float((10 * (p["a"] - 0.3)) ** 2 + (10 * (p["b"] - 0.6)) ** 2),
