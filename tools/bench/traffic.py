@@ -478,13 +478,15 @@ CALIBRATION_BUDGET = 10  # SUMO runs of a training calibration by Gauss–Newton
 
 
 def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
-    """Could the training calibrations cost less? On the TRAINING scenarios only: calibrate each by Gauss–Newton
-    rounds from the centre of the ranges (:func:`core.bridge.refine.gauss_newton_search`, 10 SUMO runs, the
-    calibration seed) and score its best θ on the 3 fresh seeds, beside the TPE study's best after 10 and after
-    20 runs and θ* itself. Then, leaving each training scenario out, fit h on the others' targets (TPE's 20-run
-    best, or the Gauss–Newton calibration's best), predict the one left out and refine it as the bridge does
-    (a check run, one probe per parameter, a Gauss–Newton step, best of 5), scored on the fresh seeds: does h
-    lose anything when its targets cost half? Records cached in ``<workspace>/calibration_experiment.jsonl``."""
+    """Gauss–Newton calibration against TPE and against the bridge, on the TRAINING scenarios only (no held-out
+    scenario is read). Stage 1: calibrate each scenario by Gauss–Newton rounds from the centre of the ranges
+    (:func:`core.bridge.refine.gauss_newton_search`, 10 SUMO runs on the calibration seed); score its best θ, the
+    TPE study's best after 10 and 20 runs and θ* on the 3 fresh seeds. Stage 2: leaving each scenario out, fit h
+    on the others' targets (the pipeline's TPE targets, or the stage-1 calibrations: half the offline cost) and
+    search 10 runs from h's prediction with h's std as step and prior (its first 5 runs are the bridge's refine).
+    Stage 3: the fresh-seed loss of each search's best θ after every run (the curves). Stage 4: the search from
+    h's prediction with the centre's 25% steps instead (``evaluate.refine_scale: range``).
+    Records cached in ``<workspace>/calibration_experiment.jsonl``."""
     import numpy as np
     from omegaconf import OmegaConf
 
