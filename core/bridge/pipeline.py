@@ -188,11 +188,9 @@ def _study(
     model = _model_config(cfg, model_role or ("expensive" if role == DIRECT_GN else role))
     if role == DIRECT_GN or (model_role is None and not direct and model.get("method") == "gauss_newton"):
         budget = int(cfg.evaluate.get(DIRECT_GN) or 0) if role == DIRECT_GN else int(model.n_trials)
-        names = list(model.params)
-        start = {n: round(sum(_bounds(model.params[n])) / 2, 12) for n in names}
         return run_gauss_newton_study(
             workspace.study_dir(scenario.name, role), model, scenario, workspace.scenario_file(scenario.name),
-            budget=budget, start=start, storage=workspace.storage, name=study_name(scenario.name, role),
+            budget=budget, storage=workspace.storage, name=study_name(scenario.name, role),
         )  # fmt: skip
     return run_study(
         workspace.study_dir(scenario.name, role),

@@ -103,11 +103,10 @@ def run_gauss_newton_study(
     scenario: Scenario,
     scenario_file: Path,
     budget: int,
-    start: Mapping[str, float],
     storage: Path,
     name: str,
 ) -> StudyResult:
-    """Calibrate ``model`` on ``scenario`` by Gauss–Newton rounds from ``start``
+    """Calibrate ``model`` on ``scenario`` by Gauss–Newton rounds from the centre of its parameters' ranges
     (:func:`core.bridge.refine.gauss_newton_search`, ``budget`` runs in all) and save ``result.json``.
 
     Each batch the search asks for (a round's probes, then its step) is enqueued in the study ``name`` of the
@@ -161,9 +160,9 @@ def run_gauss_newton_study(
             out.append((float(trial.value), residuals) if trial is not None else (math.inf, None))
         return out
 
-    names = list(start)
-    bounds = [float_range(model.params[n], n) for n in names]
-    gauss_newton_search(evaluate, dict(start), bounds, budget)
+    bounds = [float_range(model.params[n], str(n)) for n in model.params]
+    start = {str(n): round((low + high) / 2, 12) for n, (low, high) in zip(model.params, bounds, strict=True)}
+    gauss_newton_search(evaluate, start, bounds, budget)
     opened = open_storage(str(storage), storage.parent, study_name=name)
     study = optuna.load_study(study_name=name, storage=opened.storage)
     return _summarize(study, folder, maximize=False)

@@ -389,7 +389,6 @@ def _refine_case(
     pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
     """One training scenario left out, one replicate of :func:`refine_experiment`: its record."""
-    from apps.traffic.scoring import FRESH_SEED_OFFSET
     from core.bridge.refine import gauss_newton_point, loss_curvature, probe_points, refine_points
     from core.bridge.studies import StudyResult
 
@@ -423,16 +422,13 @@ def _refine_case(
         "gauss_newton_point": step,
         "study_best": {n: float(direct[n]) for n in names},
     }
-    seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
-    distinct = list(dict.fromkeys(map(_key, finals.values())))
-    jobs = [(k, s) for k in distinct for s in seeds]
-    fresh = [v[0] for v in pool.map(run, [(json.loads(k), s) for k, s in jobs])]
-    score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
+    seeds = _fresh_seeds(spec)
     return {
         "scenario": row["scenario"], "replicate": replicate, "seed": seed, "predicted": predicted,
         "std": std, "curvature": curvature_map, "calibration_values": values,
-        "final": finals, "fresh": {m: score[_key(t)] for m, t in finals.items()},
-        "sumo_runs": len(found) + len(jobs), "wall_s": time.perf_counter() - started,
+        "final": finals, "fresh": _fresh_scores(run, finals, seeds, pool),
+        "sumo_runs": len(found) + len(seeds) * len(set(map(_key, finals.values()))),
+        "wall_s": time.perf_counter() - started,
     }  # fmt: skip
 
 
@@ -441,7 +437,6 @@ def _two_step_case(ws: Any, record: dict[str, Any], bounds: list[tuple[float, fl
     (step / range)² only, a Gauss–Newton step from them, then a second step linearised at the first one's point
     (from all four runs); ``gauss_newton_2`` keeps the best of the 5 runs, ``gauss_newton_2_point`` the second
     step's point. Same seeds as the record; the check and probe runs are repeated for their residuals."""
-    from apps.traffic.scoring import FRESH_SEED_OFFSET
     from core.bridge.refine import gauss_newton_point, probe_points
 
     started = time.perf_counter()
@@ -459,17 +454,13 @@ def _two_step_case(ws: Any, record: dict[str, Any], bounds: list[tuple[float, fl
     after_second = run((second, seed))
     values = [(t, v) for t, (v, _) in [*runs, (first, after_first), (second, after_second)]]
     best = min(values, key=lambda item: item[1])[0]
-    seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+    seeds = _fresh_seeds(spec)
     finals = {"gauss_newton_2": best, "gauss_newton_2_point": second}
-    distinct = list(dict.fromkeys(map(_key, finals.values())))
-    jobs = [(k, s) for k in distinct for s in seeds]
-    fresh = [v[0] for v in pool.map(run, [(json.loads(k), s) for k, s in jobs])]
-    score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
     return {
         **record,
         "final": {**record["final"], **finals},
-        "fresh": {**record["fresh"], **{m: score[_key(t)] for m, t in finals.items()}},
-        "sumo_runs": record["sumo_runs"] + 5 + len(jobs),
+        "fresh": {**record["fresh"], **_fresh_scores(run, finals, seeds, pool)},
+        "sumo_runs": record["sumo_runs"] + 5 + len(seeds) * len(set(map(_key, finals.values()))),
         "wall_s": record["wall_s"] + time.perf_counter() - started,
     }
 
@@ -490,7 +481,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     import numpy as np
     from omegaconf import OmegaConf
 
-    from apps.traffic.scoring import FRESH_SEED_OFFSET, bootstrap_interval
+    from apps.traffic.scoring import bootstrap_interval
     from core.bridge.refine import gauss_newton_search
     from core.bridge.studies import load_trials, open_journal
     from core.bridge.workspace import Workspace, read_csv, study_name
@@ -523,7 +514,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             }
             record = {
                 "scenario": row["scenario"], "runs": [[p, v] for p, v, _ in runs], "final": finals,
-                "fresh": _fresh_scores(run, finals, [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)],
+                "fresh": _fresh_scores(run, finals, _fresh_seeds(spec),
                                        pool),
                 "sumo_runs": len(runs) + 3 * len(finals), "wall_s": time.perf_counter() - started,
             }  # fmt: skip
@@ -551,7 +542,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
                 bridged[f"{target}_refine"] = min(searched[:5], key=lambda r: r[1])[0]
                 bridged[f"{target}_search_10"] = min(searched, key=lambda r: r[1])[0]
                 searches[target] = [[p, v] for p, v, _ in searched]
-            seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+            seeds = _fresh_seeds(spec)
             scores = _fresh_scores(run, bridged, seeds, pool)
             record["sumo_runs"] += sum(map(len, searches.values())) + len(seeds) * len(set(map(_key, bridged.values())))
             if "gauss_newton_5" in bridged:
@@ -577,7 +568,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             }
             incumbents = {name: _incumbents(runs) for name, runs in searches.items()}
             points = {f"{name}:{k}": theta for name, path in incumbents.items() for k, theta in enumerate(path, 1)}
-            seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+            seeds = _fresh_seeds(spec)
             scores = _fresh_scores(run, points, seeds, pool)
             record["sumo_runs"] += len(seeds) * len(set(map(_key, points.values())))
             record["curve"] = {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
@@ -594,7 +585,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             start = record["bridge"]["tpe_20_top5_check"]  # h's prediction (stage 2's check run)
             searched = gauss_newton_search(_batch(run, spec.calibration_seed, pool), start, bounds, CALIBRATION_BUDGET)
             path = _incumbents([[p, v] for p, v, _ in searched])
-            seeds = [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
+            seeds = _fresh_seeds(spec)
             scores = _fresh_scores(run, {str(k): theta for k, theta in enumerate(path, 1)}, seeds, pool)
             record["sumo_runs"] += len(searched) + len(seeds) * len(set(map(_key, path)))
             record["searches"]["bridge_wide"] = [[p, v] for p, v, _ in searched]
@@ -719,6 +710,13 @@ def _incumbents(runs: list[list[Any]]) -> list[dict[str, float]]:
 def _batch(run: Any, seed: int, pool: Any) -> Any:
     """``evaluate(points)`` for :func:`core.bridge.refine.gauss_newton_search`: SUMO at ``seed``, 2 at a time."""
     return lambda points: list(pool.map(run, [(p, seed) for p in points]))
+
+
+def _fresh_seeds(spec: Any) -> list[int]:
+    """The 3 fresh SUMO seeds the held-out scoring gives a scenario (none of them a calibration seed)."""
+    from apps.traffic.scoring import FRESH_SEED_OFFSET
+
+    return [spec.calibration_seed + FRESH_SEED_OFFSET + i for i in range(3)]
 
 
 def _fresh_scores(run: Any, finals: dict[str, dict[str, float]], seeds: list[int], pool: Any) -> dict[str, float]:
