@@ -178,7 +178,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from apps.traffic.calibrate import MODELS, calibrate
+    from apps.traffic.calibrate import MODELS, calibrate, search_space
     from core.config import as_dict, check_targets, save_run_config
 
     cfg = _load(args)
@@ -189,15 +189,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     params = OmegaConf.select(cfg, "params")
     if params is None:
         raise ConfigError("no `params` (search space)", where=args.config, hint=f"see {_CALIBRATE}")
-    run_dir = Path(str(cfg.get("run_dir", f"runs/traffic/calibrate-{spec.name}")))
-    save_run_config(cfg, run_dir)
+    space = search_space(as_dict(params, where="params", hint=f"see {_CALIBRATE}"), model)
     sampler = None
     if cfg.get("sampler") is not None:
         check_targets(cfg.sampler)
         sampler = as_dict(cfg.sampler, where="sampler")
+    run_dir = Path(str(cfg.get("run_dir", f"runs/traffic/calibrate-{spec.name}")))
+    save_run_config(cfg, run_dir)  # only once the config is known good: a refused one leaves no run directory
     try:
         result = calibrate(
-            spec, as_dict(params, where="params", hint=f"see {_CALIBRATE}"),
+            spec, {name: list(bounds) for name, bounds in space.items()},
             model=model, n_trials=int(cfg.get("n_trials", 50)),
             n_jobs=int(cfg.get("n_jobs", 2)), sampler=sampler, run_dir=run_dir,
             workdir=str(cfg.get("workdir", "runs/traffic/scenarios")), timeout=float(cfg.get("timeout", 300)),

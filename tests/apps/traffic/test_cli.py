@@ -73,6 +73,8 @@ def test_calibrate_the_cheap_model(tmp_path: Path) -> None:
         ("+spaces.expensive.gamma=[0,1]", "unknown expensive parameter 'gamma'"),
         ("scenario.network.kind=hexagon", "unknown network kind"),
         ("model=quantum", "unknown model 'quantum'"),
+        ("params=[1]", "must be a mapping, not a list (params)"),
+        ("spaces.expensive.tau=[2,1]", "empty range [2.0, 1.0] (params.tau)"),
     ],
 )
 def test_mistakes_are_one_error_line(
@@ -81,3 +83,4 @@ def test_mistakes_are_one_error_line(
     assert main(["traffic", "calibrate", CALIBRATE, *_tiny(tmp_path), override]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (tmp_path / "run").exists()  # a refused config leaves no run directory behind
