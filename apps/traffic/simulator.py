@@ -267,6 +267,10 @@ def _run_traci_once(args: list[str], end: float, chunk: float, timeout: float, f
     label = f"kakehashi-{port}-{threading.get_ident()}"
     try:
         connection = _connect(traci, port, process, label, deadline=time.monotonic() + timeout)
+        if not _ours(connection, folder / "statistics.xml"):  # another run's SUMO listened on the port
+            with contextlib.suppress(Exception):  # it served one client, us: that run starts again (_connect)
+                connection.close(wait=False)  # this run's own SUMO, still starting, may yet bind and wait
+            raise _PortTaken(f"port {port} was answered by another process's SUMO")
         try:
             now = 0.0
             while now < end:
@@ -276,6 +280,8 @@ def _run_traci_once(args: list[str], end: float, chunk: float, timeout: float, f
             with contextlib.suppress(Exception):
                 connection.close()
         process.wait(timeout=max(1.0, timeout))
+    except _PortTaken:
+        raise
     except Exception as exc:
         if killed.is_set():
             raise SimulationTimeout(f"SUMO process killed after {timeout:g} s wall time") from None
@@ -301,11 +307,24 @@ def _connect(traci: Any, port: int, process: subprocess.Popen[bytes], label: str
         try:
             return Connection("localhost", port, process, None, True, label)
         except OSError:
+            if process.poll() == 0:  # it ran to the end for a client that was not us: another run took the port
+                raise _PortTaken(f"port {port}: SUMO served another client") from None
             if process.poll() is not None:
                 raise SimulationError(f"SUMO exited with code {process.returncode} before accepting traci") from None
             if time.monotonic() > deadline:
                 raise TimeoutError("SUMO did not accept a traci connection in time") from None
             time.sleep(0.05)
+
+
+def _ours(connection: Any, statistics: Path) -> bool:
+    """Whether the SUMO on the other end is the one this run started: its statistic output is this run's file.
+    Two processes can be handed the same free port: a client that connects before its own SUMO has bound it
+    reaches the other run's SUMO. (A SUMO too old to answer is taken to be ours.)"""
+    try:
+        answered = str(connection.simulation.getOption("statistic-output"))
+    except Exception:
+        return True
+    return Path(answered).resolve() == statistics.resolve()
 
 
 def _check_well_formed(path: Path) -> None:

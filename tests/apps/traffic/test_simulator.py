@@ -125,6 +125,54 @@ def test_a_traci_port_another_process_took_first_is_given_up_for_a_new_one(
         busy.close()
 
 
+def test_a_traci_port_another_runs_sumo_answers_is_given_up_for_a_new_one(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two processes handed the same port: the other run's SUMO listens on it and this run's SUMO cannot bind it.
+    This run's client reaches the other SUMO first; it sees that SUMO is not its own (its statistic output is
+    another file), lets it go and starts again on a new port."""
+    import subprocess
+    import time
+
+    import sumolib.miscutils
+
+    from apps.traffic.scenario import sumo_binary
+
+    spec, built = tiny
+    taken = sumolib.miscutils.getFreeSocketPort()
+    other = subprocess.Popen(
+        [sumo_binary("sumo"), "-n", str(built.net_file), "--end", "10", "--remote-port", str(taken),
+         "--statistic-output", str(tmp_path / "other.xml"), "--no-step-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _listening(taken):  # the other SUMO is listening before this run starts its own
+        assert other.poll() is None and time.monotonic() < deadline, "the other SUMO did not start listening"
+        time.sleep(0.05)
+    free = sumolib.miscutils.getFreeSocketPort
+    ports = iter([taken])
+    monkeypatch.setattr(sumolib.miscutils, "getFreeSocketPort", lambda: next(ports, None) or free())
+    try:
+        series = simulate(built, spec, {}, seed=3, backend="traci")
+        assert next(ports, None) is None  # the taken port was tried first
+        assert series.counts.sum() == simulate(built, spec, {}, seed=3, backend="traci").counts.sum()
+        assert other.wait(timeout=30) == 0  # the other SUMO served this run's client and was closed by it
+    finally:
+        other.kill()
+        other.wait()
+
+
+def _listening(port: int) -> bool:
+    """Whether a socket listens on ``port`` (Linux: /proc/net/tcp*, state 0A), found without connecting to it."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and state == "0A":
+                    return True
+    return False
+
+
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_a_run_sumo_rejects_is_reported_with_its_log(tiny: Tiny, backend: str, private_tmp: Path) -> None:
     spec, built = tiny
