@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "tools" / "bench" / "results"
 FAMILIES = ("grid", "congested")
 # figures copied per family into the JSON as <figure>_<family>
 PER_FAMILY = (
@@ -138,11 +139,29 @@ def main() -> int:
         help="also compare training calibrations by Gauss–Newton rounds (10 SUMO runs) with TPE's (20), and h "
         "fitted to either, by leave-one-out on the training scenarios only; cached in the workspace",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "tools" / "bench" / "results" / "traffic.json")
+    parser.add_argument(
+        "--variant-experiment",
+        action="store_true",
+        help="also try other uses of the refine runs (space mapping: h read on SUMO's own output; h fitted to "
+        "Gauss–Newton targets) against the bridge's, by leave-one-out on the training scenarios only (implies "
+        "--calibration-experiment); cached in the workspace",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "traffic.json", help="the draw's figures")
+    parser.add_argument(
+        "--experiments-out",
+        type=Path,
+        default=RESULTS / "traffic_experiments.json",
+        help="the training-only experiments' figures (kept apart from any draw's)",
+    )
+    parser.add_argument(
+        "--experiments-only",
+        action="store_true",
+        help="write only --experiments-out (the workspace's bridge must have finished; its draw is not reported)",
+    )
     args = parser.parse_args()
+    args.calibration_experiment |= args.variant_experiment
 
     from rich.console import Console
-    from rich.table import Table
 
     from apps.traffic.bridge import run_bridge
     from core.bridge.pipeline import training_curvature
@@ -151,6 +170,7 @@ def main() -> int:
 
     console = Console()
     figures: dict[str, Any] = {}
+    experiments: dict[str, Any] = {}  # training-only: their own file, whichever workspace's draw --out holds
     started_all = time.perf_counter()
     for family in args.families:
         config = ROOT / "apps" / "traffic" / "config" / f"{family}.yaml"
@@ -176,6 +196,8 @@ def main() -> int:
         for key in PER_FAMILY:
             figures[f"{key}_{family}"] = result.get(key)
         figures[f"best_baseline_{family}"] = result["best_baseline"]
+        first = int(cfg.scenarios.get("first_test_index") or args.train)
+        figures[f"held_out_members_{family}"] = f"{first}-{first + args.test - 1}"
         figures[f"sumo_run_s_{family}"] = sumo_run_seconds(workspace)
         figures[f"cheap_run_s_{family}"] = cheap_run_seconds(config, workspace)
         figures[f"speedup_cheap_model_vs_sumo_run_{family}"] = (
@@ -195,40 +217,53 @@ def main() -> int:
         if args.refine_experiment > 0:
             console.print(f"== {family}: refine rules, leave-one-out on the training scenarios")
             found = refine_experiment(cfg, workspace, args.refine_experiment, log=console.print)
-            figures.update({f"{k}_{family}": v for k, v in found.items()})
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
         if args.calibration_experiment:
             console.print(f"== {family}: training calibrations by Gauss–Newton rounds, on the training scenarios")
             found = calibration_experiment(cfg, workspace, log=console.print)
-            figures.update({f"{k}_{family}": v for k, v in found.items()})
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
+        if args.variant_experiment:
+            console.print(f"== {family}: other uses of the refine runs, on the training scenarios")
+            found = variant_experiment(cfg, workspace, log=console.print)
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
         if args.input_experiment:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
             found = input_experiment(cfg, workspace)
-            figures.update({f"{k}_{family}": v for k, v in found.items()})
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
+        if experiments:
+            experiments[f"experiments_workspace_{family}"] = workspace.name if not workspace.is_relative_to(
+                ROOT) else str(workspace.relative_to(ROOT))  # fmt: skip
     if args.calibration_experiment:
-        _plot_curves(figures, args.out.with_name("traffic_calibration_curves.png"))
-    figures["benchmark_wall_s"] = time.perf_counter() - started_all
-    if args.out.is_file():  # the families not run this time keep their figures
-        kept = json.loads(args.out.read_text(encoding="utf-8"))
-        figures = {**kept, **figures}
-    figures["offline_sumo_runs"] = sum(
-        figures[f"offline_sumo_runs_{f}"] for f in FAMILIES if f"offline_sumo_runs_{f}" in figures
-    )
-    figures["offline_wall_s"] = sum(
-        figures[f"offline_wall_s_{f}"] for f in FAMILIES if f"offline_wall_s_{f}" in figures
-    )
+        _plot_curves(experiments, RESULTS / "traffic_calibration_curves.png")
+    if experiments:
+        _write(args.experiments_out, experiments, console)
+    if not args.experiments_only:
+        figures["benchmark_wall_s"] = time.perf_counter() - started_all
+        _write(args.out, figures, console, totals=True)
+    return 0
+
+
+def _write(path: Path, figures: dict[str, Any], console: Any, totals: bool = False) -> None:
+    """Merge ``figures`` over what ``path`` holds (the families not run this time keep theirs), add the versions
+    (and with ``totals`` the offline cost summed over the families), print them and write the JSON."""
+    from rich.table import Table
+
+    from core.files import write_atomic
+
+    if path.is_file():
+        figures = {**json.loads(path.read_text(encoding="utf-8")), **figures}
+    if totals:
+        for key in ("offline_sumo_runs", "offline_wall_s"):
+            figures[key] = sum(figures[f"{key}_{f}"] for f in FAMILIES if f"{key}_{f}" in figures)
     figures = {k: round(v, 5) if isinstance(v, float) else v for k, v in figures.items()}
     figures.update({"sumo_version": version("eclipse-sumo"), "optuna_version": version("optuna"),
                     "scikit_learn_version": version("scikit-learn"), "cpu_count": os.cpu_count()})  # fmt: skip
-
-    table = Table("figure", "value", title="traffic: model bridge vs direct HPO and baselines (fresh SUMO seeds)")
+    table = Table("figure", "value", title=f"traffic: {path.name}")
     for name, value in figures.items():
         table.add_row(name, str(value))
     console.print(table)
-    from core.files import write_atomic
-
-    write_atomic(args.out, json.dumps(figures, indent=2, default=str) + "\n")
-    console.print(f"wrote {args.out}")
-    return 0
+    write_atomic(path, json.dumps(figures, indent=2, default=str) + "\n")
+    console.print(f"wrote {path}")
 
 
 INPUT_SETS = {  # name → (fit.cheap_loss_input, fit.feature_inputs)
@@ -646,6 +681,168 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     return out
 
 
+VARIANT_BUDGET = 5  # SUMO runs per training scenario, as the bridge's check run and refine spend
+
+
+def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """Other uses of the bridge's 5 SUMO runs, on the TRAINING scenarios only, h left out of each in turn (h fitted
+    to the other 19 as ``fit`` does), each final θ scored on the 3 fresh seeds, compared pairwise with the bridge's
+    own refine (the calibration experiment's wide search from h, its best after 5 runs):
+
+    - ``space_mapping``: h read on SUMO's own output corrects h's bias for this scenario. θ₀ = h(x(Y)); after each
+      run θ_k, the cheap model is calibrated to that run's simulated observations Y_k as to real ones (the
+      config's cheap study, in memory), and θ_{k+1} = θ_k + h(x(Y)) − h(x(Y_k)) inside the bounds: one SUMO run per
+      step and no probe. The best run by its calibration-seed loss is kept, as in the refine.
+    - ``space_mapping_gauss_newton``: its first 4 runs, then a Gauss–Newton step from the best of them with the
+      others as probes (prior at 25% of each range).
+    - ``gauss_newton_targets_top1`` / ``_top5``: h fitted to the calibration experiment's Gauss–Newton
+      calibrations (10 SUMO runs from the centre, half TPE's offline runs): their best run, or the mean of their 5
+      best, then the bridge's refine (wide search, 5 runs).
+
+    Records cached in ``<workspace>/variant_experiment.jsonl``."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from apps.traffic.objective import discrepancy, unpack_scenario
+    from apps.traffic.scoring import bootstrap_interval
+    from apps.traffic.simulator import simulate
+    from core.bridge.refine import STEP_MAX_SHARE, gauss_newton_point, gauss_newton_search
+    from core.bridge.scenario import Scenario
+    from core.bridge.workspace import Workspace, read_csv
+    from core.files import write_atomic
+
+    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+    assert isinstance(space, dict)
+    names = [str(n) for n in space]
+    bounds = [(float(space[n][0]), float(space[n][1])) for n in names]
+    ws = Workspace(workspace)
+    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    calibrations = {
+        r["scenario"]: r for r in map(json.loads, (workspace / "calibration_experiment.jsonl").read_text().splitlines())
+    }
+    cache = workspace / "variant_experiment.jsonl"
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    records = {r["scenario"]: r for r in map(json.loads, lines)}
+
+    def one(row: dict[str, str]) -> dict[str, Any]:
+        started = time.perf_counter()
+        scenario = Scenario.load(ws.scenario_file(row["scenario"]))
+        spec, built, observed = unpack_scenario(scenario)
+        h, inputs = _loo_model(cfg, [r for r in rows if r is not row], names)
+
+        def h_of(x: list[float]) -> np.ndarray:
+            return np.asarray(h.predict([x])[0][0], dtype=float)
+
+        def clip(theta: np.ndarray) -> dict[str, float]:
+            return {
+                n: round(min(max(float(v), lo), hi), 12) for n, v, (lo, hi) in zip(names, theta, bounds, strict=True)
+            }
+
+        def run(theta: dict[str, float], seed: int) -> tuple[float, list[float], Any]:
+            series = simulate(built, spec, theta, seed, backend="traci", timeout=600)
+            fit = discrepancy(observed, series)
+            return fit.loss, list(fit.residuals), series
+
+        target = h_of(_inputs_seeing(cfg, scenario, observed, inputs))
+        theta = clip(h_of([float(row[c]) for c in inputs]))  # the bridge's own prediction: the pipeline's ξ̂
+        mapped: list[tuple[dict[str, float], float, list[float]]] = []
+        for _ in range(VARIANT_BUDGET - 1):
+            loss, residuals, series = run(theta, spec.calibration_seed)
+            mapped.append((theta, loss, residuals))
+            step = target - h_of(_inputs_seeing(cfg, scenario, series, inputs))
+            theta = clip(np.array([theta[n] for n in names]) + step)
+        paths: dict[str, list[list[Any]]] = {}
+        loss = run(theta, spec.calibration_seed)[0]
+        paths["space_mapping"] = [[p, v] for p, v, _ in mapped] + [[theta, loss]]
+        best = min(mapped, key=lambda r: r[1])
+        probes = [(p, r) for p, _, r in mapped if p != best[0]]
+        widths = [STEP_MAX_SHARE * (hi - lo) for lo, hi in bounds]
+        stepped = gauss_newton_point(best[0], best[2], probes, widths, bounds)
+        paths["space_mapping_gauss_newton"] = [[p, v] for p, v, _ in mapped] + [
+            [stepped, run(stepped, spec.calibration_seed)[0]]
+        ]
+        for form, k in (("top1", 1), ("top5", 5)):
+            others = []
+            for r in rows:
+                if r is row:
+                    continue
+                ranked = sorted(calibrations[r["scenario"]]["runs"], key=lambda run_: run_[1])[:k]
+                others.append(
+                    {**r, **{f"theta.{n}": str(statistics.fmean(float(p[n]) for p, _ in ranked)) for n in names}}
+                )
+            predicted, _ = _loo_prediction(cfg, row, others, names, bounds)
+            searched = gauss_newton_search(
+                lambda points: [run(p, spec.calibration_seed)[:2] for p in points], predicted, bounds, VARIANT_BUDGET
+            )
+            paths[f"gauss_newton_targets_{form}"] = [[p, v] for p, v, _ in searched]
+        incumbents = {name: _incumbents(path) for name, path in paths.items()}
+        points = {f"{name}:{k}": t for name, path in incumbents.items() for k, t in enumerate(path, 1)}
+        seeds = _fresh_seeds(spec)
+        with ThreadPoolExecutor(1) as pool:
+            scores = _fresh_scores(lambda job: run(*job)[:2], points, seeds, pool)
+        curves = {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)] for name, path in incumbents.items()}
+        sumo_runs = (
+            sum(map(len, paths.values())) - (VARIANT_BUDGET - 1) + len(seeds) * len(set(map(_key, points.values())))
+        )
+        return {"scenario": row["scenario"], "paths": paths, "curve": curves, "sumo_runs": sumo_runs,
+                "wall_s": time.perf_counter() - started}  # fmt: skip
+
+    todo = [r for r in rows if r["scenario"] not in records]
+    with ThreadPoolExecutor(2) as pool:  # two scenarios at a time, each one SUMO run at a time
+        for record in pool.map(one, todo):
+            records[record["scenario"]] = record
+            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            finals = {name: round(curve[-1], 4) for name, curve in record["curve"].items()}
+            log(f"variant experiment {record['scenario']}: {finals}")
+    kept = [records[r["scenario"]] for r in rows]
+    bridge = [calibrations[r["scenario"]]["curve"]["bridge_wide_gauss_newton"] for r in rows]
+    out: dict[str, Any] = {"variant_experiment_scenarios": len(kept),
+                           "variant_experiment_sumo_runs": sum(r["sumo_runs"] for r in kept),
+                           "variant_experiment_wall_s": sum(r["wall_s"] for r in kept)}  # fmt: skip
+    for k in range(1, VARIANT_BUDGET + 1):
+        out[f"variant_experiment_loss_bridge_refine_{k}"] = statistics.fmean(b[k - 1] for b in bridge)
+    for name in kept[0]["curve"]:
+        for k in range(1, VARIANT_BUDGET + 1):
+            out[f"variant_experiment_loss_{name}_{k}"] = statistics.fmean(r["curve"][name][k - 1] for r in kept)
+        diff = np.array([r["curve"][name][-1] - b[VARIANT_BUDGET - 1] for r, b in zip(kept, bridge, strict=True)])
+        low, high = bootstrap_interval(diff)
+        out[f"variant_experiment_{name}_minus_bridge_refine_mean"] = float(diff.mean())
+        out[f"variant_experiment_{name}_minus_bridge_refine_ci_low"] = low
+        out[f"variant_experiment_{name}_minus_bridge_refine_ci_high"] = high
+    return out
+
+
+def _inputs_seeing(cfg: Any, scenario: Any, series: Any, inputs: list[str]) -> list[float]:
+    """h's inputs as if ``series`` were the scenario's observations: the config's cheap study (its objective,
+    sampler and trials, in memory) calibrated to them, its best loss, and their summary statistics."""
+    import dataclasses
+
+    import optuna
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scoring import SUMMARY_STATISTICS, summary_statistics
+    from core.config.instantiate import instantiate, locate
+
+    observed = series.to_dict()
+    features = dict(zip(SUMMARY_STATISTICS, summary_statistics(observed), strict=True))
+    seen = dataclasses.replace(scenario, context={**scenario.context, "observed": observed, "features": features})
+    cheap = cfg.models.cheap
+    objective = locate(str(cheap.objective))
+    ranges = OmegaConf.to_container(cheap.params, resolve=True)
+    assert isinstance(ranges, dict)
+
+    def value(trial: Any) -> float:
+        params = {n: trial.suggest_float(n, float(lo), float(hi)) for n, (lo, hi) in ranges.items()}
+        return float(objective(seen, params)["value"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=instantiate(cheap.sampler))
+    study.optimize(value, n_trials=int(cheap.n_trials))
+    found = {f"xi.{n}": v for n, v in study.best_params.items()} | {"cheap_best": study.best_value}
+    found |= {f"feature.{n}": v for n, v in features.items()}
+    return [float(found[c]) for c in inputs]
+
+
 BRIDGE_TARGETS = ("tpe_20_top5", "gauss_newton_10")  # h's training targets compared (tpe_20_top5: the pipeline's)
 
 
@@ -733,19 +930,24 @@ def _loo_prediction(
 ) -> tuple[dict[str, float], list[float]]:
     """h fitted on ``others`` as ``fit`` does (per-output choice, the centre prior): its prediction for ``row``,
     clipped to the bounds, and the prediction's std."""
+    h, inputs = _loo_model(cfg, others, names)
+    mean, std = h.predict([[float(row[c]) for c in inputs]])
+    predicted = {n: min(max(float(m), lo), hi) for n, m, (lo, hi) in zip(names, mean[0], bounds, strict=True)}
+    return predicted, [float(v) for v in std[0]]
+
+
+def _loo_model(cfg: Any, others: list[dict[str, str]], names: list[str]) -> tuple[Any, list[str]]:
+    """h fitted on the rows ``others`` as ``fit`` does, and the columns it reads."""
     import numpy as np
 
     from core.bridge.pipeline import centre_prior, h_inputs
     from core.bridge.regressors import BridgeRegressor, min_pairs
 
-    inputs = h_inputs(cfg, [row])
+    inputs = h_inputs(cfg, others)
     x = np.array([[float(r[c]) for c in inputs] for r in others])
     y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in others])
     usable = [m for m in cfg.fit.models if len(x) >= min_pairs(m, x.shape[1])]
-    model = BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x, y)
-    mean, std = model.predict(np.array([[float(row[c]) for c in inputs]]))
-    predicted = {n: min(max(float(m), lo), hi) for n, m, (lo, hi) in zip(names, mean[0], bounds, strict=True)}
-    return predicted, [float(v) for v in std[0]]
+    return BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x, y), inputs
 
 
 def _sumo_runner(ws: Any, scenario: str) -> tuple[Any, Any]:
