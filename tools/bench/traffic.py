@@ -20,7 +20,12 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
     python tools/bench/traffic.py --families grid --train 20 --test 12 --held-out-from 20 --redo prepare
                                     # grow a workspace's training set, its held-out scenarios (members 20 …) kept
 
-Running some of the families updates their keys in ``--out`` and keeps the other families' figures there.
+Running some of the families updates their keys in ``--out`` and keeps the other families' figures there. The
+training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
+``--variant-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file:
+
+    python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
+        --calibration-experiment --variant-experiment      # in the first draw's workspace, on its training studies
 """
 
 from __future__ import annotations
