@@ -151,6 +151,13 @@ def main() -> int:
         "Gauss–Newton targets) against the bridge's, by leave-one-out on the training scenarios only (implies "
         "--calibration-experiment); cached in the workspace",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for every family (repeatable), e.g. models.expensive.method=gauss_newton",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "traffic.json", help="the draw's figures")
     parser.add_argument(
         "--experiments-out",
@@ -186,6 +193,7 @@ def main() -> int:
                      f"evaluate.direct_trials={args.direct_trials}"]  # fmt: skip
         if args.held_out_from is not None:
             overrides.append(f"+scenarios.first_test_index={args.held_out_from}")
+        overrides += args.set
         cfg = load_config(config, overrides)
         cached = workspace / "identify.json"  # resumable like the workspace
         if cached.is_file():
