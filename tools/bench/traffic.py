@@ -702,10 +702,11 @@ def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str,
     to the other 19 as ``fit`` does), each final θ scored on the 3 fresh seeds, compared pairwise with the bridge's
     own refine (the calibration experiment's wide search from h, its best after 5 runs):
 
-    - ``space_mapping``: h read on SUMO's own output corrects h's bias for this scenario. θ₀ = h(x(Y)); after each
-      run θ_k, the cheap model is calibrated to that run's simulated observations Y_k as to real ones (the
-      config's cheap study, in memory), and θ_{k+1} = θ_k + h(x(Y)) − h(x(Y_k)) inside the bounds: one SUMO run per
-      step and no probe. The best run by its calibration-seed loss is kept, as in the refine.
+    - ``space_mapping``: h read on SUMO's own output corrects h's bias for this scenario. θ₀ is h's prediction
+      (the check run); after each run θ_k, the cheap model is calibrated to that run's simulated observations Y_k
+      as to real ones (the config's cheap study, in memory), and θ_{k+1} = θ_k + h(x(Y)) − h(x(Y_k)) inside the
+      bounds, x(Y) recomputed by the same in-memory study so both sides are read alike: one SUMO run per step and
+      no probe. The best run by its calibration-seed loss is kept, as in the refine.
     - ``space_mapping_gauss_newton``: its first 4 runs, then a Gauss–Newton step from the best of them with the
       others as probes (prior at 25% of each range).
     - ``gauss_newton_targets_top1`` / ``_top5``: h fitted to the calibration experiment's Gauss–Newton
