@@ -221,6 +221,8 @@ def test_an_interrupted_budget_lock_does_not_deadlock_the_next_acquire(
         with lock:
             taken.set()
 
-    threading.Thread(target=take, daemon=True).start()
+    second = threading.Thread(target=take, daemon=True)
+    second.start()
     assert taken.wait(10), "the second acquire is stuck behind the first one's lock"
+    second.join(10)  # its release done before the descriptor is closed
     lock.close()

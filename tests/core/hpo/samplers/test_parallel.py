@@ -113,21 +113,26 @@ def test_processes_share_a_journal_file_without_duplicates(tmp_path: Path) -> No
     check_shared_study(study)
 
 
-def test_four_workers_beat_one_in_wall_time(tmp_path: Path) -> None:
-    def timed(n_jobs: int) -> tuple[float, float]:
-        study = optuna.create_study(sampler=NelderMeadSampler(SPACE))
+def test_four_workers_run_their_trials_at_once() -> None:
+    """The sampler never makes a worker wait for another: with 4 threads, 3 or more objectives run at the same
+    moment (counted, not timed: a wall-time ratio is the benchmark's business and drifts with the machine's load)."""
+    import threading
 
-        def slow(trial: optuna.trial.Trial) -> float:
-            x = np.array([trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(D)])
-            time.sleep(0.02)
-            return float(np.sum((x - 1.0) ** 2))
+    running, most = 0, 0
+    gauge = threading.Lock()
+    study = optuna.create_study(sampler=NelderMeadSampler(SPACE))
 
-        start = time.perf_counter()
-        study.optimize(slow, n_trials=80, n_jobs=n_jobs)
-        return time.perf_counter() - start, study.best_value
+    def slow(trial: optuna.trial.Trial) -> float:
+        nonlocal running, most
+        x = np.array([trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(D)])
+        with gauge:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with gauge:
+            running -= 1
+        return float(np.sum((x - 1.0) ** 2))
 
-    one, best_one = timed(1)
-    four, best_four = timed(4)
-    # sleeping threads overlap whatever the load; the sampler never makes a worker wait for another
-    assert four < one / 2
-    assert best_four < 1.0 and best_one < 1.0
+    study.optimize(slow, n_trials=80, n_jobs=4)
+    assert most >= 3
+    assert study.best_value < 1.0
