@@ -247,7 +247,7 @@ def main() -> int:
             experiments[f"experiments_workspace_{family}"] = workspace.name if not workspace.is_relative_to(
                 ROOT) else str(workspace.relative_to(ROOT))  # fmt: skip
     if args.calibration_experiment:
-        _plot_curves(experiments, RESULTS / "traffic_calibration_curves.png")
+        _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
         _write(args.experiments_out, experiments, console)
     if not args.experiments_only:
@@ -298,16 +298,10 @@ def input_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     from core.bridge.pipeline import centre_prior, h_inputs
     from core.bridge.regressors import BridgeRegressor, min_pairs
     from core.bridge.scenario import Scenario
-    from core.bridge.workspace import Workspace, read_csv
     from core.files import write_atomic
 
-    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
-    assert isinstance(space, dict)
-    names = [str(n) for n in space]
-    low = np.array([float(space[n][0]) for n in names])
-    high = np.array([float(space[n][1]) for n in names])
-    ws = Workspace(workspace)
-    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    low, high = np.array([lo for lo, _ in bounds]), np.array([hi for _, hi in bounds])
     cache = workspace / "input_experiment.json"
     key = json.dumps([[r["scenario"], *r.values()] for r in rows])
     if cache.is_file() and json.loads(cache.read_text(encoding="utf-8")).get("key") == key:
@@ -358,19 +352,13 @@ def refine_experiment(cfg: Any, workspace: Path, replicates: int, log: Any = pri
     ``gauss_newton_point`` (the same runs, the step's point kept whatever its loss on the calibration seed), and
     ``check`` (no refine). Records are cached in ``<workspace>/refine_experiment.jsonl``."""
     import numpy as np
-    from omegaconf import OmegaConf
 
     from apps.traffic.scoring import bootstrap_interval
     from core.bridge.studies import load_trials, open_journal
-    from core.bridge.workspace import Workspace, read_csv, study_name
+    from core.bridge.workspace import study_name
     from core.files import write_atomic
 
-    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
-    assert isinstance(space, dict)
-    names = [str(n) for n in space]
-    bounds = [(float(space[n][0]), float(space[n][1])) for n in names]
-    ws = Workspace(workspace)
-    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    _, bounds, ws, rows = _training_setup(cfg, workspace)
     studies = {}
     journal = open_journal(ws.storage)
     for r in rows:
@@ -527,21 +515,15 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     h's prediction with the centre's 25% steps instead (``evaluate.refine_scale: range``).
     Records cached in ``<workspace>/calibration_experiment.jsonl``."""
     import numpy as np
-    from omegaconf import OmegaConf
 
     from apps.traffic.scoring import bootstrap_interval
     from core.bridge.refine import gauss_newton_search
     from core.bridge.studies import load_trials, open_journal
-    from core.bridge.workspace import Workspace, read_csv, study_name
+    from core.bridge.workspace import study_name
     from core.files import write_atomic
 
-    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
-    assert isinstance(space, dict)
-    names = [str(n) for n in space]
-    bounds = [(float(space[n][0]), float(space[n][1])) for n in names]
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
     centre = {n: round((lo + hi) / 2, 12) for n, (lo, hi) in zip(names, bounds, strict=True)}
-    ws = Workspace(workspace)
-    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
     journal = open_journal(ws.storage)
     cache = workspace / "calibration_experiment.jsonl"
     lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
@@ -715,22 +697,15 @@ def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str,
 
     Records cached in ``<workspace>/variant_experiment.jsonl``."""
     import numpy as np
-    from omegaconf import OmegaConf
 
     from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import bootstrap_interval
     from apps.traffic.simulator import simulate
     from core.bridge.refine import STEP_MAX_SHARE, gauss_newton_point, gauss_newton_search
     from core.bridge.scenario import Scenario
-    from core.bridge.workspace import Workspace, read_csv
     from core.files import write_atomic
 
-    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
-    assert isinstance(space, dict)
-    names = [str(n) for n in space]
-    bounds = [(float(space[n][0]), float(space[n][1])) for n in names]
-    ws = Workspace(workspace)
-    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
     calibrations = {
         r["scenario"]: r for r in map(json.loads, (workspace / "calibration_experiment.jsonl").read_text().splitlines())
     }
@@ -937,6 +912,22 @@ def _fresh_scores(run: Any, finals: dict[str, dict[str, float]], seeds: list[int
     fresh = [v[0] for v in pool.map(run, [(json.loads(k), s) for k, s in jobs])]
     score = {k: statistics.fmean(v for (key, _), v in zip(jobs, fresh, strict=True) if key == k) for k in distinct}
     return {m: score[_key(t)] for m, t in finals.items()}
+
+
+def _training_setup(
+    cfg: Any, workspace: Path
+) -> tuple[list[str], list[tuple[float, float]], Any, list[dict[str, str]]]:
+    """What every training-only experiment starts from: θ's names and ranges, the workspace, its training rows."""
+    from omegaconf import OmegaConf
+
+    from core.bridge.workspace import Workspace, read_csv
+
+    space = OmegaConf.to_container(cfg.models.expensive.params, resolve=True)
+    assert isinstance(space, dict)
+    names = [str(n) for n in space]
+    ws = Workspace(workspace)
+    rows = [r for r in read_csv(ws.pairs) if r["split"] == "train"]
+    return names, [(float(space[n][0]), float(space[n][1])) for n in names], ws, rows
 
 
 def _loo_prediction(
