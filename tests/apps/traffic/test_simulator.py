@@ -162,6 +162,28 @@ def test_a_traci_port_another_runs_sumo_answers_is_given_up_for_a_new_one(
         other.wait()
 
 
+def test_a_sumo_that_ended_before_its_own_client_connected_counts_as_a_taken_port() -> None:
+    """The other side of a shared port: a SUMO that served another run's client to its end exits 0 before this
+    run's client reached it. That is a taken port (the run starts again on a new one), not a failed simulation."""
+    import subprocess
+    import sys
+    import time
+
+    import sumolib.miscutils
+    import traci
+
+    from apps.traffic.simulator import _connect, _PortTaken
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    with pytest.raises(_PortTaken, match="served another client"):
+        _connect(traci, sumolib.miscutils.getFreeSocketPort(), ended, "t", deadline=time.monotonic() + 10)
+    failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    failed.wait()
+    with pytest.raises(SimulationError, match="exited with code 3"):
+        _connect(traci, sumolib.miscutils.getFreeSocketPort(), failed, "t", deadline=time.monotonic() + 10)
+
+
 def _listening(port: int) -> bool:
     """Whether a socket listens on ``port`` (Linux: /proc/net/tcp*, state 0A), found without connecting to it."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
