@@ -43,8 +43,8 @@ TABLE = (
     ("refine_minus_direct_gauss_newton_ci", "bridge + refine − direct Gauss–Newton, 95% interval"),
     ("direct_runs_to_match_refine", "direct-HPO runs to reach bridge + refine's loss"),
     ("matched_quality_run_ratio", "SUMO runs saved at matched quality (direct runs / bridge + refine runs)"),
-    ("offline_sumo_runs", "offline: SUMO runs of the training calibrations"),
-    ("offline_wall_s", "offline: wall seconds of the training calibrations"),
+    ("offline_sumo_runs", "offline: SUMO runs ({offline})"),
+    ("offline_wall_s", "offline: wall seconds ({offline})"),
     ("break_even_scenarios", "new scenarios before the offline runs pay off"),
     ("break_even_scenarios_vs_direct_gauss_newton", "the same against direct Gauss–Newton (inf: never)"),
     ("amortised_sumo_runs_per_scenario_100_new_bridge", "SUMO runs per scenario over 100 new ones, bridge"),
@@ -132,7 +132,7 @@ def table_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             number = figures.get(key)
             value = f"{number:.4g}" if isinstance(number, float) else str(number)
-        rows.append((words, value))
+        rows.append((words.format(offline=figures.get("offline_cost_of", "the training calibrations")), value))
     return rows
 
 

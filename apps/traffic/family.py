@@ -9,7 +9,9 @@ fixing ``first_test_index`` lets the training set grow or shrink while the held-
 with the scenario's observation seed) and returns :class:`core.bridge.scenario.Scenario` objects whose
 ``context`` carries everything an objective needs in another process: ``traffic`` (the scenario), ``observed``
 (Y) and ``workdir`` (where the built files are cached; rebuilt on demand), and ``features``: Y's summary
-statistics (:data:`apps.traffic.scoring.SUMMARY_STATISTICS`), an input of h with ``fit.feature_inputs``.
+statistics (:data:`apps.traffic.scoring.SUMMARY_STATISTICS`), an input of h with ``fit.feature_inputs``; a
+training scenario's context also carries ``known_params`` (its θ*: h's target with ``fit.targets: known``) and
+``observation_wall_s`` (what simulating its Y took: that target's offline cost).
 Observations are cached too, so a second call costs nothing.
 
 Example:
@@ -22,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from apps.traffic.scenario import THETA, TrafficScenario, build, check_theta
-from apps.traffic.simulator import DetectorSeries, simulate
+from apps.traffic.simulator import DetectorSeries, RunInfo, simulate
 from core.errors import ConfigError
 
 DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.2], "speed_factor": [0.85, 1.15], "tau": [1.05, 1.9]}
@@ -129,6 +132,9 @@ class TrafficFamily:
             series = y.to_dict()
             features = dict(zip(SUMMARY_STATISTICS, summary_statistics(series), strict=True))  # fit.feature_inputs
             context = {"traffic": spec.to_dict(), "observed": series, "workdir": str(workdir), "features": features}
+            if split == "train":  # simulated at a θ* the family drew: a known target (fit.targets: known)
+                context["known_params"] = dict(spec.theta_star)
+                context["observation_wall_s"] = y.run.wall_s if y.run is not None else None
             out.append(Scenario(name, split, seed, context))  # type: ignore[arg-type]
         return out
 
@@ -152,10 +158,18 @@ def observe(scenario: TrafficScenario, workdir: str | Path, timeout: float = 300
 
     built = build(scenario, workdir)
     tag = json.dumps([dict(sorted(scenario.theta_star.items())), scenario.observation_seed], sort_keys=True)
-    path = built.folder / f"observed-{hashlib.sha1(tag.encode()).hexdigest()[:12]}.json"
+    digest = hashlib.sha1(tag.encode()).hexdigest()[:12]
+    path = built.folder / f"observed-{digest}.json"
+    run_path = built.folder / f"observation-run-{digest}.json"  # what the run cost and did (absent in older caches)
     if path.is_file():
-        return DetectorSeries.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        series = DetectorSeries.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if run_path.is_file():
+            info = json.loads(run_path.read_text(encoding="utf-8"))
+            series.run = RunInfo(**{**info, "warning_lines": tuple(info.get("warning_lines", ()))})
+        return series
     series = simulate(built, scenario, scenario.theta_star, scenario.observation_seed, timeout=timeout)
+    if series.run is not None:
+        write_atomic(run_path, json.dumps(dataclasses.asdict(series.run)) + "\n")
     write_atomic(path, json.dumps(series.to_dict()) + "\n")
     return series
 

@@ -317,10 +317,11 @@ def family_figures(
     figures["bridge_over_noise_floor_loss"] = float(loss["bridge"].mean() / loss["theta_star"].mean())
     figures["direct_over_noise_floor_loss"] = float(loss["direct"].mean() / loss["theta_star"].mean())
 
-    # cost: SUMO runs and wall seconds, offline (training calibrations) and per new scenario
+    # cost: SUMO runs and wall seconds, offline (the training calibrations, or with fit.targets: known the runs
+    # that simulated the training observations) and per new scenario
     train = [r for r in pairs if r["split"] == "train"]
     offline_runs = sum(int(float(r["expensive_trials"])) for r in train)
-    offline_wall = sum(float(r["expensive_wall_s"]) for r in train)
+    offline_wall = sum(float(r["expensive_wall_s"] or math.nan) for r in train)  # nan: a wall not recorded
     tests = {r["scenario"]: r for r in pairs if r["split"] == "test"}
     refine_runs = float(np.mean([s["runs"]["refine"] for s in scores]))
     direct_runs = float(np.mean([s["runs"]["direct"] for s in scores]))
@@ -332,8 +333,14 @@ def family_figures(
     target = float(loss["refine"].mean())
     reached = [c for c, value in sorted(curve.items()) if value <= target]
     matched = reached[0] if reached else None
+    card = json.loads((workspace.model_dir / "card.json").read_text(encoding="utf-8"))
+    known = card.get("targets") == "known"
     figures.update(
         {
+            "fit_targets": "known" if known else "calibrated",
+            "offline_cost_of": "the runs that simulated the training observations"
+            if known
+            else "the training calibrations",
             "offline_sumo_runs": offline_runs,
             "offline_wall_s": offline_wall,
             "n_train_scenarios": len(train),

@@ -63,6 +63,8 @@ class AnalyticFamily:
                 "mapping": self.mapping,
                 "delay": self.delay,
             }
+            if split == "train":  # h's target with fit.targets: known
+                context["known_params"] = {f"theta{i}": v for i, v in enumerate(theta_star)}
             out.append(Scenario(f"{split}-{number:03d}", split, self.seed * 1000 + index, context))
         return out
 

@@ -140,6 +140,12 @@ def prepare(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
             where="scenarios",
             hint="a bridge needs both",
         )
+    if known_targets(cfg):  # fail before any study runs
+        _no_curvature_without_studies(cfg)
+        expensive_names = list(_model_config(cfg, "expensive").params)
+        for scenario in scenarios:
+            if scenario.split == "train":
+                _known_params(scenario, expensive_names)
     save_run_config(cfg, workspace.root)
     for scenario in scenarios:
         path = workspace.scenario_file(scenario.name)
@@ -222,16 +228,38 @@ def _planned_studies(cfg: DictConfig, workspace: Workspace) -> list[tuple[Scenar
     plan = []
     for scenario in workspace.scenarios():
         plan.append((scenario, "cheap"))
-        if scenario.split == "train" or cfg.evaluate.direct_reference:
+        if (scenario.split == "train" and not known_targets(cfg)) or (
+            scenario.split == "test" and cfg.evaluate.direct_reference
+        ):
             plan.append((scenario, "expensive"))
         if scenario.split == "test" and int(cfg.evaluate.get(DIRECT_GN) or 0) > 0:
             plan.append((scenario, DIRECT_GN))
     return plan
 
 
+def known_targets(cfg: DictConfig) -> bool:
+    """``fit.targets: known``: the training scenarios' θ targets are the parameters they were simulated with."""
+    return str(cfg.fit.get("targets", "calibrated")) == "known"
+
+
+def _known_params(scenario: Scenario, names: Sequence[str]) -> dict[str, float]:
+    """A training scenario's ``context.known_params`` (every expensive parameter), or one clear error."""
+    known = scenario.context.get("known_params")
+    missing = [n for n in names if not isinstance(known, dict) or n not in known]
+    if missing:
+        raise ConfigError(
+            f"fit.targets is known but training scenario {scenario.name!r} has no known " + ", ".join(missing),
+            where="fit.targets",
+            hint="the family must put the parameters it simulated each training scenario with in "
+            "context['known_params'], or use fit.targets: calibrated",
+        )
+    return {n: float(known[n]) for n in names}  # type: ignore[index]
+
+
 def optimize(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) -> dict[str, Any]:
-    """Calibrate the cheap model on every scenario and the expensive one on the training scenarios (and on the
-    test ones when ``evaluate.direct_reference``: direct HPO, the reference), ``parallel_studies`` at once."""
+    """Calibrate the cheap model on every scenario and the expensive one on the training scenarios (unless
+    ``fit.targets: known``) and on the test ones when ``evaluate.direct_reference`` (direct HPO, the reference),
+    ``parallel_studies`` at once."""
     plan = _planned_studies(cfg, workspace)
     todo = [(s, r) for s, r in plan if not (workspace.study_dir(s.name, r) / "result.json").is_file()]
     log(f"optimize: {len(plan)} studies, {len(plan) - len(todo)} done before, {len(todo)} to run")
@@ -258,6 +286,7 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
     the mean of its expensive study's k best trials' parameters (``theta_top_k`` says so), not the single best:
     the best of a few noisy runs is partly chosen by the seed's noise, and the runs near it average that out."""
     top_k = int(cfg.fit.get("target_top_k", 1))
+    known = known_targets(cfg)
     journal = open_journal(workspace.storage) if top_k > 1 and workspace.storage.is_file() else None
     rows, excluded = [], []
     cheap_names = list(_model_config(cfg, "cheap").params)
@@ -269,7 +298,7 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         expensive_dir = workspace.study_dir(scenario.name, "expensive")
         expensive = StudyResult.load(expensive_dir) if (expensive_dir / "result.json").is_file() else None
         if cheap.best_value is None or (
-            scenario.split == "train" and (expensive is None or expensive.best_value is None)
+            scenario.split == "train" and not known and (expensive is None or expensive.best_value is None)
         ):
             excluded.append(scenario.name)
             log(f"collect: warning: {scenario.name} excluded (a study found no finished trial)")
@@ -283,6 +312,13 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         if found and journal is not None and scenario.split == "train":
             trials = load_trials(journal, study_name(scenario.name, "expensive"))
             theta = top_k_params(trials, top_k) or theta
+        if known and scenario.split == "train":  # simulated with known θ: its observations are the offline cost
+            row.update({f"theta.{n}": v for n, v in _known_params(scenario, expensive_names).items()})
+            wall = scenario.context.get("observation_wall_s")  # unknown: left empty, never counted as 0
+            row.update({"theta_top_k": "", "expensive_best": "", "expensive_trials": 1,
+                        "expensive_wall_s": float(wall) if wall is not None else ""})  # fmt: skip
+            rows.append(row)
+            continue
         row.update({f"theta.{n}": theta[n] if theta else "" for n in expensive_names})
         row["theta_top_k"] = top_k if theta and scenario.split == "train" else ""
         row.update(
@@ -295,11 +331,18 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         rows.append(row)
     write_csv(workspace.pairs, rows)
     targets = "the best trial's θ" if top_k == 1 else f"the mean θ of the {top_k} best trials"
+    if known:
+        targets = "the θ each was simulated with (context.known_params)"
     log(
         f"collect: {len(rows)} pairs in {workspace.pairs} (training targets: {targets})"
         + (f", excluded {', '.join(excluded)}" if excluded else "")
     )
-    return {"pairs": len(rows), "excluded": excluded, "target_top_k": top_k}
+    return {
+        "pairs": len(rows),
+        "excluded": excluded,
+        "target_top_k": top_k,
+        "targets": "known" if known else "calibrated",
+    }
 
 
 # -- fit --------------------------------------------------------------------------------------------------------
@@ -356,6 +399,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
         "shrinkage_weight": shrinkage,
         "anchor": anchor,
         "prior": dict(zip(names_out, prior, strict=True)) if prior is not None else None,
+        "targets": "known" if known_targets(cfg) else "calibrated",
         "target_top_k": int(cfg.fit.get("target_top_k", 1)),
         "cv_mse_standardized": cv,
         "fallback_to_mean": [n for n, c in chosen.items() if c == "mean"],
@@ -570,10 +614,22 @@ def _gauss_newton_refine(
     return best, probed.wall_s + stepped.wall_s, len(probes) + 1
 
 
+def _no_curvature_without_studies(cfg: DictConfig) -> None:
+    """``evaluate.refine_order: curvature`` reads the training studies, which ``fit.targets: known`` never runs."""
+    if known_targets(cfg) and str(cfg.evaluate.get("refine_order", "uncertainty")) == "curvature":
+        raise ConfigError(
+            "evaluate.refine_order: curvature reads the training scenarios' expensive studies, and with "
+            "fit.targets: known there are none",
+            where="evaluate.refine_order",
+            hint="use refine_order: uncertainty (the least certain parameter first), or fit.targets: calibrated",
+        )
+
+
 def training_curvature(cfg: DictConfig, workspace: Workspace, names: Sequence[str]) -> list[float]:
     """The expensive loss's curvature per θ parameter (per squared share of its range), from the training
     scenarios' expensive studies (:func:`core.bridge.refine.loss_curvature`): what ``evaluate.refine_order:
     curvature`` ranks the refine steps by. Only training studies are read."""
+    _no_curvature_without_studies(cfg)
     params = _model_config(cfg, "expensive").params
     studies = []
     journal = open_journal(workspace.storage)

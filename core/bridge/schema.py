@@ -120,6 +120,14 @@ class FitSchema:
         doc="centre: the middle of each θ parameter's search range competes with the training mean as the anchor "
         "each output is shrunk toward (by its error on the training targets); none: the training mean only",
     )
+    targets: str = option(
+        "calibrated",
+        choices=["calibrated", "known"],
+        doc="each training scenario's θ̂ target: calibrated: found by the expensive model's study on the scenario "
+        "(the offline cost); known: the parameters the scenario was simulated with (context.known_params, given "
+        "by a family that makes synthetic training scenarios): no training study runs, the offline cost is the "
+        "one expensive run that made each training scenario's observations",
+    )
     target_top_k: int = option(
         1,
         ge=1,

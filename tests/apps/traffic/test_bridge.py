@@ -102,6 +102,25 @@ def test_traffic_bridge_end_to_end(
     assert json.loads((workspace / "model" / "card.json").read_text())["prior"] is None
     assert figures["n_test_scenarios"] == 2
 
+    # known targets: h refitted to the θ* each training scenario was simulated with; the offline cost is then the
+    # 4 SUMO runs that simulated the training observations, and the table says so
+    from apps.traffic.bridge import table_rows
+    from core.errors import ConfigError
+
+    known = [*TINY, f"workspace={workspace}", "fit.targets=known"]
+    with pytest.raises(ConfigError, match="there are none"):  # curvature needs training studies
+        run_bridge(load_config(DEMO, known), log=lambda _: None, progress=False, redo_from="prepare")
+    cfg = load_config(DEMO, [*known, "evaluate.refine_order=uncertainty"])
+    figures = run_bridge(cfg, log=lambda _: None, progress=False, redo_from="prepare")
+    assert figures["fit_targets"] == "known" and figures["offline_sumo_runs"] == 4
+    assert 0 < figures["offline_wall_s"] < 600
+    with (workspace / "pairs.csv").open() as handle:
+        train = [r for r in csv.DictReader(handle) if r["split"] == "train"]
+    for r in train:
+        star = Scenario.load(workspace / "scenarios" / f"{r['scenario']}.json").context["traffic"]["theta_star"]
+        assert {n: float(r[f"theta.{n}"]) for n in star} == pytest.approx(star)
+    assert ("offline: SUMO runs (the runs that simulated the training observations)", "4") in table_rows(figures)
+
 
 def test_a_search_space_with_tau_below_the_step_is_one_error_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -45,6 +45,14 @@ def test_family_yields_distinct_train_and_test_scenarios_with_observations(tmp_p
     cached = TrafficFamily(n_train=2, n_test=1, seed=3, workdir=tmp_path, progress=False, **SMALL).scenarios()  # type: ignore[arg-type]
     assert [s.context["observed"] for s in cached] == [s.context["observed"] for s in scenarios]
     assert len(list(tmp_path.glob("*/observed-*.json"))) == 3
+    # a training scenario was simulated at its θ*: a known target (fit.targets: known), with what its run took
+    for s, again in zip(scenarios, cached, strict=True):
+        if s.split == "train":
+            assert s.context["known_params"] == s.context["traffic"]["theta_star"]
+            assert s.context["observation_wall_s"] > 0
+            assert again.context["observation_wall_s"] == s.context["observation_wall_s"]  # read back from the cache
+        else:
+            assert "known_params" not in s.context and "observation_wall_s" not in s.context  # θ* stays hidden
 
 
 def test_objectives_take_a_bridge_scenario_and_parameters(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.bridge.analytic import cheap
+from core.bridge.analytic import AnalyticFamily, cheap
 from core.bridge.scenario import Scenario
 
 
@@ -21,3 +21,13 @@ def cheap_uninformative(scenario: Scenario, params: Mapping[str, float]) -> floa
 
     noise = random.Random(f"{scenario.name}{params}").uniform(0, 1e-3)
     return float(sum((float(v) - 0.5) ** 2 for v in params.values()) + noise)
+
+
+class UnknownFamily(AnalyticFamily):
+    """The analytic family, its training scenarios without ``known_params`` (as if calibrated from real data)."""
+
+    def scenarios(self) -> list[Scenario]:
+        return [
+            Scenario(s.name, s.split, s.seed, {k: v for k, v in s.context.items() if k != "known_params"})
+            for s in super().scenarios()
+        ]

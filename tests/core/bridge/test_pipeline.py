@@ -14,7 +14,7 @@ from core.bridge.pipeline import run
 from core.bridge.scenario import Scenario
 from core.bridge.studies import StudyResult
 from core.config import load_config, package_dir
-from core.errors import UserError
+from core.errors import ConfigError, UserError
 
 EXAMPLE = package_dir("core.bridge.config") / "examples" / "analytic.yaml"
 
@@ -314,6 +314,34 @@ def test_top_k_targets_and_a_refit_reevaluate_at_the_new_prediction(tmp_path: Pa
     (trial,) = load_trials(open_journal(workspace.storage), "test-000/bridge")  # one check run, at the new prediction
     assert trial.params["theta0"] == pytest.approx(float(after["pred.theta0"]))
     assert float(after["bridge_value"]) == pytest.approx(trial.value)
+
+
+def test_known_targets_need_no_training_study_and_count_one_run_per_training_scenario(tmp_path: Path) -> None:
+    """With fit.targets=known a training target is the θ the scenario was simulated with (its
+    context.known_params), no expensive study runs on a training scenario, and the offline cost in pairs.csv is
+    one run per training scenario; a family without known_params is refused before any study runs."""
+    from core.bridge.studies import open_journal
+
+    cfg = _config(tmp_path, *QUICK, "fit.targets=known")
+    messages: list[str] = []
+    workspace = run(cfg, log=messages.append, progress=False)
+    assert any("the θ each was simulated with" in m for m in messages)
+    names = {s.study_name for s in open_journal(workspace.storage).get_all_studies()}
+    assert not any(n.startswith("train-") and n.endswith("/expensive") for n in names)
+    assert "test-000/expensive" in names  # direct HPO, the reference, still runs
+    for row in (r for r in _rows(workspace.pairs) if r["split"] == "train"):
+        star = Scenario.load(workspace.scenario_file(row["scenario"])).context["theta_star"]
+        assert [float(row["theta.theta0"]), float(row["theta.theta1"])] == star
+        assert row["expensive_trials"] == "1" and row["expensive_wall_s"] == ""  # the family records no wall
+    card = json.loads((workspace.model_dir / "card.json").read_text())
+    assert card["targets"] == "known"
+
+    plain = _config(
+        tmp_path / "plain", *QUICK, "fit.targets=known", "scenarios._target_=tests.core.bridge.helpers.UnknownFamily"
+    )
+    with pytest.raises(ConfigError, match="has no known theta0, theta1"):
+        run(plain, log=lambda _: None, progress=False)
+    assert not (tmp_path / "plain" / "ws" / "studies.journal").exists()
 
 
 def test_cheap_loss_input_makes_the_cheap_calibrations_loss_an_input_of_h(tmp_path: Path) -> None:
