@@ -131,7 +131,9 @@ class TrafficFamily:
         for (name, split, seed, spec), y in zip(specs, observed, strict=True):
             series = y.to_dict()
             features = dict(zip(SUMMARY_STATISTICS, summary_statistics(series), strict=True))  # fit.feature_inputs
-            context = {"traffic": spec.to_dict(), "observed": series, "workdir": str(workdir), "features": features}
+            context: dict[str, Any] = {
+                "traffic": spec.to_dict(), "observed": series, "workdir": str(workdir), "features": features
+            }  # fmt: skip
             if split == "train":  # simulated at a θ* the family drew: a known target (fit.targets: known)
                 context["known_params"] = dict(spec.theta_star)
                 context["observation_wall_s"] = y.run.wall_s if y.run is not None else None

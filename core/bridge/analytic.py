@@ -57,7 +57,7 @@ class AnalyticFamily:
             split: Split = "train" if index < self.n_train else "test"
             number = index if split == "train" else index - self.n_train
             theta_star = [round(float(v), 6) for v in rng.uniform(-1.5, 1.5, self.dim)]
-            context = {
+            context: dict[str, object] = {
                 "theta_star": theta_star,
                 "xi_star": cheap_optimum(theta_star, self.mapping),
                 "mapping": self.mapping,
