@@ -248,6 +248,7 @@ CASES: list[Case] = [
         "workspace={ws}/runs/br-o",
     ),
     case("bridge run", ANALYTIC, "workspace=/dev/full/ws"),
+    case("bridge run", ANALYTIC, "fit.targets=guessed", "workspace={ws}/runs/br-p"),
     case("bridge study", ANALYTIC, "--scenario", "nosuch", "--role", "cheap", "workspace={ws}/runs/br-d"),
     case("bridge study", ANALYTIC, "--scenario", "train-000", "--role", "medium"),
     case("bridge study", "{ws}/absent.yaml", "--scenario", "train-000", "--role", "cheap"),

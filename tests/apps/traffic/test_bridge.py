@@ -37,7 +37,14 @@ def test_traffic_bridge_end_to_end(
     out = capsys.readouterr().out
     assert "2 held-out scenarios" in out and "noise floor" in out and "pay off" in out
     figures = json.loads((workspace / "report" / "traffic.json").read_text())
-    assert figures["n_test_scenarios"] == 2 and figures["n_fresh_seeds"] == 2 and figures["offline_sumo_runs"] == 16
+    assert figures["n_test_scenarios"] == 2 and figures["n_fresh_seeds"] == 2
+    # known targets (the default): no training calibration; the offline cost is the 4 runs that simulated the
+    # training observations, and the table says so
+    assert figures["fit_targets"] == "known" and figures["offline_sumo_runs"] == 4
+    assert 0 < figures["offline_wall_s"] < 600
+    from apps.traffic.bridge import table_rows
+
+    assert ("offline: SUMO runs (the runs that simulated the training observations)", "4") in table_rows(figures)
     assert figures["best_baseline"] in BASELINES
     assert figures["bridge_minus_best_baseline_ci_low"] <= figures["bridge_minus_best_baseline_ci_high"]
     # the second reference: Gauss–Newton rounds from the centre, 4 SUMO runs, scored on the same fresh seeds
@@ -70,14 +77,21 @@ def test_traffic_bridge_end_to_end(
 
     storage = JournalStorage(JournalFileBackend(str(workspace / "studies.journal")))
     names = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
-    assert {f"{name}/cheap", f"{name}/expensive", f"{name}/bridge", "train-003/expensive"} <= names
+    assert {f"{name}/cheap", f"{name}/expensive", f"{name}/bridge", "train-003/cheap"} <= names
+    assert "train-003/expensive" not in names
+    with (workspace / "pairs.csv").open() as handle:
+        train = [r for r in csv.DictReader(handle) if r["split"] == "train"]
+    for r in train:  # h's targets: the θ* each training scenario was simulated with
+        star = Scenario.load(workspace / "scenarios" / f"{r['scenario']}.json").context["traffic"]["theta_star"]
+        assert {n: float(r[f"theta.{n}"]) for n in star} == pytest.approx(star)
 
     # a second run resumes: every stage is skipped, the figures are read back
     assert main(["traffic", "bridge", DEMO, *TINY, f"workspace={workspace}"]) == 0
     assert "skipped" in capsys.readouterr().err
 
-    # h refitted (another anchor, single-best targets): the check runs move to the new predictions, and scoring
-    # simulates only θ that changed (θ* and direct HPO's are read back from the cached scores)
+    # h refitted (another anchor, calibrated targets: each training scenario's 4-run study, its best run): the check
+    # runs move to the new predictions, and scoring simulates only θ that changed (θ* and direct HPO's are read
+    # back from the cached scores)
     import apps.traffic.simulator as simulator
     from apps.traffic.bridge import run_bridge
     from core.config import load_config
@@ -89,9 +103,10 @@ def test_traffic_bridge_end_to_end(
         simulated.append(dict(theta))
         return original(built, spec, theta, seed, **kwargs)
 
-    cfg = load_config(DEMO, [*TINY, f"workspace={workspace}", "fit.prior=none", "fit.target_top_k=1"])
+    calibrated = ["fit.targets=calibrated", "fit.target_top_k=1", "evaluate.refine_order=curvature"]
+    cfg = load_config(DEMO, [*TINY, f"workspace={workspace}", "fit.prior=none", *calibrated])
     monkeypatch.setattr(simulator, "simulate", counting)
-    figures = run_bridge(cfg, log=lambda _: None, progress=False, redo_from="collect")
+    figures = run_bridge(cfg, log=lambda _: None, progress=False, redo_from="prepare")
     with (workspace / "evaluation.csv").open() as handle:
         row = {r["scenario"]: r for r in csv.DictReader(handle)}[name]
     rescored = json.loads((workspace / "report" / "scores" / f"{name}.json").read_text())
@@ -101,25 +116,14 @@ def test_traffic_bridge_end_to_end(
     assert dict(spec.theta_star) not in simulated and rescored["theta"]["direct"] not in simulated
     assert json.loads((workspace / "model" / "card.json").read_text())["prior"] is None
     assert figures["n_test_scenarios"] == 2
+    assert figures["fit_targets"] == "calibrated" and figures["offline_sumo_runs"] == 16  # 4 studies of 4 runs
 
-    # known targets: h refitted to the θ* each training scenario was simulated with; the offline cost is then the
-    # 4 SUMO runs that simulated the training observations, and the table says so
-    from apps.traffic.bridge import table_rows
+    # refine_order: curvature reads the training studies, which known targets never run: one error line
     from core.errors import ConfigError
 
-    known = [*TINY, f"workspace={workspace}", "fit.targets=known"]
-    with pytest.raises(ConfigError, match="there are none"):  # curvature needs training studies
-        run_bridge(load_config(DEMO, known), log=lambda _: None, progress=False, redo_from="prepare")
-    cfg = load_config(DEMO, [*known, "evaluate.refine_order=uncertainty"])
-    figures = run_bridge(cfg, log=lambda _: None, progress=False, redo_from="prepare")
-    assert figures["fit_targets"] == "known" and figures["offline_sumo_runs"] == 4
-    assert 0 < figures["offline_wall_s"] < 600
-    with (workspace / "pairs.csv").open() as handle:
-        train = [r for r in csv.DictReader(handle) if r["split"] == "train"]
-    for r in train:
-        star = Scenario.load(workspace / "scenarios" / f"{r['scenario']}.json").context["traffic"]["theta_star"]
-        assert {n: float(r[f"theta.{n}"]) for n in star} == pytest.approx(star)
-    assert ("offline: SUMO runs (the runs that simulated the training observations)", "4") in table_rows(figures)
+    cfg = load_config(DEMO, [*TINY, f"workspace={workspace}", "evaluate.refine_order=curvature"])
+    with pytest.raises(ConfigError, match="there are none"):
+        run_bridge(cfg, log=lambda _: None, progress=False, redo_from="prepare")
 
 
 def test_a_search_space_with_tau_below_the_step_is_one_error_line(
