@@ -1,8 +1,6 @@
-"""The cheap spatial queue model: spillback and storage, conservation, responses to ξ, speed, fit to Y."""
+"""The cheap spatial queue model: spillback and storage, conservation, responses to ξ, fit to Y."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -53,20 +51,6 @@ def test_responses_to_xi(tiny: Tiny) -> None:
     assert starved.counts.sum() < 0.9 * base.counts.sum()  # queues hold vehicles back
     with pytest.raises(Exception, match="unknown cheap-model parameter"):
         model.simulate({"jam": 1.0})
-
-
-def test_cheap_model_is_much_cheaper_than_sumo(tiny: Tiny) -> None:
-    from apps.traffic.simulator import simulate
-
-    spec, built = tiny
-    model = LinkQueueModel(built, spec)
-    start = time.perf_counter()
-    for _ in range(5):
-        model.simulate({})
-    cheap = (time.perf_counter() - start) / 5
-    start = time.perf_counter()
-    simulate(built, spec, spec.theta_star, seed=1)
-    assert cheap < (time.perf_counter() - start) / 3  # the figure itself is measured in tools/bench/traffic.py
 
 
 def test_xi_calibrated_to_sumo_observations_tracks_theta_star(tiny: Tiny) -> None:
