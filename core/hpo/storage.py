@@ -123,9 +123,10 @@ class FileLock(BudgetLock):
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._thread_lock:  # a thread inside the lock keeps its descriptor until it has released it
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 class PostgresAdvisoryLock(BudgetLock):
@@ -160,9 +161,10 @@ class PostgresAdvisoryLock(BudgetLock):
             self._connection = None
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        with self._thread_lock:  # a thread inside the lock keeps its connection until it has released it
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
 
 class JournalLock:

@@ -192,6 +192,37 @@ def test_no_progress_still_prints_the_summary(tmp_path: Path, capsys: pytest.Cap
     assert "hpo: 2 complete, 0 pruned, 0 failed; best 0.5" in err
 
 
+def test_closing_a_budget_lock_waits_for_the_thread_inside_it(tmp_path: Path) -> None:
+    """close() while another thread holds the lock waits for that thread's release (it used to close the
+    descriptor under it: EBADF in the holder's release)."""
+    import threading
+
+    from core.hpo.storage import FileLock
+
+    lock = FileLock(tmp_path / "study.journal.budget-lock")
+    inside, leave, errors = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        try:
+            with lock:
+                inside.set()
+                leave.wait(10)
+        except OSError as exc:
+            errors.append(exc)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=lock.close, daemon=True)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close() did not wait for the thread inside the lock"
+    leave.set()
+    holder.join(10)
+    closer.join(10)
+    assert not closer.is_alive() and errors == [] and lock._fd is None
+
+
 def test_an_interrupted_budget_lock_does_not_deadlock_the_next_acquire(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
