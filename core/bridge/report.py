@@ -50,7 +50,13 @@ def write_report(workspace: Workspace, cfg: DictConfig) -> Path:
 
     lines = [f"# Model bridge report: {cfg.name}", ""]
     keys = sorted({k for scores in card["cv_mse_standardized"].values() for k in scores})
+    targets = {
+        "known": "the parameters each training scenario was simulated with (fit.targets: known)",
+        "calibrated": f"each training scenario's calibration (the mean of its {card.get('target_top_k', 1)} best runs)",
+    }[card.get("targets", "calibrated")]
     lines += [
+        f"h's targets: {targets}.",
+        "",
         f"Regression models, chosen per output by cross-validation on {card['n_pairs']} training pairs "
         "(mean squared error on standardized targets; `mean` predicts the training mean, about 1; `prior` the "
         "anchor given, e.g. the centre of the search range; `shrunk` the prediction as used). Each output predicts "

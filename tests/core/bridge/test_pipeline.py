@@ -335,6 +335,10 @@ def test_known_targets_need_no_training_study_and_count_one_run_per_training_sce
         assert row["expensive_trials"] == "1" and row["expensive_wall_s"] == ""  # the family records no wall
     card = json.loads((workspace.model_dir / "card.json").read_text())
     assert card["targets"] == "known"
+    assert (
+        "h's targets: the parameters each training scenario was simulated with"
+        in (workspace.report_dir / "report.md").read_text()
+    )
 
     plain = _config(
         tmp_path / "plain", *QUICK, "fit.targets=known", "scenarios._target_=tests.core.bridge.helpers.UnknownFamily"
