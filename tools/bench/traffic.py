@@ -3,8 +3,10 @@
 For each family (``apps/traffic/config/grid.yaml``: uncongested 3×3 grids; ``congested.yaml``: random networks
 near capacity, with spillback) the whole protocol of ``kakehashi traffic bridge`` runs:
 
-1. the cheap spatial queue model is calibrated on every scenario, microscopic SUMO (TPE) on the training scenarios
-   (20 runs each: the offline cost) and on every held-out scenario (direct HPO, 50 runs: the reference);
+1. the cheap spatial queue model is calibrated on every scenario and microscopic SUMO (TPE) on every held-out
+   scenario (direct HPO, 50 runs: the reference); h's training targets are the θ* each training scenario was
+   simulated with (``fit.targets: known``: the offline cost is those runs), or with ``--set
+   fit.targets=calibrated`` SUMO calibrations of the training scenarios (``--trials`` runs each);
 2. h: ξ̂ → θ̂ is fitted per output by cross-validation; on each held-out scenario θ̂ = h(ξ̂) is checked by one SUMO
    run and refined by up to 4 more, as many as the prediction's uncertainty asks for;
 3. every θ̂ (bridge, refine, direct HPO, the baselines centre / training mean / nearest training scenario /
@@ -22,10 +24,11 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
 
 Running some of the families updates their keys in ``--out`` and keeps the other families' figures there. The
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
-``--variant-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file:
+``--variant-experiment``, ``--known-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``),
+never to a draw's file:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
-        --calibration-experiment --variant-experiment      # in the first draw's workspace, on its training studies
+        --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
 """
 
 from __future__ import annotations
@@ -533,7 +536,6 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     from core.bridge.refine import gauss_newton_search
     from core.bridge.studies import load_trials, open_journal
     from core.bridge.workspace import study_name
-    from core.files import write_atomic
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
     centre = {n: round((lo + hi) / 2, 12) for n, (lo, hi) in zip(names, bounds, strict=True)}
@@ -562,7 +564,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
                 "sumo_runs": len(runs) + 3 * len(finals), "wall_s": time.perf_counter() - started,
             }  # fmt: skip
             records[row["scenario"]] = record
-            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            _save_records(cache, records)
             log(f"calibration experiment {row['scenario']}: {record['fresh']}")
         for row in rows:  # stage 2: h from each target, leave one out, refined as the bridge does
             record = records[row["scenario"]]
@@ -595,7 +597,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             record["bridge_fresh"] = {**record.get("bridge_fresh", {}), **scores}
             record["searches"] = {**record.get("searches", {}), **searches}
             record["wall_s"] += time.perf_counter() - started
-            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            _save_records(cache, records)
             log(f"calibration experiment {row['scenario']}: bridge {record['bridge_fresh']}")
         for row in rows:  # stage 3: fresh-seed loss of each search's incumbent after k runs, k = 1 … its budget
             record = records[row["scenario"]]
@@ -617,7 +619,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             record["curve"] = {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
                                for name, path in incumbents.items()}  # fmt: skip
             record["wall_s"] += time.perf_counter() - started
-            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            _save_records(cache, records)
             log(f"calibration experiment {row['scenario']}: curves scored")
         for row in rows:  # stage 4: from h's prediction with the centre search's wide steps and prior (25%)
             record = records[row["scenario"]]
@@ -634,13 +636,11 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             record["searches"]["bridge_wide"] = [[p, v] for p, v, _ in searched]
             record["curve"]["bridge_wide_gauss_newton"] = [scores[str(k)] for k in range(1, len(path) + 1)]
             record["wall_s"] += time.perf_counter() - started
-            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            _save_records(cache, records)
             log(f"calibration experiment {row['scenario']}: wide search from h scored")
     kept = [records[r["scenario"]] for r in rows]
-    out: dict[str, Any] = {"calibration_experiment_scenarios": len(kept),
-                           "calibration_experiment_budget": CALIBRATION_BUDGET,
-                           "calibration_experiment_sumo_runs": sum(r["sumo_runs"] for r in kept),
-                           "calibration_experiment_wall_s": sum(r["wall_s"] for r in kept)}  # fmt: skip
+    out: dict[str, Any] = _totals("calibration_experiment", kept)
+    out["calibration_experiment_budget"] = CALIBRATION_BUDGET
     widths = np.array([hi - lo for lo, hi in bounds])
     for method in ("gauss_newton_5", "gauss_newton_10", "tpe_10", "tpe_20", "theta_star"):
         out[f"calibration_experiment_loss_{method}"] = statistics.fmean(r["fresh"][method] for r in kept)
@@ -716,7 +716,6 @@ def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str,
     from apps.traffic.simulator import simulate
     from core.bridge.refine import STEP_MAX_SHARE, gauss_newton_point, gauss_newton_search
     from core.bridge.scenario import Scenario
-    from core.files import write_atomic
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
     calibrations = {
@@ -793,14 +792,12 @@ def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str,
     with ThreadPoolExecutor(2) as pool:  # two scenarios at a time, each one SUMO run at a time
         for record in pool.map(one, todo):
             records[record["scenario"]] = record
-            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            _save_records(cache, records)
             finals = {name: round(curve[-1], 4) for name, curve in record["curve"].items()}
             log(f"variant experiment {record['scenario']}: {finals}")
     kept = [records[r["scenario"]] for r in rows]
     bridge = [calibrations[r["scenario"]]["curve"]["bridge_wide_gauss_newton"] for r in rows]
-    out: dict[str, Any] = {"variant_experiment_scenarios": len(kept),
-                           "variant_experiment_sumo_runs": sum(r["sumo_runs"] for r in kept),
-                           "variant_experiment_wall_s": sum(r["wall_s"] for r in kept)}  # fmt: skip
+    out: dict[str, Any] = _totals("variant_experiment", kept)
     for k in range(1, VARIANT_BUDGET + 1):
         out[f"variant_experiment_loss_bridge_refine_{k}"] = statistics.fmean(b[k - 1] for b in bridge)
     for name in kept[0]["curve"]:
@@ -840,7 +837,6 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     from core.bridge.refine import gauss_newton_search
     from core.bridge.scenario import Scenario
     from core.bridge.workspace import read_csv
-    from core.files import write_atomic
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
     held = [r for r in read_csv(ws.pairs) if r["split"] == "test"]
@@ -881,7 +877,7 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
             seeds = _fresh_seeds(spec)
             scores = _fresh_scores(run, {**points, **finals}, seeds, pool)
             distinct = set(map(_key, [*points.values(), *finals.values()]))
-            record = {
+            record: dict[str, Any] = {
                 "scenario": row["scenario"], "paths": paths, "baselines": finals,
                 "curve": {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
                           for name, path in incumbents.items()},
@@ -890,14 +886,12 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
                 "wall_s": time.perf_counter() - started,
             }  # fmt: skip
             records[row["scenario"]] = record
-            write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+            _save_records(cache, records)
             finals_ = {name: round(curve[-1], 4) for name, curve in record["curve"].items()}
             log(f"known experiment {row['scenario']}: {finals_}")
     kept = [records[r["scenario"]] for r in rows]
     bridge = [calibrations[r["scenario"]]["curve"]["bridge_wide_gauss_newton"] for r in rows]
-    out: dict[str, Any] = {"known_experiment_scenarios": len(kept),
-                           "known_experiment_sumo_runs": sum(r["sumo_runs"] for r in kept),
-                           "known_experiment_wall_s": sum(r["wall_s"] for r in kept)}  # fmt: skip
+    out: dict[str, Any] = _totals("known_experiment", kept)
     for k in (1, VARIANT_BUDGET):
         out[f"known_experiment_loss_tpe_refine_{k}"] = statistics.fmean(b[k - 1] for b in bridge)
     for name in KNOWN_POOLS:
@@ -1127,6 +1121,22 @@ def _sumo_runner(ws: Any, scenario: str) -> tuple[Any, Any]:
         return fit.loss, list(fit.residuals)
 
     return spec, run
+
+
+def _save_records(cache: Path, records: dict[str, Any]) -> None:
+    """An experiment's records, one JSON line per scenario (written whole after each scenario: resumable)."""
+    from core.files import write_atomic
+
+    write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+
+
+def _totals(prefix: str, kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """An experiment's scenarios, SUMO runs and wall seconds."""
+    return {
+        f"{prefix}_scenarios": len(kept),
+        f"{prefix}_sumo_runs": sum(r["sumo_runs"] for r in kept),
+        f"{prefix}_wall_s": sum(r["wall_s"] for r in kept),
+    }
 
 
 def _key(theta: dict[str, float]) -> str:
