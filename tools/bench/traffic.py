@@ -791,10 +791,7 @@ def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str,
     todo = [r for r in rows if r["scenario"] not in records]
     with ThreadPoolExecutor(2) as pool:  # two scenarios at a time, each one SUMO run at a time
         for record in pool.map(one, todo):
-            records[record["scenario"]] = record
-            _save_records(cache, records)
-            finals = {name: round(curve[-1], 4) for name, curve in record["curve"].items()}
-            log(f"variant experiment {record['scenario']}: {finals}")
+            _keep(cache, records, record, "variant experiment", log)
     kept = [records[r["scenario"]] for r in rows]
     bridge = [calibrations[r["scenario"]]["curve"]["bridge_wide_gauss_newton"] for r in rows]
     out: dict[str, Any] = _totals("variant_experiment", kept)
@@ -885,10 +882,7 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
                 "sumo_runs": sum(map(len, paths.values())) + len(seeds) * len(distinct),
                 "wall_s": time.perf_counter() - started,
             }  # fmt: skip
-            records[row["scenario"]] = record
-            _save_records(cache, records)
-            finals_ = {name: round(curve[-1], 4) for name, curve in record["curve"].items()}
-            log(f"known experiment {row['scenario']}: {finals_}")
+            _keep(cache, records, record, "known experiment", log)
     kept = [records[r["scenario"]] for r in rows]
     bridge = [calibrations[r["scenario"]]["curve"]["bridge_wide_gauss_newton"] for r in rows]
     out: dict[str, Any] = _totals("known_experiment", kept)
@@ -1128,6 +1122,14 @@ def _save_records(cache: Path, records: dict[str, Any]) -> None:
     from core.files import write_atomic
 
     write_atomic(cache, "".join(json.dumps(r) + "\n" for r in records.values()))
+
+
+def _keep(cache: Path, records: dict[str, Any], record: dict[str, Any], label: str, log: Any) -> None:
+    """Add a scenario's record, save the records and log each curve's final fresh-seed loss."""
+    records[record["scenario"]] = record
+    _save_records(cache, records)
+    finals = {name: round(curve[-1], 4) for name, curve in record["curve"].items()}
+    log(f"{label} {record['scenario']}: {finals}")
 
 
 def _totals(prefix: str, kept: list[dict[str, Any]]) -> dict[str, Any]:
