@@ -833,7 +833,7 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     ``<workspace>/known_experiment.jsonl``."""
     import numpy as np
 
-    from apps.traffic.scoring import bootstrap_interval
+    from apps.traffic.scoring import BASELINES, bootstrap_interval
     from core.bridge.refine import gauss_newton_search
     from core.bridge.scenario import Scenario
     from core.bridge.workspace import read_csv
@@ -919,11 +919,11 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
         out[f"known_experiment_{name}_step_minus_refine_ci_low"] = low
         out[f"known_experiment_{name}_step_minus_refine_ci_high"] = high
     for name in KNOWN_POOLS:
-        for method in NO_SUMO_BASELINES:
+        for method in BASELINES:
             out[f"known_experiment_loss_baseline_{name}_{method}"] = statistics.fmean(
                 r["baseline_fresh"][f"{name}_{method}"] for r in kept
             )
-        best = min(NO_SUMO_BASELINES, key=lambda m: out[f"known_experiment_loss_baseline_{name}_{m}"])
+        best = min(BASELINES, key=lambda m: out[f"known_experiment_loss_baseline_{name}_{m}"])
         check = [r["curve"][name][0] for r in kept]
         diff = np.array([c - r["baseline_fresh"][f"{name}_{best}"] for c, r in zip(check, kept, strict=True)])
         low, high = bootstrap_interval(diff)
@@ -932,9 +932,6 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
         out[f"known_experiment_{name}_check_minus_best_baseline_ci_low"] = low
         out[f"known_experiment_{name}_check_minus_best_baseline_ci_high"] = high
     return out
-
-
-NO_SUMO_BASELINES = ("centre", "train_mean", "nearest", "stats_regression")
 
 
 def _no_sumo_baselines(
