@@ -139,41 +139,57 @@ def _baselines(
     cfg: Mapping[str, Any],
 ) -> dict[str, dict[str, dict[str, float]]]:  # fmt: skip
     """θ̂ of every no-SUMO baseline on every held-out scenario."""
-    from core.bridge.regressors import BridgeRegressor
     from core.bridge.scenario import Scenario
 
     names = list(space)
     train = [r for r in pairs if r["split"] == "train"]
-    theta_train = np.array([[float(r[f"theta.{n}"]) for n in names] for r in train])
 
     def features(scenario: str) -> list[float]:
         context = Scenario.load(workspace.scenario_file(scenario)).context
         return summary_statistics(context["observed"])
 
-    x_train = np.array([features(r["scenario"]) for r in train])
-    x_test = np.array([features(name) for name in tests])
-    scale = x_train.std(axis=0)
-    scale[scale == 0] = 1.0
-    candidates = [str(m) for m in cfg.get("fit", {}).get("models", ["linear", "ridge", "gp"])]
     # the same anchor as the bridge's h (fit.prior, recorded in the model card), so the two differ only in inputs
     card = json.loads((workspace.model_dir / "card.json").read_text(encoding="utf-8"))
-    prior = [card["prior"][n] for n in names] if card.get("prior") else None
-    regression = BridgeRegressor(candidates, seed=int(cfg.get("seed", 0)), prior=prior).fit(x_train, theta_train)
+    found = no_sumo_baselines(
+        np.array([features(r["scenario"]) for r in train]),
+        np.array([[float(r[f"theta.{n}"]) for n in names] for r in train]),
+        np.array([features(name) for name in tests]),
+        space,
+        [str(m) for m in cfg.get("fit", {}).get("models", ["linear", "ridge", "gp"])],
+        [card["prior"][n] for n in names] if card.get("prior") else None,
+        int(cfg.get("seed", 0)),
+    )
+    return dict(zip(tests, found, strict=True))
+
+
+def no_sumo_baselines(
+    x_train: np.ndarray, theta_train: np.ndarray, x_test: np.ndarray, space: Mapping[str, tuple[float, float]],
+    candidates: Sequence[str], prior: Sequence[float | None] | None, seed: int,
+) -> list[dict[str, dict[str, float]]]:  # fmt: skip
+    """Each baseline's θ̂ (:data:`BASELINES`) for each row of ``x_test`` (summary statistics), from the training
+    scenarios' statistics ``x_train`` and targets ``theta_train`` (columns in ``space``'s order)."""
+    from core.bridge.regressors import BridgeRegressor
+
+    names = list(space)
+    scale = x_train.std(axis=0)
+    scale[scale == 0] = 1.0
+    regression = BridgeRegressor(list(candidates), seed=seed, prior=prior).fit(x_train, theta_train)
     for warning in regression.warnings:
         log.warning("stats_regression: %s", warning)
     predicted, _ = regression.predict(x_test)
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for i, name in enumerate(tests):
-        distance = np.linalg.norm((x_train - x_test[i]) / scale, axis=1)
-        nearest = theta_train[int(np.argmin(distance))]
-        out[name] = {
-            "centre": {n: (low + high) / 2 for n, (low, high) in space.items()},
-            "train_mean": dict(zip(names, theta_train.mean(axis=0).tolist(), strict=True)),
-            "nearest": dict(zip(names, nearest.tolist(), strict=True)),
-            "stats_regression": {
-                n: float(min(max(v, space[n][0]), space[n][1])) for n, v in zip(names, predicted[i], strict=True)
-            },
-        }
+    out = []
+    for i, here in enumerate(x_test):
+        nearest = theta_train[int(np.argmin(np.linalg.norm((x_train - here) / scale, axis=1)))]
+        out.append(
+            {
+                "centre": {n: (low + high) / 2 for n, (low, high) in space.items()},
+                "train_mean": dict(zip(names, theta_train.mean(axis=0).tolist(), strict=True)),
+                "nearest": dict(zip(names, nearest.tolist(), strict=True)),
+                "stats_regression": {
+                    n: float(min(max(v, space[n][0]), space[n][1])) for n, v in zip(names, predicted[i], strict=True)
+                },
+            }
+        )
     return out
 
 

@@ -937,32 +937,24 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
 def _no_sumo_baselines(
     cfg: Any, row: dict[str, str], others: list[dict[str, str]], names: list[str], bounds: list[tuple[float, float]]
 ) -> dict[str, dict[str, float]]:
-    """The scoring's no-SUMO baselines for ``row`` from the training rows ``others`` (their θ columns as targets):
-    centre, training mean, nearest by standardized summary statistics, the regression on those statistics."""
+    """The scoring's no-SUMO baselines (:func:`apps.traffic.scoring.no_sumo_baselines`) for ``row`` from the
+    training rows ``others``, their θ columns as targets."""
     import numpy as np
 
+    from apps.traffic.scoring import SUMMARY_STATISTICS, no_sumo_baselines
     from core.bridge.pipeline import centre_prior
-    from core.bridge.regressors import BridgeRegressor, min_pairs
 
-    features = sorted(c for c in row if c.startswith("feature."))
-    x = np.array([[float(r[c]) for c in features] for r in others])
-    y = np.array([[float(r[f"theta.{n}"]) for n in names] for r in others])
-    here = np.array([float(row[c]) for c in features])
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    usable = [m for m in cfg.fit.models if len(x) >= min_pairs(m, x.shape[1])]
-    regression = BridgeRegressor(usable, seed=int(cfg.seed), prior=centre_prior(cfg, names)).fit(x, y)
-    predicted = regression.predict([here])[0][0]
-
-    def clip(values: Any) -> dict[str, float]:
-        return {n: round(min(max(float(v), lo), hi), 12) for n, v, (lo, hi) in zip(names, values, bounds, strict=True)}
-
-    return {
-        "centre": clip([(lo + hi) / 2 for lo, hi in bounds]),
-        "train_mean": clip(y.mean(axis=0)),
-        "nearest": clip(y[int(np.argmin(np.linalg.norm((x - here) / scale, axis=1)))]),
-        "stats_regression": clip(predicted),
-    }
+    columns = [f"feature.{n}" for n in SUMMARY_STATISTICS]
+    (found,) = no_sumo_baselines(
+        np.array([[float(r[c]) for c in columns] for r in others]),
+        np.array([[float(r[f"theta.{n}"]) for n in names] for r in others]),
+        np.array([[float(row[c]) for c in columns]]),
+        dict(zip(names, bounds, strict=True)),
+        [str(m) for m in cfg.fit.models],
+        centre_prior(cfg, names),
+        int(cfg.seed),
+    )
+    return found
 
 
 def _inputs_seeing(cfg: Any, scenario: Any, series: Any, inputs: list[str]) -> list[float]:
