@@ -7,7 +7,8 @@ another thread of this process is using it. ``mesoscopic=True`` switches SUMO to
 model (several times faster, coarser).
 
 Every run works in a temporary folder (route file with θ, detector file, logs) that is removed afterwards,
-whatever happens. SUMO's warnings go to the run's error log and are read back, with its statistics, into a
+whatever happens. SUMO's warnings go to the run's error log (never to the terminal: libsumo's console copy of
+them is kept off it) and are read back, with its statistics, into a
 :class:`RunInfo` (``series.run``): a run with collisions or mass teleports is ``flagged`` and logged. A run that
 exceeds ``timeout`` seconds of wall time is stopped — the traci child is killed
 by a watchdog, libsumo is closed between simulation chunks — and raises :class:`SimulationTimeout`; a run SUMO
@@ -27,13 +28,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ from apps.traffic.scenario import BuiltScenario, TrafficScenario, sumo_binary, w
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "libsumo", "traci")
 _LIBSUMO = threading.Lock()  # libsumo holds one simulation per process
+SUMO_MESSAGES = ("Warning: ", "Error: ")  # how SUMO starts each message it writes to the console
 
 
 class SimulationError(RuntimeError):
@@ -209,24 +213,54 @@ def _run_libsumo(libsumo: Any, args: list[str], end: float, chunk: float, timeou
     deadline = time.monotonic() + timeout
     for flag in ("-n", "-r", "-a"):  # libsumo crashes the whole process on malformed XML: refuse it first
         _check_well_formed(Path(args[args.index(flag) + 1]))
+    with _console_to(folder / "console.log"):
+        try:
+            libsumo.start(["sumo", *args])
+        except Exception as exc:  # libsumo raises its own TraCIException / FatalTraCIError
+            raise SimulationError(_failure("SUMO did not start", exc, folder)) from None
+        try:
+            now = 0.0
+            while now < end:
+                now = min(end, now + chunk)
+                libsumo.simulationStep(now)
+                if time.monotonic() > deadline:
+                    raise SimulationTimeout(f"SUMO run stopped after {timeout:g} s wall time at simulated t={now:g} s")
+        except SimulationError:
+            raise
+        except Exception as exc:
+            raise SimulationError(_failure("SUMO failed", exc, folder)) from None
+        finally:
+            with contextlib.suppress(Exception):
+                libsumo.close()
+
+
+@contextlib.contextmanager
+def _console_to(path: Path) -> Iterator[None]:
+    """Send this process's standard error (file descriptor 2) to ``path`` while libsumo runs: SUMO writes every
+    warning to the console as well as to its error log (a congested run's teleports would fill the terminal).
+    Afterwards every captured line that is not one of SUMO's own messages (another thread's log line written
+    meanwhile) goes on to the real standard error."""
     try:
-        libsumo.start(["sumo", *args])
-    except Exception as exc:  # libsumo raises its own TraCIException / FatalTraCIError
-        raise SimulationError(_failure("SUMO did not start", exc, folder)) from None
+        saved = os.dup(2)
+    except OSError:  # no standard error to redirect
+        yield
+        return
+    sys.stderr.flush()
     try:
-        now = 0.0
-        while now < end:
-            now = min(end, now + chunk)
-            libsumo.simulationStep(now)
-            if time.monotonic() > deadline:
-                raise SimulationTimeout(f"SUMO run stopped after {timeout:g} s wall time at simulated t={now:g} s")
-    except SimulationError:
-        raise
-    except Exception as exc:
-        raise SimulationError(_failure("SUMO failed", exc, folder)) from None
+        with path.open("wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
     finally:
-        with contextlib.suppress(Exception):
-            libsumo.close()
+        os.close(saved)
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+        rest = [line for line in text.splitlines(keepends=True) if not line.startswith(SUMO_MESSAGES)]
+        if rest:  # also when the run failed or was interrupted: nothing another thread wrote is lost
+            sys.stderr.write("".join(rest))
+            sys.stderr.flush()
 
 
 PORT_ATTEMPTS = 3  # a free port found by one process can be taken by another before SUMO binds it: try anew

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import threading
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -250,6 +252,35 @@ def test_collisions_and_teleports_are_read_back_and_flag_the_run(
     assert any("flagged" in r.getMessage() for r in caplog.records)
     clean = simulate(built, spec, spec.theta_star, seed=1, backend="traci")
     assert clean.run is not None and clean.run.collisions == 0 and clean.run.flagged == ""
+
+
+def test_libsumo_keeps_sumos_warnings_off_the_console_and_lets_other_output_through(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """libsumo writes every warning to the process's standard error as well as to the run's error log: a run
+    with collisions counts them, prints none of them, and a line written to standard error during the run (another
+    thread's log) still reaches it."""
+    import os
+
+    import apps.traffic.scenario
+    import apps.traffic.simulator as simulator
+
+    spec, built = tiny
+    monkeypatch.setattr(apps.traffic.scenario, "check_physics", lambda *args: None)
+    start = simulator._run_libsumo
+
+    def run_and_write(libsumo: Any, *args: Any) -> None:  # libsumo, writing a line before each step
+        def step(*step_args: Any) -> None:
+            os.write(2, b"another thread's line\n")
+            libsumo.simulationStep(*step_args)
+
+        start(types.SimpleNamespace(start=libsumo.start, simulationStep=step, close=libsumo.close), *args)
+
+    monkeypatch.setattr(simulator, "_run_libsumo", run_and_write)
+    series = simulate(built, spec, {"tau": 0.5, "demand_scale": 1.3}, seed=1, backend="libsumo")
+    assert series.run is not None and series.run.backend == "libsumo" and series.run.warnings > 0
+    err = capfd.readouterr().err
+    assert "another thread's line" in err and "Warning:" not in err
 
 
 def test_lane_area_queues_and_loop_occupancy_grow_with_demand(tiny: Tiny) -> None:
