@@ -37,6 +37,7 @@ TABLE = (
     ("loss_best_baseline", "loss, best no-SUMO baseline"),
     ("bridge_minus_best_baseline_ci", "bridge − best baseline, 95% interval (below 0: bridge better)"),
     ("refine_over_direct_loss", "bridge + refine loss / direct HPO loss"),
+    ("refine_over_direct_loss_ci", "the same, 95% interval over the held-out scenarios"),
     ("sumo_runs_per_new_scenario_refine", "SUMO runs per new scenario, bridge + refine"),
     ("sumo_runs_per_new_scenario_direct", "SUMO runs per new scenario, direct HPO"),
     ("sumo_runs_per_new_scenario_direct_gauss_newton", "SUMO runs per new scenario, direct Gauss–Newton"),
@@ -122,7 +123,7 @@ def table_rows(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
             continue  # a reference that did not run (evaluate.direct_gauss_newton: 0)
         if key.endswith("_ci"):
             low, high = figures[f"{key}_low"], figures[f"{key}_high"]
-            value = f"[{low:+.4f}, {high:+.4f}]"
+            value = f"[{low:.3f}, {high:.3f}]" if "_over_" in key else f"[{low:+.4f}, {high:+.4f}]"
             if key == "bridge_minus_best_baseline_ci":
                 words += f" ({figures['best_baseline']})"
         elif key == "matched_quality_run_ratio" and not figures.get("matched_quality_reached", True):

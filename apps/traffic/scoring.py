@@ -54,12 +54,27 @@ FRESH_SEED_OFFSET = 100_003  # fresh seeds: calibration seed + offset + i (never
 def bootstrap_interval(values: np.ndarray, level: float = 0.95, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean of ``values`` (paired differences, one per scenario)."""
     values = np.asarray(values, dtype=float)
-    if len(values) < 2:
+    return bootstrap_ratio_interval(values, np.ones_like(values), level, n, seed)
+
+
+def bootstrap_ratio_interval(
+    numerator: np.ndarray, denominator: np.ndarray, level: float = 0.95, n: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of mean(``numerator``) / mean(``denominator``), the scenarios (pairs of
+    values) resampled together.
+
+    >>> low, high = bootstrap_ratio_interval(np.array([1.1, 0.9, 1.2, 1.0]), np.array([1.0, 1.0, 1.0, 1.0]))
+    >>> 0.9 <= low < 1.05 < high <= 1.2
+    True
+    """
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    if len(numerator) < 2:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (n, len(values)))].mean(axis=1)
+    drawn = rng.integers(0, len(numerator), (n, len(numerator)))
+    ratios = numerator[drawn].mean(axis=1) / denominator[drawn].mean(axis=1)
     tail = (1.0 - level) / 2.0
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+    return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1.0 - tail))
 
 
 SUMMARY_STATISTICS = ("mean_count", "mean_speed", "mean_occupancy", "mean_queue", "slow_share")
@@ -330,6 +345,8 @@ def family_figures(
             figures[f"{method}_minus_{tag}_ci_high"] = high
     figures["bridge_wins_vs_best_baseline"] = int(np.sum(loss["bridge"] < loss[best]))
     figures["refine_over_direct_loss"] = float(loss["refine"].mean() / loss["direct"].mean())
+    low, high = bootstrap_ratio_interval(loss["refine"], loss["direct"])  # how far the draw alone moves it
+    figures["refine_over_direct_loss_ci_low"], figures["refine_over_direct_loss_ci_high"] = low, high
     figures["bridge_over_noise_floor_loss"] = float(loss["bridge"].mean() / loss["theta_star"].mean())
     figures["direct_over_noise_floor_loss"] = float(loss["direct"].mean() / loss["theta_star"].mean())
 

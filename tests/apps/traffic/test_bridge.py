@@ -47,6 +47,8 @@ def test_traffic_bridge_end_to_end(
     assert ("offline: SUMO runs (the runs that simulated the training observations)", "4") in table_rows(figures)
     assert figures["best_baseline"] in BASELINES
     assert figures["bridge_minus_best_baseline_ci_low"] <= figures["bridge_minus_best_baseline_ci_high"]
+    assert 0 < figures["refine_over_direct_loss_ci_low"] <= figures["refine_over_direct_loss_ci_high"]
+    assert "the same, 95% interval over the held-out scenarios" in out
     # the second reference: Gauss–Newton rounds from the centre, 4 SUMO runs, scored on the same fresh seeds
     assert figures["sumo_runs_per_new_scenario_direct_gauss_newton"] == 4 and "direct Gauss–Newton" in out
     assert figures["loss_direct_gauss_newton"] > 0
