@@ -24,11 +24,13 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
 
 Running some of the families updates their keys in ``--out`` and keeps the other families' figures there. The
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
-``--variant-experiment``, ``--known-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``),
-never to a draw's file:
+``--variant-experiment``, ``--known-experiment``, ``--size-experiment``) write to ``--experiments-out``
+(``traffic_experiments.json``), never to a draw's file:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
+    python tools/bench/traffic.py --experiments-only --size-experiment runs/bench/traffic-fresh \
+        runs/bench/traffic-third   # h on 94 training pairs: the first three draws' held-out scenarios added
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,14 @@ def main() -> int:
         metavar="I",
         help="the held-out scenarios are members I, I+1, … of the family's draw (default: right after the training "
         "ones); fix it to change --train without changing the held-out set",
+    )
+    parser.add_argument(
+        "--size-experiment",
+        type=Path,
+        nargs="*",
+        metavar="WORKSPACE",
+        help="also fit h (θ* targets) to the training scenarios plus the held-out ones of this and these earlier "
+        "draws' workspaces, leave-one-out on the training scenarios; errors against θ* (no SUMO run)",
     )
     parser.add_argument(
         "--input-experiment",
@@ -255,6 +265,11 @@ def main() -> int:
         if args.known_experiment:
             console.print(f"== {family}: h fitted to the training scenarios' θ*, on the training scenarios")
             found = known_experiment(cfg, workspace, log=console.print)
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
+        if args.size_experiment is not None:
+            console.print(f"== {family}: h on more training pairs (θ*), leave-one-out on the training scenarios")
+            earlier = [root / family for root in args.size_experiment]
+            found = size_experiment(cfg, workspace, earlier)
             experiments.update({f"{k}_{family}": v for k, v in found.items()})
         if args.input_experiment:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
@@ -933,6 +948,86 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
         out[f"known_experiment_{name}_check_minus_best_baseline_ci_low"] = low
         out[f"known_experiment_{name}_check_minus_best_baseline_ci_high"] = high
     return out
+
+
+def size_experiment(cfg: Any, workspace: Path, earlier: list[Path]) -> dict[str, Any]:
+    """Does h gain from more training pairs, now that a pair costs one SUMO run (``fit.targets: known``)? On the
+    TRAINING scenarios only: each of the 20 is left out in turn and h is fitted as ``fit`` does to θ* of the
+    other 19 (``small``), or of those and the held-out scenarios of this workspace and of ``earlier`` draws'
+    workspaces (``large``: members 20–94 with the first three draws; none is a member any later draw scored);
+    the no-SUMO baselines are fitted to the same pairs. The figure is each prediction's error against θ*, the mean
+    |θ̂ − θ*| / range (no SUMO run: a proxy for the loss, read before any SUMO experiment is spent on it).
+    Cached in ``<workspace>/size_experiment.json``."""
+    import numpy as np
+
+    from apps.traffic.scoring import BASELINES, bootstrap_interval
+    from core.bridge.scenario import Scenario
+    from core.bridge.workspace import Workspace, read_csv
+    from core.files import write_atomic
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+
+    def with_truth(where: Any, row: dict[str, str]) -> dict[str, str]:
+        star = Scenario.load(where.scenario_file(row["scenario"])).context["traffic"]["theta_star"]
+        return {**row, **{f"theta.{n}": str(star[n]) for n in names}}
+
+    rows = [with_truth(ws, r) for r in rows]
+    more = []
+    for root in [workspace, *earlier]:
+        other = Workspace(root)
+        more += [with_truth(other, r) for r in read_csv(other.pairs) if r["split"] == "test"]
+    members = [json.dumps([float(r[f"theta.{n}"]) for n in names]) for r in [*rows, *more]]
+    if len(set(members)) != len(members):
+        raise SystemExit("size experiment: a scenario is in two of the workspaces (the same θ*); give other draws")
+    cache = workspace / "size_experiment.json"
+    key = json.dumps(sorted(members))
+    if cache.is_file() and json.loads(cache.read_text(encoding="utf-8")).get("key") == key:
+        return dict(json.loads(cache.read_text(encoding="utf-8"))["figures"])
+    started = time.perf_counter()
+    widths = np.array([hi - lo for lo, hi in bounds])
+    pools = {
+        "small": lambda r: [o for o in rows if o is not r],
+        "large": lambda r: [o for o in rows if o is not r] + more,
+    }
+    jobs = [(cfg, row, pool(row), names, bounds) for row in rows for pool in pools.values()]
+    with ProcessPoolExecutor(2) as workers:
+        found = list(workers.map(_size_predictions, jobs))
+    out: dict[str, Any] = {
+        "size_experiment_pairs_small": len(rows) - 1,
+        "size_experiment_pairs_large": len(rows) - 1 + len(more),
+    }
+    errors: dict[str, np.ndarray] = {}  # method/pool → per scenario, mean over parameters
+    for k, pool_name in enumerate(pools):
+        for method in ("h", *BASELINES):
+            per = np.array([[abs(found[i * len(pools) + k][method][n] - float(row[f"theta.{n}"])) for n in names]
+                            for i, row in enumerate(rows)]) / widths  # fmt: skip
+            errors[f"{method}_{pool_name}"] = per.mean(axis=1)
+            out[f"size_experiment_error_{method}_{pool_name}"] = float(per.mean())
+            if method == "h":
+                for name, value in zip(names, per.mean(axis=0), strict=True):
+                    out[f"size_experiment_error_h_{pool_name}_{name}"] = float(value)
+        best = min(BASELINES, key=lambda m: out[f"size_experiment_error_{m}_{pool_name}"])
+        out[f"size_experiment_best_baseline_{pool_name}"] = best
+        diffs = {"h_minus_best_baseline": errors[f"h_{pool_name}"] - errors[f"{best}_{pool_name}"]}
+        if pool_name == "large":
+            diffs["h_large_minus_h_small"] = errors["h_large"] - errors["h_small"]
+        for tag, diff in diffs.items():
+            low, high = bootstrap_interval(diff)
+            name = tag if tag.startswith("h_large") else f"{tag}_{pool_name}"
+            out[f"size_experiment_{name}_mean"] = float(diff.mean())
+            out[f"size_experiment_{name}_ci_low"], out[f"size_experiment_{name}_ci_high"] = low, high
+    out["size_experiment_wall_s"] = time.perf_counter() - started
+    write_atomic(cache, json.dumps({"key": key, "figures": out}, indent=1) + "\n")
+    return out
+
+
+def _size_predictions(
+    job: tuple[Any, dict[str, str], list[dict[str, str]], list[str], list[tuple[float, float]]],
+) -> dict[str, dict[str, float]]:
+    """h's prediction and each no-SUMO baseline's for one left-out row (a worker process of the size experiment)."""
+    cfg, row, others, names, bounds = job
+    predicted, _ = _loo_prediction(cfg, row, others, names, bounds)
+    return {"h": predicted, **_no_sumo_baselines(cfg, row, others, names, bounds)}
 
 
 def _no_sumo_baselines(
