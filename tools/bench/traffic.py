@@ -147,6 +147,12 @@ def main() -> int:
         "draws' workspaces, leave-one-out on the training scenarios; errors against θ* (no SUMO run)",
     )
     parser.add_argument(
+        "--size-refine",
+        action="store_true",
+        help="with --size-experiment: also run the check run and refine from h on the large pool with SUMO, paired "
+        "with the known-targets experiment's 19-pair records",
+    )
+    parser.add_argument(
         "--input-experiment",
         action="store_true",
         help="also compare h's inputs (ξ̂ alone; with the cheap calibration's best loss; and with the observations' "
@@ -271,6 +277,10 @@ def main() -> int:
             earlier = [root / family for root in args.size_experiment]
             found = size_experiment(cfg, workspace, earlier)
             experiments.update({f"{k}_{family}": v for k, v in found.items()})
+            if args.size_refine:
+                console.print(f"== {family}: the same with SUMO: check run and refine from h on the large pool")
+                found = size_refine_experiment(cfg, workspace, earlier, log=console.print)
+                experiments.update({f"{k}_{family}": v for k, v in found.items()})
         if args.input_experiment:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
             found = input_experiment(cfg, workspace)
@@ -961,24 +971,10 @@ def size_experiment(cfg: Any, workspace: Path, earlier: list[Path]) -> dict[str,
     import numpy as np
 
     from apps.traffic.scoring import BASELINES, bootstrap_interval
-    from core.bridge.scenario import Scenario
-    from core.bridge.workspace import Workspace, read_csv
     from core.files import write_atomic
 
-    names, bounds, ws, rows = _training_setup(cfg, workspace)
-
-    def with_truth(where: Any, row: dict[str, str]) -> dict[str, str]:
-        star = Scenario.load(where.scenario_file(row["scenario"])).context["traffic"]["theta_star"]
-        return {**row, **{f"theta.{n}": str(star[n]) for n in names}}
-
-    rows = [with_truth(ws, r) for r in rows]
-    more = []
-    for root in [workspace, *earlier]:
-        other = Workspace(root)
-        more += [with_truth(other, r) for r in read_csv(other.pairs) if r["split"] == "test"]
+    names, bounds, _, rows, more = _size_pools(cfg, workspace, earlier)
     members = [json.dumps([float(r[f"theta.{n}"]) for n in names]) for r in [*rows, *more]]
-    if len(set(members)) != len(members):
-        raise SystemExit("size experiment: a scenario is in two of the workspaces (the same θ*); give other draws")
     cache = workspace / "size_experiment.json"
     key = json.dumps(sorted(members))
     if cache.is_file() and json.loads(cache.read_text(encoding="utf-8")).get("key") == key:
@@ -1018,6 +1014,98 @@ def size_experiment(cfg: Any, workspace: Path, earlier: list[Path]) -> dict[str,
             out[f"size_experiment_{name}_ci_low"], out[f"size_experiment_{name}_ci_high"] = low, high
     out["size_experiment_wall_s"] = time.perf_counter() - started
     write_atomic(cache, json.dumps({"key": key, "figures": out}, indent=1) + "\n")
+    return out
+
+
+def _size_pools(
+    cfg: Any, workspace: Path, earlier: list[Path]
+) -> tuple[list[str], list[tuple[float, float]], Any, list[dict[str, str]], list[dict[str, str]]]:
+    """The size experiments' pairs: θ's names and ranges, the workspace, its training rows and the held-out rows
+    of it and of ``earlier`` workspaces, each with θ* as its θ columns (a scenario in two of them is refused)."""
+    from core.bridge.scenario import Scenario
+    from core.bridge.workspace import Workspace, read_csv
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+
+    def with_truth(where: Any, row: dict[str, str]) -> dict[str, str]:
+        star = Scenario.load(where.scenario_file(row["scenario"])).context["traffic"]["theta_star"]
+        return {**row, **{f"theta.{n}": str(star[n]) for n in names}}
+
+    rows = [with_truth(ws, r) for r in rows]
+    more = []
+    for root in [workspace, *earlier]:
+        other = Workspace(root)
+        more += [with_truth(other, r) for r in read_csv(other.pairs) if r["split"] == "test"]
+    members = [json.dumps([float(r[f"theta.{n}"]) for n in names]) for r in [*rows, *more]]
+    if len(set(members)) != len(members):
+        raise SystemExit("size experiment: a scenario is in two of the workspaces (the same θ*); give other draws")
+    return names, bounds, ws, rows, more
+
+
+def size_refine_experiment(cfg: Any, workspace: Path, earlier: list[Path], log: Any = print) -> dict[str, Any]:
+    """The size experiment with SUMO, on the TRAINING scenarios only: each left out in turn, h fitted to θ* of the
+    other 19 and of the held-out scenarios of this and the ``earlier`` workspaces (:func:`_size_pools`), then the
+    bridge's check run and refine (the known-targets experiment's Gauss–Newton search from h's prediction, 5 runs,
+    on the calibration seed), every incumbent and the no-SUMO baselines scored on the 3 fresh seeds. Paired with
+    the known-targets experiment's ``known_19`` records (the same search from h on 19 pairs, the same seeds).
+
+    The decision rule, fixed before this ran: the next fresh draw takes 95 training scenarios (members 0–94)
+    if the large pool's 5-run refine is below ``known_19``'s in both families. Records cached in
+    ``<workspace>/size_refine_experiment.jsonl``."""
+    import numpy as np
+
+    from apps.traffic.scoring import BASELINES, bootstrap_interval
+    from core.bridge.refine import gauss_newton_search
+
+    names, bounds, ws, rows, more = _size_pools(cfg, workspace, earlier)
+    small = {r["scenario"]: r for r in map(json.loads, (workspace / "known_experiment.jsonl").read_text().splitlines())}
+    cache = workspace / "size_refine_experiment.jsonl"
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    with ThreadPoolExecutor(2) as pool:
+        for row in rows:
+            if row["scenario"] in records:
+                continue
+            started = time.perf_counter()
+            spec, run = _sumo_runner(ws, row["scenario"])
+            others = [o for o in rows if o is not row] + more
+            predicted, _ = _loo_prediction(cfg, row, others, names, bounds)
+            searched = gauss_newton_search(_batch(run, spec.calibration_seed, pool), predicted, bounds, VARIANT_BUDGET)
+            path = [[p, v] for p, v, _ in searched]
+            incumbents = _incumbents(path)
+            finals = _no_sumo_baselines(cfg, row, others, names, bounds)
+            points = {f"large:{k}": t for k, t in enumerate(incumbents, 1)}
+            seeds = _fresh_seeds(spec)
+            scores = _fresh_scores(run, {**points, **finals}, seeds, pool)
+            record: dict[str, Any] = {
+                "scenario": row["scenario"], "path": path, "baselines": finals,
+                "curve": {"large": [scores[f"large:{k}"] for k in range(1, len(incumbents) + 1)]},
+                "baseline_fresh": {m: scores[m] for m in finals},
+                "sumo_runs": len(path) + len(seeds) * len(set(map(_key, [*points.values(), *finals.values()]))),
+                "wall_s": time.perf_counter() - started,
+            }  # fmt: skip
+            _keep(cache, records, record, "size refine experiment", log)
+    kept = [records[r["scenario"]] for r in rows]
+    out: dict[str, Any] = _totals("size_refine_experiment", kept)
+    out["size_refine_experiment_pairs_large"] = len(rows) - 1 + len(more)
+    for k, tag in ((1, "check"), (VARIANT_BUDGET, "refine")):
+        large = np.array([r["curve"]["large"][k - 1] for r in kept])
+        base = np.array([small[r["scenario"]]["curve"]["known_19"][k - 1] for r in kept])
+        out[f"size_refine_experiment_loss_large_{tag}"] = float(large.mean())
+        out[f"size_refine_experiment_loss_small_{tag}"] = float(base.mean())
+        low, high = bootstrap_interval(large - base)
+        out[f"size_refine_experiment_large_minus_small_{tag}_mean"] = float((large - base).mean())
+        out[f"size_refine_experiment_large_minus_small_{tag}_ci_low"] = low
+        out[f"size_refine_experiment_large_minus_small_{tag}_ci_high"] = high
+    losses = {m: float(np.mean([r["baseline_fresh"][m] for r in kept])) for m in BASELINES}
+    best = min(losses, key=losses.__getitem__)
+    diff = np.array([r["curve"]["large"][0] - r["baseline_fresh"][best] for r in kept])
+    low, high = bootstrap_interval(diff)
+    out["size_refine_experiment_best_baseline_large"] = best
+    out["size_refine_experiment_loss_best_baseline_large"] = losses[best]
+    out["size_refine_experiment_large_check_minus_best_baseline_mean"] = float(diff.mean())
+    out["size_refine_experiment_large_check_minus_best_baseline_ci_low"] = low
+    out["size_refine_experiment_large_check_minus_best_baseline_ci_high"] = high
     return out
 
 
