@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.bridge.cli import add_redo_from_argument
 from core.cli import SubParsers, add_area, add_config_arguments
 from core.errors import ConfigError, UserError
 
@@ -75,6 +76,7 @@ def register(areas: SubParsers) -> None:
     )
     add_config_arguments(bridge)
     bridge.add_argument("--force", action="store_true", help="redo finished stages")
+    add_redo_from_argument(bridge)
     bridge.set_defaults(handler=_bridge)
 
 
@@ -233,7 +235,7 @@ def _bridge(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     console = Console(stderr=True)
-    figures = run_bridge(cfg, force=args.force, log=console.print)
+    figures = run_bridge(cfg, force=args.force, log=console.print, redo_from=args.redo_from)
     out = Console()
     table = Table(
         "figure (loss: mean over held-out scenarios, each θ̂ scored on fresh SUMO seeds)",

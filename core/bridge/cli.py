@@ -31,6 +31,7 @@ def register(areas: SubParsers) -> None:
     )
     add_config_arguments(run)
     run.add_argument("--force", action="store_true", help="redo finished stages")
+    add_redo_from_argument(run)
     run.set_defaults(handler=_handler(None))
     study = verbs.add_parser(
         "study",
@@ -69,12 +70,23 @@ def _handler(stage: str | None):  # type: ignore[no-untyped-def]
 
         console = Console(stderr=True)
         cfg = load_config(args.config, args.overrides)
-        workspace = run(cfg, STAGES if stage is None else (stage,), force=args.force, log=console.print)
+        stages = STAGES if stage is None else (stage,)
+        redo = getattr(args, "redo_from", None)
+        workspace = run(cfg, stages, force=args.force, log=console.print, redo_from=redo)
         if stage in (None, "report"):
             console.print(f"report: {workspace.report_dir / 'report.md'}")
         return 0
 
     return handle
+
+
+def add_redo_from_argument(parser: argparse.ArgumentParser) -> None:
+    """``--redo-from STAGE``: redo that stage and every later one (after a config change; finished studies kept)."""
+    parser.add_argument(
+        "--redo-from", choices=list(_STAGE_HELP), metavar="STAGE",
+        help="redo this stage and every later one, e.g. fit after a change to fit (finished studies are reused): "
+        + ", ".join(_STAGE_HELP),
+    )  # fmt: skip
 
 
 def _study(args: argparse.Namespace) -> int:

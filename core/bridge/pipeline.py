@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from core.bridge.refine import (
     STEP_MAX_SHARE,
@@ -56,6 +56,18 @@ from core.errors import ConfigError, UserError
 from core.files import write_atomic
 
 STAGES = ("prepare", "optimize", "collect", "fit", "evaluate", "report")
+# the config keys each stage's results depend on: a finished stage records their values, and a later run that skips
+# it with other values says so (keys that only say how the work runs, _HOW_IT_RUNS, are left out)
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "prepare": ("seed", "scenarios"),
+    "optimize": ("seed", "scenarios", "models", "fit.targets", "evaluate.direct_reference", "evaluate.direct_trials",
+                 "evaluate.direct_gauss_newton"),
+    "collect": ("fit.targets", "fit.target_top_k"),
+    "fit": ("seed", "fit", "models.expensive.params"),
+    "evaluate": ("seed", "models.expensive", "evaluate"),
+    "report": (),
+}  # fmt: skip
+_HOW_IT_RUNS = frozenset({"n_max_jobs", "jobs", "parallel_studies"})
 ROLES = ("cheap", "expensive")
 DIRECT_GN = "direct_gauss_newton"  # the study of the second reference: Gauss–Newton rounds on a held-out scenario
 log_ = logging.getLogger(__name__)
@@ -85,15 +97,69 @@ def run(
         raise UserError(f"unknown stage {unknown[0]!r}", hint=f"stages are {' → '.join(STAGES)}")
     cfg = check_bridge_config(cfg)
     workspace = Workspace(cfg.workspace)
+    stale = False  # a skipped stage's results came from another config: say so once, at the first such stage
     for stage in stages:
+        inputs = stage_inputs(cfg, stage)
         if workspace.done(stage) and not force and stage not in redo:
-            log(f"{stage}: done before, skipped (--force redoes it)")
+            changed = [] if stale else changed_inputs(workspace, stage, inputs)
+            if changed:
+                stale = True
+                remedy = (
+                    f"--redo-from {stage} redoes them"
+                    if STAGES.index(stage) > STAGES.index("optimize")
+                    else f"a new workspace runs this config (--redo-from {stage} reuses finished studies as they are)"
+                )
+                log(f"{stage}: warning: done before with another config ({'; '.join(changed)}): it and the later "
+                    f"stages keep that config's results; {remedy}")  # fmt: skip
+            else:
+                log(f"{stage}: done before, skipped (--force redoes it)")
             continue
         started = time.perf_counter()
         summary = _STAGE_FUNCTIONS[stage](cfg, workspace, log, progress)
-        workspace.mark(stage, {"seconds": round(time.perf_counter() - started, 3), **summary})
+        workspace.mark(stage, {"seconds": round(time.perf_counter() - started, 3), **summary, "inputs": inputs})
         log(f"{stage}: finished in {time.perf_counter() - started:.1f} s")
     return workspace
+
+
+def stage_inputs(cfg: DictConfig, stage: str) -> dict[str, Any]:
+    """The values of the config keys ``stage``'s results depend on (:data:`STAGE_INPUTS`), as dotted key → JSON
+    value, interpolations resolved."""
+    out: dict[str, Any] = {}
+
+    def walk(key: str, value: Any) -> None:
+        if key.rsplit(".", 1)[-1] in _HOW_IT_RUNS:
+            return
+        if isinstance(value, dict) and value:
+            for name, item in value.items():
+                walk(f"{key}.{name}", item)
+        else:
+            out[key] = json.loads(json.dumps(value, default=str))
+
+    for key in STAGE_INPUTS[stage]:
+        node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if isinstance(node, DictConfig | ListConfig):
+            node = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+        walk(key, node)
+    return out
+
+
+def changed_inputs(workspace: Workspace, stage: str, inputs: dict[str, Any]) -> list[str]:
+    """``key: recorded → now`` for each input of a finished ``stage`` whose value differs from ``inputs`` (nothing
+    for a stage that recorded none: a workspace from before stages recorded their inputs)."""
+    recorded = json.loads(workspace.marker(stage).read_text(encoding="utf-8")).get("inputs")
+    if not isinstance(recorded, dict):
+        return []
+    keys = [*recorded, *(k for k in inputs if k not in recorded)]
+    return [
+        f"{key}: {_shown(recorded, key)} → {_shown(inputs, key)}"
+        for key in keys
+        if key not in recorded or key not in inputs or recorded[key] != inputs[key]
+    ]
+
+
+def _shown(values: dict[str, Any], key: str) -> str:
+    """A config value in a log line: JSON (so a list's brackets are not read as console markup), or ``unset``."""
+    return json.dumps(values[key], ensure_ascii=False) if key in values else "unset"
 
 
 class _Bar:

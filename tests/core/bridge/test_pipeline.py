@@ -459,3 +459,34 @@ def test_a_gauss_newton_calibration_needs_residuals(tmp_path: Path) -> None:
     cfg = _config(tmp_path, *GAUSS_NEWTON, "models.expensive.objective=core.bridge.analytic.expensive")
     with pytest.raises(UserError, match="residuals"):
         run(cfg, log=lambda _: None, progress=False)
+
+
+def test_a_stage_done_with_another_config_says_which_keys_changed_and_how_to_redo_it(tmp_path: Path) -> None:
+    """A finished stage records the config keys its results depend on; a run that skips it with other values warns
+    once, at the earliest such stage, naming each key's recorded and current value; keys that only say how the work
+    runs (n_max_jobs) are not results; --redo-from refits and records the new values."""
+    workspace = run(_config(tmp_path, *QUICK), log=lambda _: None, progress=False)
+    before = json.loads((workspace.model_dir / "card.json").read_text())
+    messages: list[str] = []
+    run(_config(tmp_path, *QUICK, "models.expensive.n_max_jobs=2"), log=messages.append, progress=False)
+    assert not any("warning" in m for m in messages) and sum("done before, skipped" in m for m in messages) == 6
+    messages.clear()
+    changed = _config(tmp_path, *QUICK, "fit.models=[linear]", "evaluate.refine=1")
+    run(changed, log=messages.append, progress=False)
+    (warning,) = [m for m in messages if "warning" in m]
+    assert warning.startswith("fit: warning: done before with another config")
+    assert 'fit.models: ["ridge"] → ["linear"]' in warning and "--redo-from fit" in warning
+    assert "evaluate.refine" not in warning  # one warning, at the earliest stage whose inputs changed
+    assert json.loads((workspace.model_dir / "card.json").read_text()) == before  # nothing redone unasked
+    messages.clear()
+    run(changed, log=messages.append, progress=False, redo_from="fit")
+    assert json.loads((workspace.model_dir / "card.json").read_text())["model"] != before["model"]
+    messages.clear()
+    run(changed, log=messages.append, progress=False)
+    assert not any("warning" in m for m in messages)
+    marker = json.loads(workspace.marker("fit").read_text())
+    marker.pop("inputs")  # a workspace from before stages recorded their inputs: nothing to compare with
+    workspace.marker("fit").write_text(json.dumps(marker))
+    messages.clear()
+    run(_config(tmp_path, *QUICK), stages=("fit",), log=messages.append, progress=False)
+    assert messages == ["fit: done before, skipped (--force redoes it)"]
