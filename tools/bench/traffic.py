@@ -31,6 +31,8 @@ training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
     python tools/bench/traffic.py --experiments-only --size-experiment runs/bench/traffic-fresh \
         runs/bench/traffic-third   # h on 94 training pairs: the first three draws' held-out scenarios added
+    python tools/bench/traffic.py --experiments-only --size-refine --workspace runs/bench/traffic-size \
+        --train 95 --test 1 --families grid   # the same with SUMO (and --families congested beside it)
 """
 
 from __future__ import annotations
@@ -149,8 +151,8 @@ def main() -> int:
     parser.add_argument(
         "--size-refine",
         action="store_true",
-        help="with --size-experiment: also run the check run and refine from h on the large pool with SUMO, paired "
-        "with the known-targets experiment's 19-pair records",
+        help="the size experiment with SUMO, in a workspace of --train 95 --test 1: check run and refine from h on "
+        "19 or 94 θ* pairs, leave-one-out on the first 20 training members",
     )
     parser.add_argument(
         "--input-experiment",
@@ -277,17 +279,20 @@ def main() -> int:
             earlier = [root / family for root in args.size_experiment]
             found = size_experiment(cfg, workspace, earlier)
             experiments.update({f"{k}_{family}": v for k, v in found.items()})
-            if args.size_refine:
-                console.print(f"== {family}: the same with SUMO: check run and refine from h on the large pool")
-                found = size_refine_experiment(cfg, workspace, earlier, log=console.print)
-                experiments.update({f"{k}_{family}": v for k, v in found.items()})
+        if args.size_refine:
+            console.print(f"== {family}: check run and refine from h on 19 or 94 θ* pairs, with SUMO")
+            found = size_refine_experiment(cfg, workspace, log=console.print)
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
         if args.input_experiment:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
             found = input_experiment(cfg, workspace)
             experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if experiments:
-            experiments[f"experiments_workspace_{family}"] = workspace.name if not workspace.is_relative_to(
-                ROOT) else str(workspace.relative_to(ROOT))  # fmt: skip
+        where = str(workspace.relative_to(ROOT)) if workspace.is_relative_to(ROOT) else workspace.name
+        if args.size_refine:
+            experiments[f"size_refine_experiment_workspace_{family}"] = where
+        if any(k != f"size_refine_experiment_workspace_{family}" and not k.startswith("size_refine")
+               for k in experiments):  # fmt: skip
+            experiments[f"experiments_workspace_{family}"] = where
     if args.calibration_experiment:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
@@ -301,6 +306,15 @@ def main() -> int:
 def _write(path: Path, figures: dict[str, Any], console: Any, totals: bool = False) -> None:
     """Merge ``figures`` over what ``path`` holds (the families not run this time keep theirs), add the versions
     (and with ``totals`` the offline cost summed over the families), print them and write the JSON."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f".{path.name}.lock").open("w") as lock:  # one process per family may write at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge_and_write(path, figures, console, totals)
+
+
+def _merge_and_write(path: Path, figures: dict[str, Any], console: Any, totals: bool) -> None:
     from rich.table import Table
 
     from core.files import write_atomic
@@ -1042,70 +1056,93 @@ def _size_pools(
     return names, bounds, ws, rows, more
 
 
-def size_refine_experiment(cfg: Any, workspace: Path, earlier: list[Path], log: Any = print) -> dict[str, Any]:
-    """The size experiment with SUMO, on the TRAINING scenarios only: each left out in turn, h fitted to θ* of the
-    other 19 and of the held-out scenarios of this and the ``earlier`` workspaces (:func:`_size_pools`), then the
-    bridge's check run and refine (the known-targets experiment's Gauss–Newton search from h's prediction, 5 runs,
-    on the calibration seed), every incumbent and the no-SUMO baselines scored on the 3 fresh seeds. Paired with
-    the known-targets experiment's ``known_19`` records (the same search from h on 19 pairs, the same seeds).
+SIZE_SMALL = 20  # the size refine experiment: the first 20 training members are left out in turn
 
-    The decision rule, fixed before this ran: the next fresh draw takes 95 training scenarios (members 0–94)
-    if the large pool's 5-run refine is below ``known_19``'s in both families. Records cached in
+
+def size_refine_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """The size experiment with SUMO, on training scenarios only, in a workspace whose training set is members
+    0–94 with ``fit.targets: known`` (``--train 95 --test 1``: its pairs hold every member's ξ̂ and θ*). Each of
+    the first 20 members (the training set of every draw so far) is left out in turn; h is fitted as ``fit`` does
+    to θ* of the other 19 (``small``) or of those and members 20–94 (``large``: 94 pairs, the first three draws'
+    held-out members), then the bridge's check run and refine (the known-targets experiment's Gauss–Newton search
+    from h's prediction, 5 runs, on the calibration seed) run from each; every incumbent and the no-SUMO baselines
+    fitted to the same pairs are scored on the 3 fresh seeds.
+
+    The decision rule, fixed before this first ran: the next fresh draw takes 95 training scenarios (members
+    0–94) if the large pool's 5-run refine is below the small pool's in both families. Records cached in
     ``<workspace>/size_refine_experiment.jsonl``."""
     import numpy as np
 
     from apps.traffic.scoring import BASELINES, bootstrap_interval
     from core.bridge.refine import gauss_newton_search
 
-    names, bounds, ws, rows, more = _size_pools(cfg, workspace, earlier)
-    small = {r["scenario"]: r for r in map(json.loads, (workspace / "known_experiment.jsonl").read_text().splitlines())}
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    if len(rows) <= SIZE_SMALL:
+        raise SystemExit(f"size refine experiment: {len(rows)} training scenarios; give --train 95 (members 0–94)")
+    small_rows, more = rows[:SIZE_SMALL], rows[SIZE_SMALL:]
+    pools = {
+        "small": lambda r: [o for o in small_rows if o is not r],
+        "large": lambda r: [o for o in small_rows if o is not r] + more,
+    }
     cache = workspace / "size_refine_experiment.jsonl"
     lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
     records = {r["scenario"]: r for r in map(json.loads, lines)}
     with ThreadPoolExecutor(2) as pool:
-        for row in rows:
+        for row in small_rows:
             if row["scenario"] in records:
                 continue
             started = time.perf_counter()
             spec, run = _sumo_runner(ws, row["scenario"])
-            others = [o for o in rows if o is not row] + more
-            predicted, _ = _loo_prediction(cfg, row, others, names, bounds)
-            searched = gauss_newton_search(_batch(run, spec.calibration_seed, pool), predicted, bounds, VARIANT_BUDGET)
-            path = [[p, v] for p, v, _ in searched]
-            incumbents = _incumbents(path)
-            finals = _no_sumo_baselines(cfg, row, others, names, bounds)
-            points = {f"large:{k}": t for k, t in enumerate(incumbents, 1)}
+            paths, finals = {}, {}
+            for pool_name, others in pools.items():
+                predicted, _ = _loo_prediction(cfg, row, others(row), names, bounds)
+                searched = gauss_newton_search(
+                    _batch(run, spec.calibration_seed, pool), predicted, bounds, VARIANT_BUDGET
+                )  # the bridge's check run, 3 probes and a Gauss–Newton step (25% of each range)
+                paths[pool_name] = [[p, v] for p, v, _ in searched]
+                for baseline, theta in _no_sumo_baselines(cfg, row, others(row), names, bounds).items():
+                    finals[f"{pool_name}_{baseline}"] = theta
+            incumbents = {name: _incumbents(path) for name, path in paths.items()}
+            points = {f"{name}:{k}": t for name, path in incumbents.items() for k, t in enumerate(path, 1)}
             seeds = _fresh_seeds(spec)
             scores = _fresh_scores(run, {**points, **finals}, seeds, pool)
+            distinct = set(map(_key, [*points.values(), *finals.values()]))
             record: dict[str, Any] = {
-                "scenario": row["scenario"], "path": path, "baselines": finals,
-                "curve": {"large": [scores[f"large:{k}"] for k in range(1, len(incumbents) + 1)]},
+                "scenario": row["scenario"], "paths": paths, "baselines": finals,
+                "curve": {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
+                          for name, path in incumbents.items()},
                 "baseline_fresh": {m: scores[m] for m in finals},
-                "sumo_runs": len(path) + len(seeds) * len(set(map(_key, [*points.values(), *finals.values()]))),
+                "sumo_runs": sum(map(len, paths.values())) + len(seeds) * len(distinct),
                 "wall_s": time.perf_counter() - started,
             }  # fmt: skip
             _keep(cache, records, record, "size refine experiment", log)
-    kept = [records[r["scenario"]] for r in rows]
+    kept = [records[r["scenario"]] for r in small_rows]
     out: dict[str, Any] = _totals("size_refine_experiment", kept)
-    out["size_refine_experiment_pairs_large"] = len(rows) - 1 + len(more)
+    out["size_refine_experiment_pairs_small"] = SIZE_SMALL - 1
+    out["size_refine_experiment_pairs_large"] = len(rows) - 1
     for k, tag in ((1, "check"), (VARIANT_BUDGET, "refine")):
         large = np.array([r["curve"]["large"][k - 1] for r in kept])
-        base = np.array([small[r["scenario"]]["curve"]["known_19"][k - 1] for r in kept])
+        small = np.array([r["curve"]["small"][k - 1] for r in kept])
         out[f"size_refine_experiment_loss_large_{tag}"] = float(large.mean())
-        out[f"size_refine_experiment_loss_small_{tag}"] = float(base.mean())
-        low, high = bootstrap_interval(large - base)
-        out[f"size_refine_experiment_large_minus_small_{tag}_mean"] = float((large - base).mean())
+        out[f"size_refine_experiment_loss_small_{tag}"] = float(small.mean())
+        low, high = bootstrap_interval(large - small)
+        out[f"size_refine_experiment_large_minus_small_{tag}_mean"] = float((large - small).mean())
         out[f"size_refine_experiment_large_minus_small_{tag}_ci_low"] = low
         out[f"size_refine_experiment_large_minus_small_{tag}_ci_high"] = high
-    losses = {m: float(np.mean([r["baseline_fresh"][m] for r in kept])) for m in BASELINES}
-    best = min(losses, key=losses.__getitem__)
-    diff = np.array([r["curve"]["large"][0] - r["baseline_fresh"][best] for r in kept])
-    low, high = bootstrap_interval(diff)
-    out["size_refine_experiment_best_baseline_large"] = best
-    out["size_refine_experiment_loss_best_baseline_large"] = losses[best]
-    out["size_refine_experiment_large_check_minus_best_baseline_mean"] = float(diff.mean())
-    out["size_refine_experiment_large_check_minus_best_baseline_ci_low"] = low
-    out["size_refine_experiment_large_check_minus_best_baseline_ci_high"] = high
+    for pool_name in pools:
+        losses = {m: float(np.mean([r["baseline_fresh"][f"{pool_name}_{m}"] for r in kept])) for m in BASELINES}
+        best = min(losses, key=losses.__getitem__)
+        diff = np.array([r["curve"][pool_name][0] - r["baseline_fresh"][f"{pool_name}_{best}"] for r in kept])
+        low, high = bootstrap_interval(diff)
+        out[f"size_refine_experiment_best_baseline_{pool_name}"] = best
+        out[f"size_refine_experiment_loss_best_baseline_{pool_name}"] = losses[best]
+        out[f"size_refine_experiment_{pool_name}_check_minus_best_baseline_mean"] = float(diff.mean())
+        out[f"size_refine_experiment_{pool_name}_check_minus_best_baseline_ci_low"] = low
+        out[f"size_refine_experiment_{pool_name}_check_minus_best_baseline_ci_high"] = high
+    out["size_refine_experiment_adopted"] = bool(
+        out["size_refine_experiment_loss_large_refine"] < out["size_refine_experiment_loss_small_refine"]
+    )  # this family's half of the rule
     return out
 
 
