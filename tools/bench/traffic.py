@@ -77,6 +77,41 @@ PER_FAMILY = (
 )  # fmt: skip
 
 
+# the figures a draw split in two (--split-at) gives for each part: the issue's targets and what they read
+SPLIT_FIGURES = (
+    "loss_theta_star", "loss_bridge", "loss_refine", "loss_direct", "loss_direct_gauss_newton", "best_baseline",
+    "bridge_minus_best_baseline_mean", "bridge_minus_best_baseline_ci_low", "bridge_minus_best_baseline_ci_high",
+    "refine_over_direct_loss", "refine_over_direct_loss_ci_low", "refine_over_direct_loss_ci_high",
+    "direct_runs_to_match_refine", "matched_quality_run_ratio", "break_even_scenarios",
+)  # fmt: skip
+
+
+def split_figures(workspace: Path, first: int, split_at: int) -> dict[str, Any]:
+    """A draw's figures over its held-out members before ``split_at`` and over those from it on, each part scored
+    alone from the draw's cached fresh-seed scores (no SUMO run): ``<figure>_members_<a>_<b>``. The held-out
+    scenario ``test-<j>`` is member ``first + j``."""
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scoring import family_figures
+    from core.bridge.workspace import Workspace, read_csv
+
+    ws = Workspace(workspace)
+    pairs = read_csv(ws.pairs)
+    scores = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((ws.report_dir / "scores").glob("*.json"))]
+    members = {s["scenario"]: first + int(s["scenario"].rsplit("-", 1)[1]) for s in scores}
+    space_node = OmegaConf.load(workspace / "merged_config.yaml").models.expensive.params
+    space = {str(n): (float(b[0]), float(b[1])) for n, b in space_node.items()}
+    out: dict[str, Any] = {}
+    for part in ([s for s in scores if members[s["scenario"]] < split_at],
+                 [s for s in scores if members[s["scenario"]] >= split_at]):  # fmt: skip
+        if not part:
+            continue
+        low, high = min(members[s["scenario"]] for s in part), max(members[s["scenario"]] for s in part)
+        figures = family_figures(ws, pairs, part, space)
+        out.update({f"{key}_members_{low}_{high}": figures[key] for key in SPLIT_FIGURES if key in figures})
+    return out
+
+
 def sumo_run_seconds(workspace: Path) -> float:
     """Median wall seconds of one SUMO trial, from the direct-HPO studies' trials (2 at a time)."""
     import optuna
@@ -181,6 +216,13 @@ def main() -> int:
         "(implies --calibration-experiment); cached in the workspace",
     )
     parser.add_argument(
+        "--split-at",
+        type=int,
+        metavar="I",
+        help="also give the draw's main figures over its held-out members before I and from I on, each part "
+        "alone (from the cached scores), e.g. to compare a rerun of an earlier draw's members with new ones",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -240,6 +282,9 @@ def main() -> int:
         figures[f"best_baseline_{family}"] = result["best_baseline"]
         first = int(cfg.scenarios.get("first_test_index") or args.train)
         figures[f"held_out_members_{family}"] = f"{first}-{first + args.test - 1}"
+        if args.split_at is not None:
+            found = split_figures(workspace, first, args.split_at)
+            figures.update({f"{k}_{family}": v for k, v in found.items()})
         figures[f"sumo_run_s_{family}"] = sumo_run_seconds(workspace)
         figures[f"cheap_run_s_{family}"] = cheap_run_seconds(config, workspace)
         figures[f"speedup_cheap_model_vs_sumo_run_{family}"] = (
