@@ -1114,8 +1114,12 @@ def size_refine_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     fitted to the same pairs are scored on the 3 fresh seeds.
 
     The decision rule, fixed before this first ran: the next fresh draw takes 95 training scenarios (members
-    0–94) if the large pool's 5-run refine is below the small pool's in both families. Records cached in
-    ``<workspace>/size_refine_experiment.jsonl``."""
+    0–94) if the large pool's 5-run refine is below the small pool's in both families. What follows, fixed before
+    this rerun's results were read: adopted, the sixth draw is ``--train 95 --held-out-from 145`` (members 145–169
+    held out, never built before); not adopted, it is ``--test 50 --held-out-from 120 --split-at 145`` with the
+    config unchanged: the fifth draw's members rerun from scratch (how well the benchmark reproduces itself) and 25
+    new ones, 50 held-out scenarios per family in all. Either way it runs once and is reported whatever it says.
+    Records cached in ``<workspace>/size_refine_experiment.jsonl``."""
     import numpy as np
 
     from apps.traffic.scoring import BASELINES, bootstrap_interval
