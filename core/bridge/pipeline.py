@@ -87,7 +87,9 @@ def run(
 
     ``redo_from`` redoes that stage and every later one even if finished (e.g. ``fit`` after a change to ``fit``:
     finished studies are still reused, and evaluate reruns a check or refine study only where its points changed).
-    ``log`` receives one line per stage; ``progress`` shows a rich bar for the stages that run models.
+    ``log`` receives one line per stage; ``progress`` shows a rich bar for the stages that run models. A finished
+    stage records its inputs (:func:`stage_inputs`); the first skipped stage whose inputs differ from ``cfg``'s is
+    a warning line naming the changed keys, and its results (and the later stages') are kept as they are.
     """
     if redo_from is not None and redo_from not in STAGES:
         raise UserError(f"unknown stage {redo_from!r}", hint=f"stages are {' → '.join(STAGES)}")
@@ -109,7 +111,8 @@ def run(
                     if STAGES.index(stage) > STAGES.index("optimize")
                     else f"a new workspace runs this config (--redo-from {stage} reuses finished studies as they are)"
                 )
-                log(f"{stage}: warning: done before with another config ({'; '.join(changed)}): it and the later "
+                shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+                log(f"{stage}: warning: done before with another config ({shown}): it and the later "
                     f"stages keep that config's results; {remedy}")  # fmt: skip
             else:
                 log(f"{stage}: done before, skipped (--force redoes it)")
