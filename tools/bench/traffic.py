@@ -332,7 +332,8 @@ def main() -> int:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
             found = input_experiment(cfg, workspace)
             experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        where = str(workspace.relative_to(ROOT)) if workspace.is_relative_to(ROOT) else workspace.name
+        full = workspace.resolve()
+        where = str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else workspace.name
         if args.size_refine:
             experiments[f"size_refine_experiment_workspace_{family}"] = where
         if any(k != f"size_refine_experiment_workspace_{family}" and not k.startswith("size_refine")
