@@ -336,8 +336,7 @@ def main() -> int:
         where = str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else workspace.name
         if args.size_refine:
             experiments[f"size_refine_experiment_workspace_{family}"] = where
-        if any(k != f"size_refine_experiment_workspace_{family}" and not k.startswith("size_refine")
-               for k in experiments):  # fmt: skip
+        if any(not k.startswith("size_refine") for k in experiments):  # the first draw's experiments ran
             experiments[f"experiments_workspace_{family}"] = where
     if args.calibration_experiment:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
