@@ -48,18 +48,22 @@ def refine_budget(std: Sequence[float], ranges: Sequence[float], most: int, full
 
 
 def ranked_steps(
-    std: Sequence[float], bounds: Sequence[tuple[float, float]], curvature: Sequence[float] | None, low_share: float
+    std: Sequence[float],
+    bounds: Sequence[tuple[float, float]],
+    curvature: Sequence[float] | None,
+    low_share: float,
+    max_share: float = STEP_MAX_SHARE,
 ) -> tuple[list[float], list[int]]:
-    """Each parameter's step, its standard deviation kept between ``low_share`` and 25% of its range, and the
-    parameters' order by curvature × (step / range)², the expected loss reduction of the step, largest first
-    (``curvature`` None: 1 for all, i.e. the least certain parameter first).
+    """Each parameter's step, its standard deviation kept between ``low_share`` and ``max_share`` (25%) of its
+    range, and the parameters' order by curvature × (step / range)², the expected loss reduction of the step,
+    largest first (``curvature`` None: 1 for all, i.e. the least certain parameter first).
 
     >>> ranked_steps([0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], None, low_share=0.1)
     ([0.1, 0.2], [1, 0])
     """
     widths = [high - low for low, high in bounds]
     weights = list(curvature) if curvature is not None else [1.0] * len(widths)
-    steps = [min(max(float(s), low_share * w), STEP_MAX_SHARE * w) for s, w in zip(std, widths, strict=True)]
+    steps = [min(max(float(s), low_share * w), max_share * w) for s, w in zip(std, widths, strict=True)]
     gain = [c * (s / w) ** 2 if w > 0 else 0.0 for c, s, w in zip(weights, steps, widths, strict=True)]
     return steps, sorted(range(len(widths)), key=lambda j: -gain[j])
 
@@ -139,16 +143,17 @@ def probe_points(
     bounds: Sequence[tuple[float, float]],
     k: int,
     curvature: Sequence[float] | None = None,
+    max_share: float = STEP_MAX_SHARE,
 ) -> list[dict[str, float]]:
     """One probe per parameter, for a finite-difference Jacobian: the prediction with one parameter moved by its
-    standard deviation (between 10% and 25% of its range) toward the middle of its range, for the ``k``
-    parameters with the largest curvature × (step / range)² (all when ``k`` is at least their number).
+    standard deviation (between 10% and ``max_share``, 25%, of its range) toward the middle of its range, for the
+    ``k`` parameters with the largest curvature × (step / range)² (all when ``k`` is at least their number).
 
     >>> probe_points({"a": 0.7, "b": 0.2}, [0.05, 0.2], [(0.0, 1.0), (0.0, 1.0)], 2)
     [{'a': 0.7, 'b': 0.4}, {'a': 0.6, 'b': 0.2}]
     """
     names = list(predicted)
-    steps, order = ranked_steps(std, bounds, curvature, low_share=PROBE_MIN_SHARE)
+    steps, order = ranked_steps(std, bounds, curvature, low_share=PROBE_MIN_SHARE, max_share=max_share)
     points = []
     for j in [j for j in order if bounds[j][1] > bounds[j][0]][: max(0, k)]:
         low, high = bounds[j]
@@ -164,6 +169,7 @@ def gauss_newton_point(
     probes: Sequence[tuple[Mapping[str, float], Sequence[float]]],
     std: Sequence[float],
     bounds: Sequence[tuple[float, float]],
+    max_share: float = STEP_MAX_SHARE,
 ) -> dict[str, float]:
     """Where the loss's linearisation from the probes puts its minimum, held toward the prediction by its
     uncertainty: a Gauss–Newton step with a Gaussian prior (the maximum a posteriori of a linear model).
@@ -172,7 +178,8 @@ def gauss_newton_point(
     In shares z of each range: the Jacobian J of the residuals from the probes (least squares), the noise
     variance σ² per cell from what the linear model leaves unexplained at its own minimum, the prior
     z ~ N(0, (std / range)²) (std at least 2% of the range); then
-    Δz = −(JᵀJ / σ² + diag(range² / std²))⁻¹ Jᵀ r / σ², each move at most 25% of the range, inside the bounds.
+    Δz = −(JᵀJ / σ² + diag(range² / std²))⁻¹ Jᵀ r / σ², each move at most ``max_share`` (25%) of the range,
+    inside the bounds.
     Parameters no probe moved stay at the prediction.
 
     >>> def r(a, b):  # residuals of a loss whose minimum is at a = 0.3, b = 0.6
@@ -202,7 +209,7 @@ def gauss_newton_point(
     precision = jacobian.T @ jacobian / noise + np.diag(1.0 / prior**2)
     step = np.linalg.solve(precision, -jacobian.T @ r0 / noise)
     out = dict(predicted)
-    for j, move in zip(moved, np.clip(step, -STEP_MAX_SHARE, STEP_MAX_SHARE), strict=True):
+    for j, move in zip(moved, np.clip(step, -max_share, max_share), strict=True):
         low, high = bounds[j]
         out[names[j]] = round(min(max(predicted[names[j]] + float(move * widths[j]), low), high), 12)
     return out
@@ -218,6 +225,7 @@ def gauss_newton_search(
     budget: int,
     std: Sequence[float] | None = None,
     shrink: float = 0.5,
+    max_share: float = STEP_MAX_SHARE,
 ) -> list[Run]:
     """Calibrate from ``start`` with at most ``budget`` runs by rounds of Gauss–Newton: each round runs one
     probe per parameter around the best run so far (:func:`probe_points`, its step ``std``: default 25% of each
@@ -225,7 +233,8 @@ def gauss_newton_search(
     best run's and the probes' residuals (:func:`gauss_newton_point`, ``std`` as its prior). When fewer runs are
     left than a round needs, each is a step from the best run with every run so far as a probe.
     ``evaluate(points)`` runs a batch (in parallel if it can) and returns (loss, residuals) per point, residuals
-    None for a failed run. Returns every run in order; a point already run is never run again.
+    None for a failed run. ``max_share`` caps every probe and step as a share of a range (25%).
+    Returns every run in order; a point already run is never run again.
 
     >>> def evaluate(points):  # a loss whose minimum is at a = 0.3, b = 0.6
     ...     return [(float((10 * (p["a"] - 0.3)) ** 2 + (10 * (p["b"] - 0.6)) ** 2),
@@ -235,7 +244,7 @@ def gauss_newton_search(
     (4, 0.0)
     """
     widths = [high - low for low, high in bounds]
-    step = list(std) if std is not None else [STEP_MAX_SHARE * w for w in widths]
+    step = list(std) if std is not None else [max_share * w for w in widths]
     runs: list[Run] = []
 
     def spend(points: list[dict[str, float]]) -> int:
@@ -257,12 +266,12 @@ def gauss_newton_search(
         left = budget - len(runs)
         others = [(p, r) for p, _, r in runs if r is not None and p != best]
         if left > len(best) or not others:  # a round: probes, then the step from them
-            probes = probe_points(best, step, bounds, min(len(best), left))
+            probes = probe_points(best, step, bounds, min(len(best), left), max_share=max_share)
             made = spend(probes)
             around = [(p, r) for p, _, r in runs if r is not None and p in probes]
-            made += spend([gauss_newton_point(best, residuals, around, step, bounds)])
+            made += spend([gauss_newton_point(best, residuals, around, step, bounds, max_share)])
             step = [s * shrink for s in step]
         else:  # too few runs left for a round: a step from the best run, every other run a probe
-            made = spend([gauss_newton_point(best, residuals, others, step, bounds)])
+            made = spend([gauss_newton_point(best, residuals, others, step, bounds, max_share)])
         stalled = 0 if made else stalled + 1
     return runs
