@@ -70,6 +70,12 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, width=200)
 
 
+def log_to(console: Any) -> Callable[[str], None]:
+    """``log(line)`` for a verb's progress lines: each printed on ``console`` as written, so that a ``[word]`` in
+    a config value or a path stays text rather than being read as console markup."""
+    return lambda line: console.print(line, markup=False)
+
+
 def add_area(areas: SubParsers, name: str, help: str, description: str) -> SubParsers:
     """Add the parser of one area (``kakehashi NAME``) and return its verb subparsers.
 

@@ -232,10 +232,11 @@ def _bridge(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from apps.traffic.bridge import run_bridge, table_rows
+    from core.cli import log_to
 
     cfg = _load(args)
     console = Console(stderr=True)
-    figures = run_bridge(cfg, force=args.force, log=console.print, redo_from=args.redo_from)
+    figures = run_bridge(cfg, force=args.force, log=log_to(console), redo_from=args.redo_from)
     out = Console()
     table = Table(
         "figure (loss: mean over held-out scenarios, each θ̂ scored on fresh SUMO seeds)",

@@ -66,13 +66,14 @@ def _handler(stage: str | None):  # type: ignore[no-untyped-def]
         from rich.console import Console
 
         from core.bridge.pipeline import STAGES, run
+        from core.cli import log_to
         from core.config import load_config
 
         console = Console(stderr=True)
         cfg = load_config(args.config, args.overrides)
         stages = STAGES if stage is None else (stage,)
         redo = getattr(args, "redo_from", None)
-        workspace = run(cfg, stages, force=args.force, log=console.print, redo_from=redo)
+        workspace = run(cfg, stages, force=args.force, log=log_to(console), redo_from=redo)
         if stage in (None, "report"):
             console.print(f"report: {workspace.report_dir / 'report.md'}")
         return 0

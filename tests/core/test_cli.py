@@ -211,3 +211,16 @@ def test_installed_entry_points() -> None:
         assert (done.returncode, done.stdout.strip()) == (0, "0"), done.stderr
     done = subprocess.run([exe, "config", "show", "/nonexistent.yaml"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_verbs_progress_lines_print_brackets_as_written() -> None:
+    """A config value or a path with ``[word]`` in a log line is text, not rich markup that vanishes."""
+    import io
+
+    from rich.console import Console
+
+    from core.cli import log_to
+
+    out = io.StringIO()
+    log_to(Console(file=out, width=200))('fit: warning: done before with another config (name: "[bold]a" → "b")')
+    assert out.getvalue() == 'fit: warning: done before with another config (name: "[bold]a" → "b")\n'
