@@ -1223,7 +1223,11 @@ def probe_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     fresh-seed loss over the 95 members is below 0.25's in both families (both: the lower mean of the two
     families' ratios to 0.25's). Adopted, the seventh draw holds out members 170–194 (25 per family, never built)
     with the config so changed, runs once and is reported whatever it says; not adopted, the config stays and no
-    draw runs. Records cached in ``<workspace>/probe_experiment.jsonl``."""
+    draw runs. A second rule, added while this ran (after 55 grid and 22 congested members' records had been
+    read, which showed the Gauss–Newton step's own point scoring below the best of the 5 runs): at the share the
+    first rule leaves, the refine keeps the step's point instead of the best of its 5 runs if the step's point's
+    mean fresh-seed loss is below the best-of-5's in both families; adopted, it joins the seventh draw (which then
+    runs even if the share stays 0.25). Records cached in ``<workspace>/probe_experiment.jsonl``."""
     import numpy as np
 
     from apps.traffic.scoring import bootstrap_interval
@@ -1291,6 +1295,12 @@ def probe_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
         hindsight = np.array([min(r["fresh"][name]) for r in kept])
         out[f"probe_experiment_loss_refine_{tag}"] = float(final.mean())
         out[f"probe_experiment_loss_hindsight_{tag}"] = float(hindsight.mean())
+        step = np.array([r["fresh"][name][-1] for r in kept])  # the 5th run: the Gauss–Newton step's point
+        out[f"probe_experiment_loss_step_point_{tag}"] = float(step.mean())
+        low, high = bootstrap_interval(step - final)
+        out[f"probe_experiment_step_point_minus_best_of_5_{tag}_mean"] = float((step - final).mean())
+        out[f"probe_experiment_step_point_minus_best_of_5_{tag}_ci_low"] = low
+        out[f"probe_experiment_step_point_minus_best_of_5_{tag}_ci_high"] = high
         out[f"probe_experiment_step_kept_{tag}"] = sum(
             1 for r in kept if _best_index(r["paths"][name]) == VARIANT_BUDGET - 1
         )  # the Gauss–Newton step's point was the best of the 5 by its calibration-seed loss
