@@ -304,6 +304,8 @@ def main() -> int:
         figures[f"target_top_k_{family}"] = card["target_top_k"]
         figures.update({f"{k}_{family}": v for k, v in ident.items()})
         figures[f"refine_order_{family}"] = str(cfg.evaluate.get("refine_order", "uncertainty"))
+        figures[f"refine_share_{family}"] = float(cfg.evaluate.get("refine_share", 0.25))
+        figures[f"refine_keep_{family}"] = str(cfg.evaluate.get("refine_keep", "best"))
         names = [str(n) for n in cfg.models.expensive.params]
         figures[f"fit_targets_{family}"] = card.get("targets", "calibrated")
         if figures[f"fit_targets_{family}"] == "calibrated":  # known targets: no training study to read
@@ -1227,7 +1229,10 @@ def probe_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     read, which showed the Gauss–Newton step's own point scoring below the best of the 5 runs): at the share the
     first rule leaves, the refine keeps the step's point instead of the best of its 5 runs if the step's point's
     mean fresh-seed loss is below the best-of-5's in both families; adopted, it joins the seventh draw (which then
-    runs even if the share stays 0.25). Records cached in ``<workspace>/probe_experiment.jsonl``."""
+    runs even if the share stays 0.25). The draw was widened before any draw ran, while the congested half of this
+    experiment was still running: members 170–219, ``--test 50 --held-out-from 170 --split-at 195``, the
+    registered 25 and 25 more, each half reported and all 50 together. Records cached in
+    ``<workspace>/probe_experiment.jsonl``."""
     import numpy as np
 
     from apps.traffic.scoring import bootstrap_interval
