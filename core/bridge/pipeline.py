@@ -592,8 +592,10 @@ def _evaluate_one(
     k = refine_budget([float(s) for s in std], ranges, most, full_at)
     bounds = [_bounds(expensive_cfg.params[n]) for n in names]
     if k >= 2 and str(cfg.evaluate.get("refine_method", "pattern")) == "gauss_newton":  # one run: the pattern
-        refined, runs_wall, k = _gauss_newton_refine(cfg, workspace, scenario, predicted, std, bounds, k, curvature)
+        found = _gauss_newton_refine(cfg, workspace, scenario, predicted, std, bounds, k, curvature)
+        refined, runs_wall, k, kept_step = found
     elif k > 0:
+        kept_step = False
         # k more runs in a study of their own around the prediction, one at a time (a sampler given as
         # evaluate.refine_sampler decides each from the last); by default a pattern scaled by the uncertainty, in
         # the order evaluate.refine_order says
@@ -607,7 +609,7 @@ def _evaluate_one(
         )  # fmt: skip
         refined, runs_wall = pattern, pattern.wall_s
     if k > 0:
-        better = refined.best_value is not None and refined.best_value < value
+        better = kept_step or (refined.best_value is not None and refined.best_value < value)
         result.update(_attrs("refine", refined if better else point))
         result.update({f"refined.{n}": (refined.best_params if better else predicted)[n] for n in names})
         result.update(
@@ -651,15 +653,18 @@ def _gauss_newton_refine(
     bounds: list[tuple[float, float]],
     k: int,
     curvature: list[float] | None,
-) -> tuple[StudyResult, float, int]:
+) -> tuple[StudyResult, float, int, bool]:
     """``evaluate.refine_method: gauss_newton``: k − 1 probes, at most one per parameter, each moved by the
-    prediction's std or with ``evaluate.refine_scale: range`` by 25% of its range (study
+    prediction's std or with ``evaluate.refine_scale: range`` by ``evaluate.refine_share`` of its range (study
     ``<scenario>/probe``, run in parallel), then one run where the Gauss–Newton step from the check run's and the
     probes' residuals puts the minimum (study ``<scenario>/refine``). Returns the better of the two studies'
-    results, their wall seconds together and the number of runs they made."""
+    results (``evaluate.refine_keep: step``: the step's, if it finished), their wall seconds together, the
+    number of runs they made and whether the step's point is kept whatever the check run's loss."""
+    cap = STEP_MAX_SHARE
     if str(cfg.evaluate.get("refine_scale", "std")) == "range":  # the prediction is only the start
-        std = [STEP_MAX_SHARE * (high - low) for low, high in bounds]
-    probes = probe_points(predicted, std, bounds, k - 1, curvature)
+        cap = float(cfg.evaluate.get("refine_share", STEP_MAX_SHARE))
+        std = [cap * (high - low) for low, high in bounds]
+    probes = probe_points(predicted, std, bounds, k - 1, curvature, max_share=cap)
     _fresh(workspace, scenario.name, "probe", {"n_trials": len(probes), "enqueue": probes, "from": predicted})
     probed = _study(cfg, workspace, scenario, "probe", "expensive", n_trials=len(probes), enqueue=probes)
     journal = open_journal(workspace.storage)
@@ -672,15 +677,17 @@ def _gauss_newton_refine(
             "evaluate.refine_method=pattern",
         )
     check, *around = runs
-    step = gauss_newton_point(
-        predicted, check.user_attrs["residuals"], [(t.params, t.user_attrs["residuals"]) for t in around], std, bounds
-    )
+    around_runs = [(t.params, t.user_attrs["residuals"]) for t in around]
+    step = gauss_newton_point(predicted, check.user_attrs["residuals"], around_runs, std, bounds, cap)
     _fresh(workspace, scenario.name, "refine", {"n_trials": 1, "enqueue": [step], "from": predicted,
                                                 "method": "gauss_newton", "probes": probes})  # fmt: skip
     stepped = _study(cfg, workspace, scenario, "refine", "expensive", n_trials=1, enqueue=[step])
+    wall = probed.wall_s + stepped.wall_s
+    if str(cfg.evaluate.get("refine_keep", "best")) == "step" and stepped.best_value is not None:
+        return stepped, wall, len(probes) + 1, True
     finished = [s for s in (probed, stepped) if s.best_value is not None]
     best = min(finished, key=lambda s: math.inf if s.best_value is None else s.best_value, default=stepped)
-    return best, probed.wall_s + stepped.wall_s, len(probes) + 1
+    return best, wall, len(probes) + 1, False
 
 
 def _no_curvature_without_studies(cfg: DictConfig) -> None:

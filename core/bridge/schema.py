@@ -191,6 +191,20 @@ class EvaluateSchema:
         "range); range: 25% of each range, as a search from the centre takes (the prediction is then only the "
         "start)",
     )
+    refine_share: float = option(
+        0.25,
+        gt=0,
+        le=0.5,
+        doc="with refine_scale: range, the share of each range the probes move, the Gauss–Newton prior is wide and "
+        "the step may move at most",
+    )
+    refine_keep: str = option(
+        "best",
+        choices=["best", "step"],
+        doc="gauss_newton's result: best: the run with the lowest loss of the check run, the probes and the step; "
+        "step: the step's point (it reads every run's residuals, where a loss is one run's; the best run if the "
+        "step failed)",
+    )
     refine_sampler: Any = field(
         default=None, metadata=bounds(target=True, doc="null: a pattern step; or a sampler node (_target_)")
     )

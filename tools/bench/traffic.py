@@ -1306,6 +1306,10 @@ def probe_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
         out[f"probe_experiment_step_point_minus_best_of_5_{tag}_mean"] = float((step - final).mean())
         out[f"probe_experiment_step_point_minus_best_of_5_{tag}_ci_low"] = low
         out[f"probe_experiment_step_point_minus_best_of_5_{tag}_ci_high"] = high
+        low, high = bootstrap_interval(step - base)  # against the refine as it was: share 0.25, best of 5
+        out[f"probe_experiment_step_point_{tag}_minus_025_mean"] = float((step - base).mean())
+        out[f"probe_experiment_step_point_{tag}_minus_025_ci_low"] = low
+        out[f"probe_experiment_step_point_{tag}_minus_025_ci_high"] = high
         out[f"probe_experiment_step_kept_{tag}"] = sum(
             1 for r in kept if _best_index(r["paths"][name]) == VARIANT_BUDGET - 1
         )  # the Gauss–Newton step's point was the best of the 5 by its calibration-seed loss

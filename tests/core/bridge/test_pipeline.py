@@ -158,6 +158,38 @@ def test_gauss_newton_refine_with_range_scale_probes_a_quarter_of_each_range(tmp
         assert float(row["refine_value"]) < 1e-6, row["scenario"]
 
 
+@pytest.mark.parametrize("keep", ["step", "best"])
+def test_gauss_newton_refine_share_sets_the_probes_and_keep_step_keeps_the_steps_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: str
+) -> None:
+    """``evaluate.refine_share: 0.4``: the probes move 40% of a range (1.6 of [-2, 2]); ``refine_keep: step`` keeps
+    the step's point even where an earlier run scored lower (here the step is sent to a corner), ``best`` does not."""
+    import optuna
+
+    import core.bridge.pipeline as pipeline
+    from core.bridge.studies import open_journal
+
+    monkeypatch.setattr(pipeline, "gauss_newton_point", lambda predicted, *_: {n: 2.0 for n in predicted})
+    cfg = _config(
+        tmp_path, "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4",
+        "evaluate.refine_full_at=1e-6", "evaluate.direct_reference=false", "evaluate.refine_method=gauss_newton",
+        "evaluate.refine_scale=range", "evaluate.refine_share=0.4", f"evaluate.refine_keep={keep}",
+        "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
+    )  # fmt: skip
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    journal = open_journal(workspace.storage)
+    for row in _rows(workspace.evaluation):
+        predicted = {n: float(row[f"pred.{n}"]) for n in ("theta0", "theta1")}
+        probes = optuna.load_study(study_name=f"{row['scenario']}/probe", storage=journal).trials
+        assert sorted(abs(t.params[n] - predicted[n]) for t in probes for n in predicted) == pytest.approx(
+            [0.0, 0.0, 1.6, 1.6]
+        )
+        at_corner = float(row["refined.theta0"]) == float(row["refined.theta1"]) == 2.0
+        assert at_corner == (keep == "step"), row["scenario"]
+        if keep == "step":  # worse than the check run, kept anyway
+            assert float(row["refine_value"]) > float(row["bridge_value"])
+
+
 def test_gauss_newton_refine_needs_residuals(tmp_path: Path) -> None:
     cfg = _config(tmp_path, *QUICK, "evaluate.refine=4", "evaluate.refine_method=gauss_newton")
     with pytest.raises(UserError, match="residuals"):
