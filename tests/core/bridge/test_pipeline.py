@@ -13,6 +13,7 @@ from core.bridge.analytic import expensive
 from core.bridge.pipeline import run
 from core.bridge.scenario import Scenario
 from core.bridge.studies import StudyResult
+from core.bridge.workspace import Workspace
 from core.config import load_config, package_dir
 from core.errors import ConfigError, UserError
 
@@ -136,24 +137,33 @@ def test_gauss_newton_refine_lands_on_the_optimum_of_a_quadratic_loss(tmp_path: 
         assert float(row["refine_value"]) < 1e-6, row["scenario"]
 
 
-def test_gauss_newton_refine_with_range_scale_probes_a_quarter_of_each_range(tmp_path: Path) -> None:
-    """``evaluate.refine_scale: range``: the probes move 25% of a range (1.0 of [-2, 2]) whatever h's std, and the
-    step still lands on θ*."""
+RANGE_REFINE = (
+    "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4", "evaluate.refine_full_at=1e-6",
+    "evaluate.direct_reference=false", "evaluate.refine_method=gauss_newton", "evaluate.refine_scale=range",
+    "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
+)  # fmt: skip
+
+
+def _probe_moves(workspace: Workspace) -> list[tuple[dict[str, str], list[float]]]:
+    """Each held-out row of ``evaluation.csv`` and how far its probes moved each parameter from the prediction."""
     import optuna
 
     from core.bridge.studies import open_journal
 
-    cfg = _config(
-        tmp_path, "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4",
-        "evaluate.refine_full_at=1e-6", "evaluate.direct_reference=false", "evaluate.refine_method=gauss_newton",
-        "evaluate.refine_scale=range", "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
-    )  # fmt: skip
-    workspace = run(cfg, log=lambda _: None, progress=False)
     journal = open_journal(workspace.storage)
+    out = []
     for row in _rows(workspace.evaluation):
         predicted = {n: float(row[f"pred.{n}"]) for n in ("theta0", "theta1")}
         probes = optuna.load_study(study_name=f"{row['scenario']}/probe", storage=journal).trials
-        moves = sorted(abs(t.params[n] - predicted[n]) for t in probes for n in predicted)
+        out.append((row, sorted(abs(t.params[n] - predicted[n]) for t in probes for n in predicted)))
+    return out
+
+
+def test_gauss_newton_refine_with_range_scale_probes_a_quarter_of_each_range(tmp_path: Path) -> None:
+    """``evaluate.refine_scale: range``: the probes move 25% of a range (1.0 of [-2, 2]) whatever h's std, and the
+    step still lands on θ*."""
+    workspace = run(_config(tmp_path, *RANGE_REFINE), log=lambda _: None, progress=False)
+    for row, moves in _probe_moves(workspace):
         assert moves == pytest.approx([0.0, 0.0, 1.0, 1.0])
         assert float(row["refine_value"]) < 1e-6, row["scenario"]
 
@@ -164,26 +174,13 @@ def test_gauss_newton_refine_share_sets_the_probes_and_keep_step_keeps_the_steps
 ) -> None:
     """``evaluate.refine_share: 0.4``: the probes move 40% of a range (1.6 of [-2, 2]); ``refine_keep: step`` keeps
     the step's point even where an earlier run scored lower (here the step is sent to a corner), ``best`` does not."""
-    import optuna
-
     import core.bridge.pipeline as pipeline
-    from core.bridge.studies import open_journal
 
     monkeypatch.setattr(pipeline, "gauss_newton_point", lambda predicted, *_: {n: 2.0 for n in predicted})
-    cfg = _config(
-        tmp_path, "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=4",
-        "evaluate.refine_full_at=1e-6", "evaluate.direct_reference=false", "evaluate.refine_method=gauss_newton",
-        "evaluate.refine_scale=range", "evaluate.refine_share=0.4", f"evaluate.refine_keep={keep}",
-        "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
-    )  # fmt: skip
+    cfg = _config(tmp_path, *RANGE_REFINE, "evaluate.refine_share=0.4", f"evaluate.refine_keep={keep}")
     workspace = run(cfg, log=lambda _: None, progress=False)
-    journal = open_journal(workspace.storage)
-    for row in _rows(workspace.evaluation):
-        predicted = {n: float(row[f"pred.{n}"]) for n in ("theta0", "theta1")}
-        probes = optuna.load_study(study_name=f"{row['scenario']}/probe", storage=journal).trials
-        assert sorted(abs(t.params[n] - predicted[n]) for t in probes for n in predicted) == pytest.approx(
-            [0.0, 0.0, 1.6, 1.6]
-        )
+    for row, moves in _probe_moves(workspace):
+        assert moves == pytest.approx([0.0, 0.0, 1.6, 1.6])
         at_corner = float(row["refined.theta0"]) == float(row["refined.theta1"]) == 2.0
         assert at_corner == (keep == "step"), row["scenario"]
         if keep == "step":  # worse than the check run, kept anyway
