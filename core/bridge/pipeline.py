@@ -89,7 +89,8 @@ def run(
     finished studies are still reused, and evaluate reruns a check or refine study only where its points changed).
     ``log`` receives one line per stage; ``progress`` shows a rich bar for the stages that run models. A finished
     stage records its inputs (:func:`stage_inputs`); the first skipped stage whose inputs differ from ``cfg``'s is
-    a warning line naming the changed keys, and its results (and the later stages') are kept as they are.
+    a warning line naming the changed keys, and its results (and the later stages') are kept as they are. A call
+    that runs any stage writes ``cfg`` as ``merged_config.yaml`` (and ``provenance.json``) before the first.
     """
     if redo_from is not None and redo_from not in STAGES:
         raise UserError(f"unknown stage {redo_from!r}", hint=f"stages are {' → '.join(STAGES)}")
@@ -100,6 +101,7 @@ def run(
     cfg = check_bridge_config(cfg)
     workspace = Workspace(cfg.workspace)
     stale = False  # a skipped stage's results came from another config: say so once, at the first such stage
+    saved = False  # merged_config.yaml: the config of the latest command that ran a stage
     for stage in stages:
         inputs = stage_inputs(cfg, stage)
         if workspace.done(stage) and not force and stage not in redo:
@@ -117,6 +119,9 @@ def run(
             else:
                 log(f"{stage}: done before, skipped (--force redoes it)")
             continue
+        if not saved:
+            save_run_config(cfg, workspace.root)
+            saved = True
         started = time.perf_counter()
         summary = _STAGE_FUNCTIONS[stage](cfg, workspace, log, progress)
         workspace.mark(stage, {"seconds": round(time.perf_counter() - started, 3), **summary, "inputs": inputs})
@@ -215,7 +220,6 @@ def prepare(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         for scenario in scenarios:
             if scenario.split == "train":
                 _known_params(scenario, expensive_names)
-    save_run_config(cfg, workspace.root)
     for scenario in scenarios:
         path = workspace.scenario_file(scenario.name)
         path.parent.mkdir(parents=True, exist_ok=True)

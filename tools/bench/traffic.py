@@ -112,6 +112,43 @@ def split_figures(workspace: Path, first: int, split_at: int) -> dict[str, Any]:
     return out
 
 
+def paired_refines(workspace: Path, other: Path, first: int, split_at: int | None) -> dict[str, Any]:
+    """Two refines on the same held-out members, from two workspaces' cached fresh-seed scores (no SUMO run):
+    ``workspace``'s (``this``) and ``other``'s (the same draw with the evaluate stage rerun under other settings).
+    Their mean losses, the paired difference other − this with its 95% bootstrap interval, and how many members
+    the other refine scores lower on; over all members and over each part of ``split_at``."""
+    import numpy as np
+
+    from apps.traffic.scoring import bootstrap_interval
+
+    def losses(root: Path) -> dict[str, float]:
+        found = (json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "report" / "scores").glob("*.json")))
+        return {s["scenario"]: float(s["methods"]["refine"]["loss"]) for s in found}
+
+    mine, theirs = losses(workspace), losses(other)
+    if not mine or sorted(mine) != sorted(theirs):
+        raise SystemExit(f"paired refines: {workspace} and {other} do not hold the same scored held-out scenarios")
+    members = {s: first + int(s.rsplit("-", 1)[1]) for s in mine}
+    parts = {"": sorted(mine)}
+    if split_at is not None:
+        for part in ([s for s in mine if members[s] < split_at], [s for s in mine if members[s] >= split_at]):
+            if part:
+                parts[f"_members_{min(members[s] for s in part)}_{max(members[s] for s in part)}"] = sorted(part)
+    out: dict[str, Any] = {}
+    for tag, scenarios in parts.items():
+        this = np.array([mine[s] for s in scenarios])
+        that = np.array([theirs[s] for s in scenarios])
+        low, high = bootstrap_interval(that - this)
+        out[f"paired_refine_scenarios{tag}"] = len(scenarios)
+        out[f"paired_refine_loss_this{tag}"] = float(this.mean())
+        out[f"paired_refine_loss_other{tag}"] = float(that.mean())
+        out[f"paired_refine_other_minus_this_mean{tag}"] = float((that - this).mean())
+        out[f"paired_refine_other_minus_this_ci_low{tag}"] = low
+        out[f"paired_refine_other_minus_this_ci_high{tag}"] = high
+        out[f"paired_refine_other_lower{tag}"] = int((that < this).sum())
+    return out
+
+
 def sumo_run_seconds(workspace: Path) -> float:
     """Median wall seconds of one SUMO trial, from the direct-HPO studies' trials (2 at a time)."""
     import optuna
@@ -196,6 +233,12 @@ def main() -> int:
         "from h on 20 pairs, on all 95 training members, every run's point scored on the fresh seeds",
     )
     parser.add_argument(
+        "--corrector-experiment",
+        action="store_true",
+        help="a learned step instead of the refine's probes: a regression from one run's summary statistics to "
+        "θ* − θ, learned from 8 offline runs around each training member's θ*, leave-one-out on the training members",
+    )
+    parser.add_argument(
         "--input-experiment",
         action="store_true",
         help="also compare h's inputs (ξ̂ alone; with the cheap calibration's best loss; and with the observations' "
@@ -235,6 +278,13 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="a config override for every family (repeatable), e.g. models.expensive.method=gauss_newton",
     )
+    parser.add_argument(
+        "--paired-refine",
+        type=Path,
+        metavar="WORKSPACE",
+        help="write to --out only the comparison of this workspace's refine with WORKSPACE's on the same held-out "
+        "members (the same draw, its evaluate rerun there with other settings), from the cached scores",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "traffic.json", help="the draw's figures")
     parser.add_argument(
         "--experiments-out",
@@ -250,6 +300,7 @@ def main() -> int:
     args = parser.parse_args()
     args.calibration_experiment |= args.variant_experiment or args.known_experiment
 
+    from omegaconf import OmegaConf
     from rich.console import Console
 
     from apps.traffic.bridge import run_bridge
@@ -260,6 +311,7 @@ def main() -> int:
     console = Console()
     figures: dict[str, Any] = {}
     experiments: dict[str, Any] = {}  # training-only: their own file, whichever workspace's draw --out holds
+    paired: dict[str, Any] = {}  # --paired-refine: alone in --out
     started_all = time.perf_counter()
     for family in args.families:
         config = ROOT / "apps" / "traffic" / "config" / f"{family}.yaml"
@@ -306,6 +358,17 @@ def main() -> int:
         figures[f"refine_order_{family}"] = str(cfg.evaluate.get("refine_order", "uncertainty"))
         figures[f"refine_share_{family}"] = float(cfg.evaluate.get("refine_share", 0.25))
         figures[f"refine_keep_{family}"] = str(cfg.evaluate.get("refine_keep", "best"))
+        if args.paired_refine is not None:
+            found = paired_refines(workspace, args.paired_refine / family, first, args.split_at)
+            paired.update({f"{k}_{family}": v for k, v in found.items()})
+            paired[f"paired_refine_this_{family}"] = (
+                f"share {figures[f'refine_share_{family}']:g}, keep {figures[f'refine_keep_{family}']}"
+            )
+            other_cfg = OmegaConf.load(args.paired_refine / family / "merged_config.yaml").evaluate
+            paired[f"paired_refine_other_{family}"] = (
+                f"share {float(other_cfg.get('refine_share', 0.25)):g}, keep {other_cfg.get('refine_keep', 'best')}"
+            )
+            paired[f"held_out_members_{family}"] = figures[f"held_out_members_{family}"]
         names = [str(n) for n in cfg.models.expensive.params]
         figures[f"fit_targets_{family}"] = card.get("targets", "calibrated")
         if figures[f"fit_targets_{family}"] == "calibrated":  # known targets: no training study to read
@@ -340,6 +403,10 @@ def main() -> int:
             console.print(f"== {family}: the refine's probe step, 15 / 25 / 40% of each range, with SUMO")
             found = probe_experiment(cfg, workspace, log=console.print)
             experiments.update({f"{k}_{family}": v for k, v in found.items()})
+        if args.corrector_experiment:
+            console.print(f"== {family}: a learned step from one run's statistics, on the training scenarios")
+            found = corrector_experiment(cfg, workspace, log=console.print)
+            experiments.update({f"{k}_{family}": v for k, v in found.items()})
         if args.input_experiment:
             console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
             found = input_experiment(cfg, workspace)
@@ -356,7 +423,9 @@ def main() -> int:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
         _write(args.experiments_out, experiments, console)
-    if not args.experiments_only:
+    if args.paired_refine is not None:
+        _write(args.out, paired, console)
+    elif not args.experiments_only:
         figures["benchmark_wall_s"] = time.perf_counter() - started_all
         _write(args.out, figures, console, totals=True)
     return 0
@@ -1319,6 +1388,213 @@ def probe_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
             out[f"probe_experiment_{tag}_minus_025_ci_low"] = low
             out[f"probe_experiment_{tag}_minus_025_ci_high"] = high
     return out
+
+
+CORRECTOR_SAMPLES = 8  # the learned-step experiment: offline SUMO runs per training member around its θ*
+CORRECTOR_SPREAD = 0.2  # their standard deviation as a share of each range (h's errors are ~0.1–0.15)
+CORRECTOR_MODELS = ("ridge", "gp")
+
+
+def corrector_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """A learned step instead of probes, on training scenarios only (exploratory: the 20 training members of a
+    draw's workspace). Offline, each training member is simulated at ``CORRECTOR_SAMPLES`` points drawn around its
+    θ* (normal, sd ``CORRECTOR_SPREAD`` of each range, clipped; its calibration seed); a regression learns, across
+    members, the correction θ* − θ (per range) from what one run at θ shows: θ, the observations' summary
+    statistics and the run's own minus the observations' (relative for the means). Online, each member is left out
+    in turn: h (fitted on the other 19 as ``fit`` does) predicts θ₀, the check run at θ₀ gives the first corrected
+    point, which is run and corrected again, 5 runs in all; the estimate after k runs is the k-th run's point plus
+    its predicted correction (the last one never run). Beside it, from the same check run, the refine as it is
+    (3 probes and the Gauss–Newton step at 40% of each range, the step's point). Every point is scored on the 3
+    fresh seeds. The corrector per θ output is the model of ``CORRECTOR_MODELS`` with the lowest grouped (by
+    member) 5-fold error, or no correction if none beats it. Records cached in ``<workspace>/corrector_*.jsonl``."""
+    import numpy as np
+
+    from apps.traffic.scoring import bootstrap_interval
+    from core.bridge.refine import gauss_newton_search
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    widths = np.array([hi - lo for lo, hi in bounds])
+    samples, offline_wall = _corrector_samples(ws, workspace, rows, names, bounds, log)
+    cache = workspace / "corrector_experiment.jsonl"
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    with ThreadPoolExecutor(2) as pool:
+        for row in rows:
+            if row["scenario"] in records:
+                continue
+            started = time.perf_counter()
+            others = [o for o in rows if o is not row]
+            predicted, _ = _loo_prediction(cfg, row, others, names, bounds)
+            models, chosen = _fit_corrector(samples, [o["scenario"] for o in others], len(names))
+            spec, run, observed = _stats_runner(ws, row["scenario"])
+            once, done = _once(run)
+            learned, estimates = _learned_path(once, spec.calibration_seed, predicted, models, bounds, observed)
+            searched = gauss_newton_search(
+                _batch(lambda job, f=once: f(job)[:2], spec.calibration_seed, pool), predicted, bounds, VARIANT_BUDGET,
+                std=[0.4 * w for w in widths], max_share=0.4,
+            )  # fmt: skip
+            finals = {f"learned:{k}": t for k, t in enumerate(estimates, 1)}
+            finals["check"] = predicted
+            finals["gauss_newton"] = searched[-1][0]
+            seeds = _fresh_seeds(spec)
+            scores = _fresh_scores(lambda job, f=run: f(job)[:2], finals, seeds, pool)  # fresh seeds: never cached
+            star = _theta_star(ws, row["scenario"], names)
+            record: dict[str, Any] = {
+                "scenario": row["scenario"], "start": predicted, "chosen": chosen, "learned": learned,
+                "estimates": estimates, "gauss_newton": [[p, v] for p, v, _ in searched],
+                "fresh": scores,
+                "error": {m: float(np.mean(np.abs(np.array([t[n] for n in names]) - star) / widths))
+                          for m, t in finals.items()},
+                "curve": {"learned": [scores[f"learned:{k}"] for k in range(1, VARIANT_BUDGET + 1)],
+                          "gauss_newton": [scores["gauss_newton"]]},
+                "sumo_runs": len(done) + len(seeds) * len(set(map(_key, finals.values()))),
+                "wall_s": time.perf_counter() - started,
+            }  # fmt: skip
+            _keep(cache, records, record, "corrector experiment", log)
+    kept = [records[r["scenario"]] for r in rows]
+    out: dict[str, Any] = _totals("corrector_experiment", kept)
+    out["corrector_experiment_offline_sumo_runs"] = CORRECTOR_SAMPLES * len(rows)
+    out["corrector_experiment_offline_wall_s"] = offline_wall
+    gn = np.array([r["fresh"]["gauss_newton"] for r in kept])
+    out["corrector_experiment_loss_check"] = float(np.mean([r["fresh"]["check"] for r in kept]))
+    out["corrector_experiment_loss_gauss_newton"] = float(gn.mean())
+    out["corrector_experiment_error_gauss_newton"] = float(np.mean([r["error"]["gauss_newton"] for r in kept]))
+    for k in range(1, VARIANT_BUDGET + 1):
+        out[f"corrector_experiment_loss_learned_{k}"] = float(np.mean([r["fresh"][f"learned:{k}"] for r in kept]))
+        out[f"corrector_experiment_error_learned_{k}"] = float(np.mean([r["error"][f"learned:{k}"] for r in kept]))
+    for k in (1, VARIANT_BUDGET):
+        diff = np.array([r["fresh"][f"learned:{k}"] for r in kept]) - gn
+        low, high = bootstrap_interval(diff)
+        out[f"corrector_experiment_learned_{k}_minus_gauss_newton_mean"] = float(diff.mean())
+        out[f"corrector_experiment_learned_{k}_minus_gauss_newton_ci_low"] = low
+        out[f"corrector_experiment_learned_{k}_minus_gauss_newton_ci_high"] = high
+    for j, name in enumerate(names):
+        out[f"corrector_experiment_model_{name}"] = ",".join(sorted({r["chosen"][j] for r in kept}))
+    return out
+
+
+def _corrector_samples(
+    ws: Any, workspace: Path, rows: list[dict[str, str]], names: list[str], bounds: list[tuple[float, float]], log: Any
+) -> tuple[dict[str, Any], float]:
+    """The learned step's offline runs: ``CORRECTOR_SAMPLES`` per training member around its θ*, each as
+    (features, θ* − θ per range); cached in ``<workspace>/corrector_samples.jsonl``. Returns them and the wall
+    seconds this call spent."""
+    import numpy as np
+
+    widths = np.array([hi - lo for lo, hi in bounds])
+    cache = workspace / "corrector_samples.jsonl"
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    samples = {r["scenario"]: r for r in map(json.loads, lines)}
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        for index, row in enumerate(rows):
+            if row["scenario"] in samples:
+                continue
+            spec, run, observed = _stats_runner(ws, row["scenario"])
+            rng = np.random.default_rng(1000 + index)
+            star = _theta_star(ws, row["scenario"], names)
+            points = [_clip(star + rng.normal(0.0, CORRECTOR_SPREAD, len(names)) * widths, names, bounds)
+                      for _ in range(CORRECTOR_SAMPLES)]  # fmt: skip
+            found = list(pool.map(run, [(p, spec.calibration_seed) for p in points]))
+            samples[row["scenario"]] = {
+                "scenario": row["scenario"], "points": points, "stats": [f[2] for f in found],
+                "x": [_corrector_features(p, f[2], observed, bounds) for p, f in zip(points, found, strict=True)],
+                "y": [list((star - np.array([p[n] for n in names])) / widths) for p in points],
+            }  # fmt: skip
+            _save_records(cache, samples)
+            log(f"corrector experiment: {row['scenario']} sampled ({CORRECTOR_SAMPLES} SUMO runs)")
+    return samples, time.perf_counter() - started
+
+
+def _corrector_features(
+    theta: dict[str, float], stats: list[float], observed: list[float], bounds: list[tuple[float, float]]
+) -> list[float]:
+    """What the learned step reads from one run at θ: θ (per range), the observations' summary statistics, and the
+    run's statistics minus the observations' (relative for the four means, plain for the share of slow cells)."""
+    here = [(v - lo) / (hi - lo) for v, (lo, hi) in zip(theta.values(), bounds, strict=True)]
+    diff = [(a - b) / max(abs(b), 1.0) for a, b in zip(stats[:4], observed[:4], strict=True)]
+    return [*here, *observed, *diff, stats[4] - observed[4]]
+
+
+def _fit_corrector(samples: dict[str, Any], members: list[str], outputs: int) -> tuple[list[Any], list[str]]:
+    """Per θ output, the model of ``CORRECTOR_MODELS`` with the lowest 5-fold error grouped by member on the
+    samples of ``members`` (fitted on all of them), or None (no correction) if none beats predicting 0."""
+    import numpy as np
+    from sklearn.model_selection import GroupKFold
+
+    from core.bridge.regressors import make_model
+
+    x = np.array([v for m in members for v in samples[m]["x"]])
+    y = np.array([v for m in members for v in samples[m]["y"]])
+    groups = np.array([i for i, m in enumerate(members) for _ in samples[m]["x"]])
+    folds = list(GroupKFold(5).split(x, groups=groups))
+    models, chosen = [], []
+    for j in range(outputs):
+        errors = {"none": float(np.mean(y[:, j] ** 2))}
+        for name in CORRECTOR_MODELS:
+            fold_errors = []
+            for train, test in folds:
+                model = make_model(name, x.shape[1]).fit(x[train], y[train, j])
+                fold_errors.append(float(np.mean((model.predict(x[test]) - y[test, j]) ** 2)))
+            errors[name] = float(np.mean(fold_errors))
+        best = min(errors, key=errors.__getitem__)
+        chosen.append(best)
+        models.append(None if best == "none" else make_model(best, x.shape[1]).fit(x, y[:, j]))
+    return models, chosen
+
+
+def _learned_path(
+    run: Any, seed: int, start: dict[str, float], models: list[Any], bounds: list[tuple[float, float]],
+    observed: list[float],
+) -> tuple[list[Any], list[dict[str, float]]]:  # fmt: skip
+    """The learned step from ``start``: ``VARIANT_BUDGET`` runs, each at the previous run's corrected point.
+    Returns the runs ([θ, loss]) and the estimate after each (its point plus the predicted correction)."""
+    import numpy as np
+
+    names = list(start)
+    widths = np.array([hi - lo for lo, hi in bounds])
+    theta, runs, estimates = dict(start), [], []
+    for _ in range(VARIANT_BUDGET):
+        loss, _, stats = run((theta, seed))
+        runs.append([theta, loss])
+        x = np.array([_corrector_features(theta, stats, observed, bounds)])
+        step = np.array([0.0 if m is None else float(m.predict(x)[0]) for m in models])
+        theta = _clip(np.array([theta[n] for n in names]) + step * widths, names, bounds)
+        estimates.append(theta)
+    return runs, estimates
+
+
+def _clip(theta: Any, names: list[str], bounds: list[tuple[float, float]]) -> dict[str, float]:
+    """θ (an array in ``names`` order) as a dict, each value clipped to its bounds."""
+    return {n: float(min(max(v, lo), hi)) for n, v, (lo, hi) in zip(names, theta, bounds, strict=True)}
+
+
+def _theta_star(ws: Any, scenario: str, names: list[str]) -> Any:
+    """A scenario's θ* as an array in ``names`` order."""
+    import numpy as np
+
+    from core.bridge.scenario import Scenario
+
+    star = Scenario.load(ws.scenario_file(scenario)).context["traffic"]["theta_star"]
+    return np.array([float(star[n]) for n in names])
+
+
+def _stats_runner(ws: Any, scenario: str) -> tuple[Any, Any, list[float]]:
+    """:func:`_sumo_runner` whose ``run`` also returns the run's summary statistics, and the observations'."""
+    from apps.traffic.objective import discrepancy, unpack_scenario
+    from apps.traffic.scoring import summary_statistics
+    from apps.traffic.simulator import simulate
+    from core.bridge.scenario import Scenario
+
+    spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(scenario)))
+
+    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float], list[float]]:
+        series = simulate(built, spec, job[0], job[1], backend="traci", timeout=600)
+        fit = discrepancy(observed, series)
+        return fit.loss, list(fit.residuals), summary_statistics(series.to_dict())
+
+    return spec, run, summary_statistics(observed.to_dict())
 
 
 def _best_index(path: list[Any]) -> int:

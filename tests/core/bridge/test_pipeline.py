@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from core.bridge.analytic import expensive
 from core.bridge.pipeline import run
@@ -493,7 +493,8 @@ def test_a_gauss_newton_calibration_needs_residuals(tmp_path: Path) -> None:
 def test_a_stage_done_with_another_config_says_which_keys_changed_and_how_to_redo_it(tmp_path: Path) -> None:
     """A finished stage records the config keys its results depend on; a run that skips it with other values warns
     once, at the earliest such stage, naming each key's recorded and current value; keys that only say how the work
-    runs (n_max_jobs) are not results; --redo-from refits and records the new values."""
+    runs (n_max_jobs) are not results; --redo-from refits and records the new values, in its stage record and in
+    merged_config.yaml (which a run that skips every stage leaves as it was)."""
     workspace = run(_config(tmp_path, *QUICK), log=lambda _: None, progress=False)
     before = json.loads((workspace.model_dir / "card.json").read_text())
     messages: list[str] = []
@@ -507,9 +508,12 @@ def test_a_stage_done_with_another_config_says_which_keys_changed_and_how_to_red
     assert 'fit.models: ["ridge"] → ["linear"]' in warning and "--redo-from fit" in warning
     assert "evaluate.refine" not in warning  # one warning, at the earliest stage whose inputs changed
     assert json.loads((workspace.model_dir / "card.json").read_text()) == before  # nothing redone unasked
+    merged = workspace.root / "merged_config.yaml"
+    assert OmegaConf.load(merged).fit.models == ["ridge"]  # nothing ran: the config on record stays
     messages.clear()
     run(changed, log=messages.append, progress=False, redo_from="fit")
     assert json.loads((workspace.model_dir / "card.json").read_text())["model"] != before["model"]
+    assert OmegaConf.load(merged).fit.models == ["linear"]  # the config the redone stages ran with
     messages.clear()
     run(changed, log=messages.append, progress=False)
     assert not any("warning" in m for m in messages)
