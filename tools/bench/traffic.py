@@ -300,7 +300,6 @@ def main() -> int:
     args = parser.parse_args()
     args.calibration_experiment |= args.variant_experiment or args.known_experiment
 
-    from omegaconf import OmegaConf
     from rich.console import Console
 
     from apps.traffic.bridge import run_bridge
@@ -364,9 +363,11 @@ def main() -> int:
             paired[f"paired_refine_this_{family}"] = (
                 f"share {figures[f'refine_share_{family}']:g}, keep {figures[f'refine_keep_{family}']}"
             )
-            other_cfg = OmegaConf.load(args.paired_refine / family / "merged_config.yaml").evaluate
+            ran = json.loads((args.paired_refine / family / "stages" / "evaluate.json").read_text(encoding="utf-8"))
+            other = ran["inputs"]  # the config its evaluate stage ran with
             paired[f"paired_refine_other_{family}"] = (
-                f"share {float(other_cfg.get('refine_share', 0.25)):g}, keep {other_cfg.get('refine_keep', 'best')}"
+                f"share {float(other.get('evaluate.refine_share', 0.25)):g}, "
+                f"keep {other.get('evaluate.refine_keep', 'best')}"
             )
             paired[f"held_out_members_{family}"] = figures[f"held_out_members_{family}"]
         names = [str(n) for n in cfg.models.expensive.params]
