@@ -285,6 +285,12 @@ def main() -> int:
         help="write to --out only the comparison of this workspace's refine with WORKSPACE's on the same held-out "
         "members (the same draw, its evaluate rerun there with other settings), from the cached scores",
     )
+    parser.add_argument(
+        "--learned-held-out",
+        action="store_true",
+        help="write to --out only the draw's figures with the learned step (--corrector-experiment) in place of the "
+        "refine, on the draw's held-out members (5 SUMO runs each and 3 fresh-seed runs of its estimate)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "traffic.json", help="the draw's figures")
     parser.add_argument(
         "--experiments-out",
@@ -310,7 +316,7 @@ def main() -> int:
     console = Console()
     figures: dict[str, Any] = {}
     experiments: dict[str, Any] = {}  # training-only: their own file, whichever workspace's draw --out holds
-    paired: dict[str, Any] = {}  # --paired-refine: alone in --out
+    paired: dict[str, Any] = {}  # --paired-refine, --learned-held-out: alone in --out
     started_all = time.perf_counter()
     for family in args.families:
         config = ROOT / "apps" / "traffic" / "config" / f"{family}.yaml"
@@ -339,6 +345,11 @@ def main() -> int:
         figures[f"best_baseline_{family}"] = result["best_baseline"]
         first = int(cfg.scenarios.get("first_test_index") or args.train)
         figures[f"held_out_members_{family}"] = f"{first}-{first + args.test - 1}"
+        if args.learned_held_out:
+            console.print(f"== {family}: the learned step as the refine, on the held-out members")
+            found = learned_held_out(cfg, workspace, log=console.print)
+            paired.update({f"{k}_{family}": v for k, v in found.items()})
+            paired[f"held_out_members_{family}"] = f"{first}-{first + args.test - 1}"
         if args.split_at is not None:
             found = split_figures(workspace, first, args.split_at)
             figures.update({f"{k}_{family}": v for k, v in found.items()})
@@ -424,7 +435,7 @@ def main() -> int:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
         _write(args.experiments_out, experiments, console)
-    if args.paired_refine is not None:
+    if args.paired_refine is not None or args.learned_held_out:
         _write(args.out, paired, console)
     elif not args.experiments_only:
         figures["benchmark_wall_s"] = time.perf_counter() - started_all
@@ -1475,6 +1486,91 @@ def corrector_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[st
     return out
 
 
+def learned_held_out(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """The learned step (:func:`corrector_experiment`) as the refine, on a finished draw's held-out members: the
+    corrector fitted on every training member's offline samples, each held-out member's check-run point (the
+    bridge's θ̂) run and corrected 5 times as in the experiment, and the estimate after the 5th run scored on the
+    draw's fresh seeds. The draw's figures are then computed as the draw computes them (``family_figures``) with
+    this estimate in place of the refine's, every other method's scores the draw's own; the offline cost adds the
+    corrector's samples (SUMO runs counted; their wall time estimated from the draw's mean SUMO run). Records
+    cached in ``<workspace>/learned_held_out.jsonl``."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scoring import family_figures
+    from core.bridge.workspace import read_csv
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    widths = np.array([hi - lo for lo, hi in bounds])
+    samples, _ = _corrector_samples(ws, workspace, rows, names, bounds, log)
+    models, chosen = _fit_corrector(samples, [r["scenario"] for r in rows], len(names))
+    log(f"learned step: corrector per output {dict(zip(names, chosen, strict=True))}")
+    paths = sorted((ws.report_dir / "scores").glob("*.json"))
+    scores = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    if not scores:
+        raise SystemExit(f"learned step on held-out members: no scores in {ws.report_dir}; run the draw first")
+    cache = workspace / "learned_held_out.jsonl"
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    for score in scores:
+        name = score["scenario"]
+        if name in records:
+            continue
+        started = time.perf_counter()
+        spec, run, observed = _stats_runner(ws, name)
+        start = {n: float(score["theta"]["bridge"][n]) for n in names}
+        learned, estimates = _learned_path(run, spec.calibration_seed, start, models, bounds, observed)
+        with ThreadPoolExecutor(2) as pool:
+            fresh = list(pool.map(run, [(estimates[-1], seed) for seed in score["seeds"]]))
+        star = _theta_star(ws, name, names)
+        record = {
+            "scenario": name, "start": start, "learned": learned, "estimates": estimates,
+            "loss": statistics.fmean(f[0] for f in fresh),
+            "param_error": float(np.mean(np.abs(np.array([estimates[-1][n] for n in names]) - star) / widths)),
+            "flagged_runs": sum(int(f[3]) for f in fresh), "wall_s": time.perf_counter() - started,
+            "curve": {"learned": [statistics.fmean(f[0] for f in fresh)]},
+        }  # fmt: skip
+        _keep(cache, records, record, "learned step", log)
+    learned_scores = []
+    for score in scores:
+        record = records[score["scenario"]]
+        methods = {**score["methods"], "refine": {k: record[k] for k in ("loss", "param_error", "flagged_runs")}}
+        learned_scores.append({**score, "methods": methods, "runs": {**score["runs"], "refine": VARIANT_BUDGET}})
+    space_node = OmegaConf.load(workspace / "merged_config.yaml").models.expensive.params
+    space = {str(n): (float(b[0]), float(b[1])) for n, b in space_node.items()}
+    figures = family_figures(ws, read_csv(ws.pairs), learned_scores, space)
+    keep = (*SPLIT_FIGURES, "refine_minus_direct_mean", "refine_minus_direct_ci_low", "refine_minus_direct_ci_high",
+            "param_error_refine", "flagged_runs_refine", "n_test_scenarios")  # fmt: skip
+    out: dict[str, Any] = {f"learned_{k}": figures[k] for k in keep if k in figures}
+    extra = CORRECTOR_SAMPLES * len(rows)
+    offline = int(figures["offline_sumo_runs"]) + extra
+    run_s = float(figures["wall_s_per_new_scenario_direct"]) / float(figures["sumo_runs_per_new_scenario_direct"])
+    matched = float(figures["matched_quality_run_ratio"]) * VARIANT_BUDGET
+    out["learned_offline_sumo_runs"] = offline
+    out["learned_offline_wall_s_estimated"] = float(figures["offline_wall_s"]) + extra * run_s
+    out["learned_break_even_scenarios"] = offline / (matched - VARIANT_BUDGET) if matched > VARIANT_BUDGET else "inf"
+    out["learned_amortised_sumo_runs_per_scenario_100_new"] = (offline + 100 * VARIANT_BUDGET) / 100
+    out["learned_corrector_models"] = ",".join(chosen)
+    low, high = _paired_interval([r["loss"] for r in map(records.get, (s["scenario"] for s in scores))],
+                                 [s["methods"]["refine"]["loss"] for s in scores])  # fmt: skip
+    diff = np.mean([records[s["scenario"]]["loss"] - s["methods"]["refine"]["loss"] for s in scores])
+    out["learned_minus_draw_refine_mean"] = float(diff)
+    out["learned_minus_draw_refine_ci_low"], out["learned_minus_draw_refine_ci_high"] = low, high
+    out["learned_draw_refine_loss"] = float(np.mean([s["methods"]["refine"]["loss"] for s in scores]))
+    out["learned_sumo_runs_held_out"] = sum(len(r["learned"]) + 3 for r in records.values())
+    return out
+
+
+def _paired_interval(a: list[float], b: list[float]) -> tuple[float, float]:
+    """The 95% bootstrap interval of the mean of a − b, paired."""
+    import numpy as np
+
+    from apps.traffic.scoring import bootstrap_interval
+
+    return bootstrap_interval(np.array(a) - np.array(b))
+
+
 def _corrector_samples(
     ws: Any, workspace: Path, rows: list[dict[str, str]], names: list[str], bounds: list[tuple[float, float]], log: Any
 ) -> tuple[dict[str, Any], float]:
@@ -1582,7 +1678,8 @@ def _theta_star(ws: Any, scenario: str, names: list[str]) -> Any:
 
 
 def _stats_runner(ws: Any, scenario: str) -> tuple[Any, Any, list[float]]:
-    """:func:`_sumo_runner` whose ``run`` also returns the run's summary statistics, and the observations'."""
+    """:func:`_sumo_runner` whose ``run`` also returns the run's summary statistics and whether it was flagged, and
+    the observations' summary statistics."""
     from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import summary_statistics
     from apps.traffic.simulator import simulate
@@ -1590,10 +1687,10 @@ def _stats_runner(ws: Any, scenario: str) -> tuple[Any, Any, list[float]]:
 
     spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(scenario)))
 
-    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float], list[float]]:
+    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float], list[float], bool]:
         series = simulate(built, spec, job[0], job[1], backend="traci", timeout=600)
         fit = discrepancy(observed, series)
-        return fit.loss, list(fit.residuals), summary_statistics(series.to_dict())
+        return fit.loss, list(fit.residuals), summary_statistics(series.to_dict()), bool(fit.flagged)
 
     return spec, run, summary_statistics(observed.to_dict())
 
