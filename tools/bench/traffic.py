@@ -427,8 +427,10 @@ def main() -> int:
         where = str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else workspace.name
         if args.size_refine or args.probe_experiment:
             experiments[f"size_refine_experiment_workspace_{family}"] = where
+        if args.corrector_experiment:
+            experiments[f"corrector_experiment_workspace_{family}"] = where
         if any(
-            not k.startswith(("size_refine", "probe_experiment")) for k in experiments
+            not k.startswith(("size_refine", "probe_experiment", "corrector_experiment")) for k in experiments
         ):  # the first draw's experiments ran
             experiments[f"experiments_workspace_{family}"] = where
     if args.calibration_experiment:
@@ -1575,19 +1577,19 @@ def _corrector_samples(
     ws: Any, workspace: Path, rows: list[dict[str, str]], names: list[str], bounds: list[tuple[float, float]], log: Any
 ) -> tuple[dict[str, Any], float]:
     """The learned step's offline runs: ``CORRECTOR_SAMPLES`` per training member around its θ*, each as
-    (features, θ* − θ per range); cached in ``<workspace>/corrector_samples.jsonl``. Returns them and the wall
-    seconds this call spent."""
+    (features, θ* − θ per range), with the wall seconds they took; cached in ``<workspace>/corrector_samples.jsonl``.
+    Returns them and their wall seconds in all."""
     import numpy as np
 
     widths = np.array([hi - lo for lo, hi in bounds])
     cache = workspace / "corrector_samples.jsonl"
     lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
     samples = {r["scenario"]: r for r in map(json.loads, lines)}
-    started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         for index, row in enumerate(rows):
             if row["scenario"] in samples:
                 continue
+            started = time.perf_counter()
             spec, run, observed = _stats_runner(ws, row["scenario"])
             rng = np.random.default_rng(1000 + index)
             star = _theta_star(ws, row["scenario"], names)
@@ -1598,10 +1600,11 @@ def _corrector_samples(
                 "scenario": row["scenario"], "points": points, "stats": [f[2] for f in found],
                 "x": [_corrector_features(p, f[2], observed, bounds) for p, f in zip(points, found, strict=True)],
                 "y": [list((star - np.array([p[n] for n in names])) / widths) for p in points],
+                "wall_s": time.perf_counter() - started,
             }  # fmt: skip
             _save_records(cache, samples)
             log(f"corrector experiment: {row['scenario']} sampled ({CORRECTOR_SAMPLES} SUMO runs)")
-    return samples, time.perf_counter() - started
+    return samples, sum(float(samples[r["scenario"]]["wall_s"]) for r in rows)
 
 
 def _corrector_features(
