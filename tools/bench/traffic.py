@@ -44,6 +44,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -392,47 +393,34 @@ def main() -> int:
         if figures[f"fit_targets_{family}"] == "calibrated":  # known targets: no training study to read
             for name, value in zip(names, training_curvature(cfg, Workspace(workspace), names), strict=True):
                 figures[f"refine_curvature_{name}_{family}"] = value  # loss per squared range, training studies
-        if args.refine_experiment > 0:
-            console.print(f"== {family}: refine rules, leave-one-out on the training scenarios")
-            found = refine_experiment(cfg, workspace, args.refine_experiment, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.calibration_experiment:
-            console.print(f"== {family}: training calibrations by Gauss–Newton rounds, on the training scenarios")
-            found = calibration_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.variant_experiment:
-            console.print(f"== {family}: other uses of the refine runs, on the training scenarios")
-            found = variant_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.known_experiment:
-            console.print(f"== {family}: h fitted to the training scenarios' θ*, on the training scenarios")
-            found = known_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.size_experiment is not None:
-            console.print(f"== {family}: h on more training pairs (θ*), leave-one-out on the training scenarios")
-            earlier = [root / family for root in args.size_experiment]
-            found = size_experiment(cfg, workspace, earlier)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.size_refine:
-            console.print(f"== {family}: check run and refine from h on 19 or 94 θ* pairs, with SUMO")
-            found = size_refine_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.probe_experiment:
-            console.print(f"== {family}: the refine's probe step, 15 / 25 / 40% of each range, with SUMO")
-            found = probe_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.blend_experiment:
-            console.print(f"== {family}: the step's point blended with the learned step's estimate, with SUMO")
-            found = blend_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.corrector_experiment:
-            console.print(f"== {family}: a learned step from one run's statistics, on the training scenarios")
-            found = corrector_experiment(cfg, workspace, log=console.print)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
-        if args.input_experiment:
-            console.print(f"== {family}: h's inputs, nested leave-one-out on the training scenarios")
-            found = input_experiment(cfg, workspace)
-            experiments.update({f"{k}_{family}": v for k, v in found.items()})
+        log = console.print
+        earlier = [root / family for root in args.size_experiment or []]
+        chosen = (  # (asked for, what it does, the experiment)
+            (args.refine_experiment > 0, "refine rules, leave-one-out on the training scenarios",
+             partial(refine_experiment, cfg, workspace, args.refine_experiment, log=log)),
+            (args.calibration_experiment, "training calibrations by Gauss–Newton rounds, on the training scenarios",
+             partial(calibration_experiment, cfg, workspace, log=log)),
+            (args.variant_experiment, "other uses of the refine runs, on the training scenarios",
+             partial(variant_experiment, cfg, workspace, log=log)),
+            (args.known_experiment, "h fitted to the training scenarios' θ*, on the training scenarios",
+             partial(known_experiment, cfg, workspace, log=log)),
+            (args.size_experiment is not None, "h on more training pairs (θ*), leave-one-out on the training "
+             "scenarios", partial(size_experiment, cfg, workspace, earlier)),
+            (args.size_refine, "check run and refine from h on 19 or 94 θ* pairs, with SUMO",
+             partial(size_refine_experiment, cfg, workspace, log=log)),
+            (args.probe_experiment, "the refine's probe step, 15 / 25 / 40% of each range, with SUMO",
+             partial(probe_experiment, cfg, workspace, log=log)),
+            (args.blend_experiment, "the step's point blended with the learned step's estimate, with SUMO",
+             partial(blend_experiment, cfg, workspace, log=log)),
+            (args.corrector_experiment, "a learned step from one run's statistics, on the training scenarios",
+             partial(corrector_experiment, cfg, workspace, log=log)),
+            (args.input_experiment, "h's inputs, nested leave-one-out on the training scenarios",
+             partial(input_experiment, cfg, workspace)),
+        )  # fmt: skip
+        for asked, what, experiment in chosen:
+            if asked:
+                console.print(f"== {family}: {what}")
+                experiments.update({f"{k}_{family}": v for k, v in experiment().items()})
         full = workspace.resolve()
         where = str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else workspace.name
         if args.size_refine or args.probe_experiment or args.blend_experiment:
@@ -734,8 +722,7 @@ def calibration_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     centre = {n: round((lo + hi) / 2, 12) for n, (lo, hi) in zip(names, bounds, strict=True)}
     journal = open_journal(ws.storage)
     cache = workspace / "calibration_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     with ThreadPoolExecutor(2) as pool:
         for row in rows:  # stage 1: the calibrations, scored on fresh seeds
             if row["scenario"] in records:
@@ -915,8 +902,7 @@ def variant_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str,
         r["scenario"]: r for r in map(json.loads, (workspace / "calibration_experiment.jsonl").read_text().splitlines())
     }
     cache = workspace / "variant_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
 
     def one(row: dict[str, str]) -> dict[str, Any]:
         started = time.perf_counter()
@@ -1043,8 +1029,7 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
 
     truths = {r["scenario"]: with_truth(r) for r in [*rows, *held]}
     cache = workspace / "known_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     with ThreadPoolExecutor(2) as pool:
         for row in rows:
             if row["scenario"] in records:
@@ -1243,8 +1228,7 @@ def size_refine_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
         "large": lambda r: [o for o in small_rows if o is not r] + more,
     }
     cache = workspace / "size_refine_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     with ThreadPoolExecutor(2) as pool:
         for row in small_rows:
             if row["scenario"] in records:
@@ -1341,8 +1325,7 @@ def probe_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     starts = {r["scenario"]: r["paths"]["small"][0][0] for r in map(json.loads, sized.read_text().splitlines())}
     widths = [high - low for low, high in bounds]
     cache = workspace / "probe_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     h: Any = None
     with ThreadPoolExecutor(2) as pool:
         for row in rows:
@@ -1442,8 +1425,7 @@ def corrector_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[st
     widths = np.array([hi - lo for lo, hi in bounds])
     samples, offline_wall = _corrector_samples(ws, workspace, rows, names, bounds, log)
     cache = workspace / "corrector_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     with ThreadPoolExecutor(2) as pool:
         for row in rows:
             if row["scenario"] in records:
@@ -1469,8 +1451,7 @@ def corrector_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[st
                 "scenario": row["scenario"], "start": predicted, "chosen": chosen, "learned": learned,
                 "estimates": estimates, "gauss_newton": [[p, v] for p, v, _ in searched],
                 "fresh": scores,
-                "error": {m: float(np.mean(np.abs(np.array([t[n] for n in names]) - star) / widths))
-                          for m, t in finals.items()},
+                "error": _param_errors(finals, star, widths),
                 "curve": {"learned": [scores[f"learned:{k}"] for k in range(1, VARIANT_BUDGET + 1)],
                           "gauss_newton": [scores["gauss_newton"]]},
                 "sumo_runs": len(done) + len(seeds) * len(set(map(_key, finals.values()))),
@@ -1529,8 +1510,7 @@ def blend_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     models, chosen = _fit_corrector(samples, [r["scenario"] for r in small], len(names))
     h = _loo_model(cfg, small, names)
     cache = workspace / "blend_experiment.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     with ThreadPoolExecutor(2) as pool:
         for row in rest:
             if row["scenario"] in records:
@@ -1553,8 +1533,7 @@ def blend_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
             star = _theta_star(ws, row["scenario"], names)
             record: dict[str, Any] = {
                 "scenario": row["scenario"], "start": predicted, "finals": finals, "fresh": scores,
-                "error": {m: float(np.mean(np.abs(np.array([t[n] for n in names]) - star) / widths))
-                          for m, t in finals.items()},
+                "error": _param_errors(finals, star, widths),
                 "curve": {m: [scores[m]] for m in ("step", "blend")},
                 "sumo_runs": len(done) + len(seeds) * len(set(map(_key, finals.values()))),
                 "wall_s": time.perf_counter() - started,
@@ -1604,8 +1583,7 @@ def learned_held_out(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     if not scores:
         raise SystemExit(f"learned step on held-out members: no scores in {ws.report_dir}; run the draw first")
     cache = workspace / "learned_held_out.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    records = _load_records(cache)
     for score in scores:
         name = score["scenario"]
         if name in records:
@@ -1674,8 +1652,7 @@ def _corrector_samples(
 
     widths = np.array([hi - lo for lo, hi in bounds])
     cache = workspace / "corrector_samples.jsonl"
-    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
-    samples = {r["scenario"]: r for r in map(json.loads, lines)}
+    samples = _load_records(cache)
     with ThreadPoolExecutor(2) as pool:
         for index, row in enumerate(rows):
             if row["scenario"] in samples:
@@ -1754,6 +1731,13 @@ def _learned_path(
         theta = _clip(np.array([theta[n] for n in names]) + step * widths, names, bounds)
         estimates.append(theta)
     return path, estimates
+
+
+def _param_errors(finals: dict[str, dict[str, float]], star: Any, widths: Any) -> dict[str, float]:
+    """Each final θ's parameter error: the mean over parameters of |θ − θ*| / the parameter's range."""
+    import numpy as np
+
+    return {m: float(np.mean(np.abs(np.array(list(t.values())) - star) / widths)) for m, t in finals.items()}
 
 
 def _clip(theta: Any, names: list[str], bounds: list[tuple[float, float]]) -> dict[str, float]:
@@ -2007,6 +1991,12 @@ def _sumo_runner(ws: Any, scenario: str) -> tuple[Any, Any]:
         return fit.loss, list(fit.residuals)
 
     return spec, run
+
+
+def _load_records(cache: Path) -> dict[str, Any]:
+    """An experiment's cached records by scenario (none if it has not run)."""
+    lines = cache.read_text(encoding="utf-8").splitlines() if cache.is_file() else []
+    return {r["scenario"]: r for r in map(json.loads, lines)}
 
 
 def _save_records(cache: Path, records: dict[str, Any]) -> None:
