@@ -119,9 +119,9 @@ def run(
             else:
                 log(f"{stage}: done before, skipped (--force redoes it)")
             continue
-        if not saved:
+        if not saved and stage != "prepare":  # prepare writes it once the scenarios are known good
             save_run_config(cfg, workspace.root)
-            saved = True
+        saved = True
         started = time.perf_counter()
         summary = _STAGE_FUNCTIONS[stage](cfg, workspace, log, progress)
         workspace.mark(stage, {"seconds": round(time.perf_counter() - started, 3), **summary, "inputs": inputs})
@@ -220,6 +220,7 @@ def prepare(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         for scenario in scenarios:
             if scenario.split == "train":
                 _known_params(scenario, expensive_names)
+    save_run_config(cfg, workspace.root)
     for scenario in scenarios:
         path = workspace.scenario_file(scenario.name)
         path.parent.mkdir(parents=True, exist_ok=True)
