@@ -24,8 +24,9 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
 
 Running some of the families updates their keys in ``--out`` and keeps the other families' figures there. The
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
-``--variant-experiment``, ``--known-experiment``, ``--size-experiment``) write to ``--experiments-out``
-(``traffic_experiments.json``), never to a draw's file:
+``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
+``--corrector-experiment``, ``--blend-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``),
+never to a draw's file; ``--paired-refine`` and ``--learned-held-out`` write only their own figures to ``--out``:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
@@ -33,6 +34,11 @@ training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--
         runs/bench/traffic-third   # h on 94 training pairs: the first three draws' held-out scenarios added
     python tools/bench/traffic.py --experiments-only --size-refine --workspace runs/bench/traffic-size \
         --train 95 --test 1 --families grid   # the same with SUMO (and --families congested beside it)
+    python tools/bench/traffic.py --experiments-only --blend-experiment --workspace runs/bench/traffic-size \
+        --train 95 --test 1 --families grid   # the learned step blended in, on members 20–94
+    python tools/bench/traffic.py --workspace runs/bench/traffic-seventh --test 50 --held-out-from 170 \
+        --direct-trials 1 --set evaluate.direct_gauss_newton=0 --paired-refine runs/bench/traffic-seventh-old \
+        --out tools/bench/results/traffic_seventh_draw_paired_refine.json   # two refines, the same members
 """
 
 from __future__ import annotations
