@@ -26,7 +26,7 @@ Running some of the families updates their keys in ``--out`` and keeps the other
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
 ``--corrector-experiment``, ``--blend-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``),
-never to a draw's file; ``--paired-refine`` and ``--learned-held-out`` write only their own figures to ``--out``:
+never to a draw's file; ``--paired-refine`` writes only its own figures to ``--out``:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
@@ -298,12 +298,6 @@ def main() -> int:
         help="in the size refine experiment's workspace: the Gauss–Newton step's point, the learned step's "
         "estimate from the check run, and their mean, on training members 20–94 (h and the corrector on 0–19)",
     )
-    parser.add_argument(
-        "--learned-held-out",
-        action="store_true",
-        help="write to --out only the draw's figures with the learned step (--corrector-experiment) in place of the "
-        "refine, on the draw's held-out members (5 SUMO runs each and 3 fresh-seed runs of its estimate)",
-    )
     parser.add_argument("--out", type=Path, default=RESULTS / "traffic.json", help="the draw's figures")
     parser.add_argument(
         "--experiments-out",
@@ -329,7 +323,7 @@ def main() -> int:
     console = Console()
     figures: dict[str, Any] = {}
     experiments: dict[str, Any] = {}  # training-only: their own file, whichever workspace's draw --out holds
-    paired: dict[str, Any] = {}  # --paired-refine, --learned-held-out: alone in --out
+    paired: dict[str, Any] = {}  # --paired-refine: alone in --out
     started_all = time.perf_counter()
     for family in args.families:
         config = ROOT / "apps" / "traffic" / "config" / f"{family}.yaml"
@@ -358,11 +352,6 @@ def main() -> int:
         figures[f"best_baseline_{family}"] = result["best_baseline"]
         first = int(cfg.scenarios.get("first_test_index") or args.train)
         figures[f"held_out_members_{family}"] = f"{first}-{first + args.test - 1}"
-        if args.learned_held_out:
-            console.print(f"== {family}: the learned step as the refine, on the held-out members")
-            found = learned_held_out(cfg, workspace, log=console.print)
-            paired.update({f"{k}_{family}": v for k, v in found.items()})
-            paired[f"held_out_members_{family}"] = f"{first}-{first + args.test - 1}"
         if args.split_at is not None:
             found = split_figures(workspace, first, args.split_at)
             figures.update({f"{k}_{family}": v for k, v in found.items()})
@@ -442,7 +431,7 @@ def main() -> int:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
         _write(args.experiments_out, experiments, console)
-    if args.paired_refine is not None or args.learned_held_out:
+    if args.paired_refine is not None:
         _write(args.out, paired, console)
     elif not args.experiments_only:
         figures["benchmark_wall_s"] = time.perf_counter() - started_all
@@ -1562,90 +1551,6 @@ def blend_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     out["blend_experiment_blend_wins"] = int((diff < 0).sum())
     out["blend_experiment_adopted"] = bool(diff.mean() < 0 and high < 0)
     return out
-
-
-def learned_held_out(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
-    """The learned step (:func:`corrector_experiment`) as the refine, on a finished draw's held-out members: the
-    corrector fitted on every training member's offline samples, each held-out member's check-run point (the
-    bridge's θ̂) run and corrected 5 times as in the experiment, and the estimate after the 5th run scored on the
-    draw's fresh seeds. The draw's figures are then computed as the draw computes them (``family_figures``) with
-    this estimate in place of the refine's, every other method's scores the draw's own; the offline cost adds the
-    corrector's samples (SUMO runs counted; their wall time estimated from the draw's mean SUMO run). Records
-    cached in ``<workspace>/learned_held_out.jsonl``."""
-    import numpy as np
-    from omegaconf import OmegaConf
-
-    from apps.traffic.scoring import family_figures
-    from core.bridge.workspace import read_csv
-
-    names, bounds, ws, rows = _training_setup(cfg, workspace)
-    rows = sorted(rows, key=lambda r: r["scenario"])
-    widths = np.array([hi - lo for lo, hi in bounds])
-    samples, _ = _corrector_samples(ws, workspace, rows, names, bounds, log)
-    models, chosen = _fit_corrector(samples, [r["scenario"] for r in rows], len(names))
-    log(f"learned step: corrector per output {dict(zip(names, chosen, strict=True))}")
-    paths = sorted((ws.report_dir / "scores").glob("*.json"))
-    scores = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
-    if not scores:
-        raise SystemExit(f"learned step on held-out members: no scores in {ws.report_dir}; run the draw first")
-    cache = workspace / "learned_held_out.jsonl"
-    records = _load_records(cache)
-    for score in scores:
-        name = score["scenario"]
-        if name in records:
-            continue
-        started = time.perf_counter()
-        spec, run, observed = _stats_runner(ws, name)
-        start = {n: float(score["theta"]["bridge"][n]) for n in names}
-        learned, estimates = _learned_path(run, spec.calibration_seed, start, models, bounds, observed)
-        with ThreadPoolExecutor(2) as pool:
-            fresh = list(pool.map(run, [(estimates[-1], seed) for seed in score["seeds"]]))
-        star = _theta_star(ws, name, names)
-        record = {
-            "scenario": name, "start": start, "learned": learned, "estimates": estimates,
-            "loss": statistics.fmean(f[0] for f in fresh),
-            "param_error": float(np.mean(np.abs(np.array([estimates[-1][n] for n in names]) - star) / widths)),
-            "flagged_runs": sum(int(f[3]) for f in fresh), "wall_s": time.perf_counter() - started,
-            "curve": {"learned": [statistics.fmean(f[0] for f in fresh)]},
-        }  # fmt: skip
-        _keep(cache, records, record, "learned step", log)
-    learned_scores = []
-    for score in scores:
-        record = records[score["scenario"]]
-        methods = {**score["methods"], "refine": {k: record[k] for k in ("loss", "param_error", "flagged_runs")}}
-        learned_scores.append({**score, "methods": methods, "runs": {**score["runs"], "refine": VARIANT_BUDGET}})
-    space_node = OmegaConf.load(workspace / "merged_config.yaml").models.expensive.params
-    space = {str(n): (float(b[0]), float(b[1])) for n, b in space_node.items()}
-    figures = family_figures(ws, read_csv(ws.pairs), learned_scores, space)
-    keep = (*SPLIT_FIGURES, "refine_minus_direct_mean", "refine_minus_direct_ci_low", "refine_minus_direct_ci_high",
-            "param_error_refine", "flagged_runs_refine", "n_test_scenarios")  # fmt: skip
-    out: dict[str, Any] = {f"learned_{k}": figures[k] for k in keep if k in figures}
-    extra = CORRECTOR_SAMPLES * len(rows)
-    offline = int(figures["offline_sumo_runs"]) + extra
-    run_s = float(figures["wall_s_per_new_scenario_direct"]) / float(figures["sumo_runs_per_new_scenario_direct"])
-    matched = float(figures["matched_quality_run_ratio"]) * VARIANT_BUDGET
-    out["learned_offline_sumo_runs"] = offline
-    out["learned_offline_wall_s_estimated"] = float(figures["offline_wall_s"]) + extra * run_s
-    out["learned_break_even_scenarios"] = offline / (matched - VARIANT_BUDGET) if matched > VARIANT_BUDGET else "inf"
-    out["learned_amortised_sumo_runs_per_scenario_100_new"] = (offline + 100 * VARIANT_BUDGET) / 100
-    out["learned_corrector_models"] = ",".join(chosen)
-    low, high = _paired_interval([r["loss"] for r in map(records.get, (s["scenario"] for s in scores))],
-                                 [s["methods"]["refine"]["loss"] for s in scores])  # fmt: skip
-    diff = np.mean([records[s["scenario"]]["loss"] - s["methods"]["refine"]["loss"] for s in scores])
-    out["learned_minus_draw_refine_mean"] = float(diff)
-    out["learned_minus_draw_refine_ci_low"], out["learned_minus_draw_refine_ci_high"] = low, high
-    out["learned_draw_refine_loss"] = float(np.mean([s["methods"]["refine"]["loss"] for s in scores]))
-    out["learned_sumo_runs_held_out"] = sum(len(r["learned"]) + 3 for r in records.values())
-    return out
-
-
-def _paired_interval(a: list[float], b: list[float]) -> tuple[float, float]:
-    """The 95% bootstrap interval of the mean of a − b, paired."""
-    import numpy as np
-
-    from apps.traffic.scoring import bootstrap_interval
-
-    return bootstrap_interval(np.array(a) - np.array(b))
 
 
 def _corrector_samples(
