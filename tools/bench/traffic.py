@@ -1635,7 +1635,7 @@ def _learned_path(
     widths = np.array([hi - lo for lo, hi in bounds])
     theta, path, estimates = dict(start), [], []
     for _ in range(runs):
-        loss, _, stats, _ = run((theta, seed))
+        loss, _, stats = run((theta, seed))
         path.append([theta, loss])
         x = np.array([_corrector_features(theta, stats, observed, bounds)])
         step = np.array([0.0 if m is None else float(m.predict(x)[0]) for m in models])
@@ -1667,8 +1667,7 @@ def _theta_star(ws: Any, scenario: str, names: list[str]) -> Any:
 
 
 def _stats_runner(ws: Any, scenario: str) -> tuple[Any, Any, list[float]]:
-    """:func:`_sumo_runner` whose ``run`` also returns the run's summary statistics and whether it was flagged, and
-    the observations' summary statistics."""
+    """:func:`_sumo_runner` whose ``run`` also returns the run's summary statistics, and the observations'."""
     from apps.traffic.objective import discrepancy, unpack_scenario
     from apps.traffic.scoring import summary_statistics
     from apps.traffic.simulator import simulate
@@ -1676,10 +1675,10 @@ def _stats_runner(ws: Any, scenario: str) -> tuple[Any, Any, list[float]]:
 
     spec, built, observed = unpack_scenario(Scenario.load(ws.scenario_file(scenario)))
 
-    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float], list[float], bool]:
+    def run(job: tuple[dict[str, float], int]) -> tuple[float, list[float], list[float]]:
         series = simulate(built, spec, job[0], job[1], backend="traci", timeout=600)
         fit = discrepancy(observed, series)
-        return fit.loss, list(fit.residuals), summary_statistics(series.to_dict()), bool(fit.flagged)
+        return fit.loss, list(fit.residuals), summary_statistics(series.to_dict())
 
     return spec, run, summary_statistics(observed.to_dict())
 
