@@ -1768,11 +1768,11 @@ def _best_index(path: list[Any]) -> int:
 
 
 def _once(run: Any) -> tuple[Any, dict[str, Any]]:
-    """``run`` that simulates each (θ, seed) once, and the results it keeps (by θ)."""
+    """``run`` that simulates each (θ, seed) once, and the results it keeps (by θ and seed)."""
     done: dict[str, Any] = {}
 
     def once(job: tuple[dict[str, float], int]) -> Any:
-        key = _key(job[0])
+        key = f"{_key(job[0])}@{job[1]}"
         if key not in done:
             done[key] = run(job)
         return done[key]
