@@ -25,9 +25,9 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
 Running some of the families updates their keys in ``--out`` and keeps the other families' figures there. The
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
-``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``) write to ``--experiments-out``
-(``traffic_experiments.json``), never to a draw's file; ``--paired-refine`` writes only its own figures to
-``--out``:
+``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``) write
+to ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file; ``--paired-refine`` writes only
+its own figures to ``--out``:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
@@ -247,6 +247,12 @@ def main() -> int:
         "runs as probes (no run more), against the step's point, on members 20–94",
     )
     parser.add_argument(
+        "--features-experiment",
+        action="store_true",
+        help="in the size refine experiment's workspace, no SUMO run: h on members 0–19 predicting members 20–94 "
+        "with its inputs as they are and with more statistics of Y's shape (quantiles, queue share, count spread)",
+    )
+    parser.add_argument(
         "--corrector-experiment",
         action="store_true",
         help="a learned step instead of the refine's probes: a regression from one run's summary statistics to "
@@ -416,6 +422,8 @@ def main() -> int:
              partial(blend_experiment, cfg, workspace, log=log)),
             (args.second_step_experiment, "a second Gauss–Newton step from the step's run, with SUMO",
              partial(second_step_experiment, cfg, workspace, log=log)),
+            (args.features_experiment, "h with more statistics of Y's shape, members 20–94, no SUMO run",
+             partial(features_experiment, cfg, workspace)),
             (args.corrector_experiment, "a learned step from one run's statistics, on the training scenarios",
              partial(corrector_experiment, cfg, workspace, log=log)),
             (args.input_experiment, "h's inputs, nested leave-one-out on the training scenarios",
@@ -427,13 +435,26 @@ def main() -> int:
                 experiments.update({f"{k}_{family}": v for k, v in experiment().items()})
         full = workspace.resolve()
         where = str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else workspace.name
-        if args.size_refine or args.probe_experiment or args.blend_experiment or args.second_step_experiment:
+        if (
+            args.size_refine
+            or args.probe_experiment
+            or args.blend_experiment
+            or args.second_step_experiment
+            or args.features_experiment
+        ):
             experiments[f"size_refine_experiment_workspace_{family}"] = where
         if args.corrector_experiment:
             experiments[f"corrector_experiment_workspace_{family}"] = where
         if any(
             not k.startswith(
-                ("size_refine", "probe_experiment", "corrector_experiment", "blend_experiment", "second_step")
+                (
+                    "size_refine",
+                    "probe_experiment",
+                    "corrector_experiment",
+                    "blend_experiment",
+                    "second_step",
+                    "features_experiment",
+                )
             )
             for k in experiments
         ):  # the first draw's experiments ran
@@ -1629,6 +1650,73 @@ def second_step_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     out["second_step_experiment_second_minus_step_ci_high"] = high
     out["second_step_experiment_second_wins"] = int((diff < 0).sum())
     out["second_step_experiment_adopted"] = bool(diff.mean() < 0 and high < 0)
+    return out
+
+
+def shape_features(observed: dict[str, Any]) -> dict[str, float]:
+    """Statistics of observations Y beyond their means (the features experiment): quantiles of speed and
+    occupancy over detector cells, the share of cells with a queue, the mean over detectors of each one's longest
+    queue, and the spread of counts across detectors (coefficient of variation of their means)."""
+    import numpy as np
+
+    def cells(key: str) -> Any:
+        return np.array([[np.nan if v is None else v for v in row] for row in observed.get(key, [[0.0]])], float)
+
+    speeds, occupancy, queue, counts = cells("speeds"), cells("occupancy"), cells("queue"), cells("counts")
+    per_detector = np.nanmean(counts, axis=1)
+    return {
+        "speed_q10": float(np.nanquantile(speeds, 0.1)), "speed_q50": float(np.nanquantile(speeds, 0.5)),
+        "speed_q90": float(np.nanquantile(speeds, 0.9)), "occupancy_q50": float(np.nanquantile(occupancy, 0.5)),
+        "occupancy_q90": float(np.nanquantile(occupancy, 0.9)), "queue_share": float(np.nanmean(queue > 0)),
+        "queue_max_mean": float(np.nanmean(np.nanmax(queue, axis=1))),
+        "count_cv": float(np.nanstd(per_detector) / max(float(np.nanmean(per_detector)), 1e-9)),
+    }  # fmt: skip
+
+
+def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
+    """Would h predict better from more of Y's shape? On training scenarios only, no SUMO run: the size refine
+    experiment's workspace (members 0–94, θ* known); h fitted as ``fit`` does on members 0–19 predicts members
+    20–94 with its inputs as they are, and with :func:`shape_features` added as features; the figure is each
+    prediction's parameter error against θ* (the mean |θ̂ − θ*| / range), paired per member.
+
+    What it decides, fixed before it ran: nothing in the config. Where the added features lower the error with the
+    upper end of the paired interval below 0, the next session tests the check run with SUMO on those members under
+    a rule fixed before; elsewhere the lead is dropped."""
+    import numpy as np
+
+    from apps.traffic.scoring import bootstrap_interval
+    from core.bridge.scenario import Scenario
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    if len(rows) <= SIZE_SMALL:
+        raise SystemExit("features experiment: needs the size refine experiment's workspace (--train 95)")
+    widths = np.array([hi - lo for lo, hi in bounds])
+
+    def with_shape(row: dict[str, str]) -> dict[str, str]:
+        observed = Scenario.load(ws.scenario_file(row["scenario"])).context["observed"]
+        return {**row, **{f"feature.shape_{k}": str(v) for k, v in shape_features(observed).items()}}
+
+    arms = {"as_is": rows, "shape": [with_shape(r) for r in rows]}
+    errors: dict[str, Any] = {}
+    for arm, arm_rows in arms.items():
+        h, inputs = _loo_model(cfg, arm_rows[:SIZE_SMALL], names)
+        rest = arm_rows[SIZE_SMALL:]
+        mean, _ = h.predict([[float(r[c]) for c in inputs] for r in rest])
+        predicted = np.clip(np.asarray(mean), [lo for lo, _ in bounds], [hi for _, hi in bounds])
+        stars = np.array([_theta_star(ws, r["scenario"], names) for r in rest])
+        errors[arm] = np.abs(predicted - stars) / widths  # members × parameters
+    out: dict[str, Any] = {"features_experiment_members": len(rows) - SIZE_SMALL}
+    for arm, error in errors.items():
+        out[f"features_experiment_error_{arm}"] = float(error.mean())
+        for j, name in enumerate(names):
+            out[f"features_experiment_error_{arm}_{name}"] = float(error[:, j].mean())
+    diff = errors["shape"].mean(axis=1) - errors["as_is"].mean(axis=1)
+    low, high = bootstrap_interval(diff)
+    out["features_experiment_shape_minus_as_is_mean"] = float(diff.mean())
+    out["features_experiment_shape_minus_as_is_ci_low"] = low
+    out["features_experiment_shape_minus_as_is_ci_high"] = high
+    out["features_experiment_lead"] = bool(diff.mean() < 0 and high < 0)
     return out
 
 
