@@ -25,9 +25,9 @@ nothing is tuned on them. Workspaces are resumable: a second run reuses finished
 Running some of the families updates their keys in ``--out`` and keeps the other families' figures there. The
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
-``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``) write
-to ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file; ``--paired-refine`` writes only
-its own figures to ``--out``:
+``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``,
+``--features-sumo-experiment``) write to ``--experiments-out`` (``traffic_experiments.json``), never to a draw's
+file; ``--paired-refine`` writes only its own figures to ``--out``:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
@@ -60,6 +60,14 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tools" / "bench" / "results"
 FAMILIES = ("grid", "congested")
 # figures copied per family into the JSON as <figure>_<family>
+LATER_EXPERIMENTS = (  # experiments whose keys name their own workspace (not the first draw's)
+    "size_refine",
+    "probe_experiment",
+    "corrector_experiment",
+    "blend_experiment",
+    "second_step",
+    "features_",
+)
 PER_FAMILY = (
     "n_train_scenarios", "n_test_scenarios", "n_fresh_seeds",
     "loss_bridge", "loss_refine", "loss_direct", "loss_theta_star", "loss_centre", "loss_train_mean", "loss_nearest",
@@ -253,6 +261,12 @@ def main() -> int:
         "with its inputs as they are and with more statistics of Y's shape (quantiles, queue share, count spread)",
     )
     parser.add_argument(
+        "--features-sumo-experiment",
+        action="store_true",
+        help="after --blend-experiment, in its workspace: the check run and refine from h with the shape statistics "
+        "added, against h as it is, on members 20–94",
+    )
+    parser.add_argument(
         "--corrector-experiment",
         action="store_true",
         help="a learned step instead of the refine's probes: a regression from one run's summary statistics to "
@@ -424,6 +438,8 @@ def main() -> int:
              partial(second_step_experiment, cfg, workspace, log=log)),
             (args.features_experiment, "h with more statistics of Y's shape, members 20–94, no SUMO run",
              partial(features_experiment, cfg, workspace)),
+            (args.features_sumo_experiment, "check run and refine from h with the shape statistics, with SUMO",
+             partial(features_sumo_experiment, cfg, workspace, log=log)),
             (args.corrector_experiment, "a learned step from one run's statistics, on the training scenarios",
              partial(corrector_experiment, cfg, workspace, log=log)),
             (args.input_experiment, "h's inputs, nested leave-one-out on the training scenarios",
@@ -441,23 +457,12 @@ def main() -> int:
             or args.blend_experiment
             or args.second_step_experiment
             or args.features_experiment
+            or args.features_sumo_experiment
         ):
             experiments[f"size_refine_experiment_workspace_{family}"] = where
         if args.corrector_experiment:
             experiments[f"corrector_experiment_workspace_{family}"] = where
-        if any(
-            not k.startswith(
-                (
-                    "size_refine",
-                    "probe_experiment",
-                    "corrector_experiment",
-                    "blend_experiment",
-                    "second_step",
-                    "features_experiment",
-                )
-            )
-            for k in experiments
-        ):  # the first draw's experiments ran
+        if any(not k.startswith(LATER_EXPERIMENTS) for k in experiments):  # the first draw's experiments ran
             experiments[f"experiments_workspace_{family}"] = where
     if args.calibration_experiment:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
@@ -1717,6 +1722,84 @@ def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     out["features_experiment_shape_minus_as_is_ci_low"] = low
     out["features_experiment_shape_minus_as_is_ci_high"] = high
     out["features_experiment_lead"] = bool(diff.mean() < 0 and high < 0)
+    return out
+
+
+def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """The features experiment with SUMO, on training scenarios only: in the blend experiment's workspace and
+    members (20–94), h fitted on members 0–19 with :func:`shape_features` added predicts each member; the check run
+    there and the refine from it (3 probes and the Gauss–Newton step at 40% of each range, the step's point, on the
+    calibration seed) are scored on the 3 fresh seeds and paired with the blend experiment's records of the same
+    members with h's inputs as they are (its check run and step's point).
+
+    The rule, fixed before this ran: in each family where the refine's mean fresh-seed loss is lower with the shape
+    features and the upper end of the paired interval is below 0, that family's scenarios get the shape
+    statistics as features for the next fresh draw (once the family computes them); the check run's difference is
+    reported either way. Records cached in ``<workspace>/features_sumo_experiment.jsonl``."""
+    import numpy as np
+
+    from apps.traffic.scoring import bootstrap_interval
+    from core.bridge.refine import gauss_newton_search
+    from core.bridge.scenario import Scenario
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    blends = _load_records(workspace / "blend_experiment.jsonl")
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    rest = [r for r in rows[SIZE_SMALL:] if r["scenario"] in blends]
+    if not rest:
+        raise SystemExit("features SUMO experiment: run the blend experiment in this workspace first")
+
+    def with_shape(row: dict[str, str]) -> dict[str, str]:
+        observed = Scenario.load(ws.scenario_file(row["scenario"])).context["observed"]
+        return {**row, **{f"feature.shape_{k}": str(v) for k, v in shape_features(observed).items()}}
+
+    h, inputs = _loo_model(cfg, [with_shape(r) for r in rows[:SIZE_SMALL]], names)
+    widths = np.array([hi - lo for lo, hi in bounds])
+    cache = workspace / "features_sumo_experiment.jsonl"
+    records = _load_records(cache)
+    with ThreadPoolExecutor(2) as pool:
+        for row in rest:
+            if row["scenario"] in records:
+                continue
+            started = time.perf_counter()
+            shaped = with_shape(row)
+            mean, _ = h.predict([[float(shaped[c]) for c in inputs]])
+            predicted = _clip(mean[0], names, bounds)
+            spec, run = _sumo_runner(ws, row["scenario"])
+            searched = gauss_newton_search(
+                _batch(run, spec.calibration_seed, pool), predicted, bounds, VARIANT_BUDGET,
+                std=[0.4 * w for w in widths], max_share=0.4,
+            )  # fmt: skip
+            finals = {"check": predicted, "step": searched[-1][0]}
+            seeds = _fresh_seeds(spec)
+            scores = _fresh_scores(run, finals, seeds, pool)
+            blend = blends[row["scenario"]]
+            star = _theta_star(ws, row["scenario"], names)
+            record: dict[str, Any] = {
+                "scenario": row["scenario"], "finals": finals, "fresh": scores,
+                "as_is": {m: blend["fresh"][m] for m in ("check", "step")},
+                "error": _param_errors(finals, star, widths),
+                "curve": {"as_is": [blend["fresh"]["step"]], "shape": [scores["step"]]},
+                "sumo_runs": len(searched) + len(seeds) * len(set(map(_key, finals.values()))),
+                "wall_s": time.perf_counter() - started,
+            }  # fmt: skip
+            _keep(cache, records, record, "features SUMO experiment", log)
+    kept = [records[r["scenario"]] for r in rest]
+    out: dict[str, Any] = _totals("features_sumo_experiment", kept)
+    for method in ("check", "step"):
+        shape = np.array([r["fresh"][method] for r in kept])
+        as_is = np.array([r["as_is"][method] for r in kept])
+        low, high = bootstrap_interval(shape - as_is)
+        out[f"features_sumo_experiment_loss_{method}_as_is"] = float(as_is.mean())
+        out[f"features_sumo_experiment_loss_{method}_shape"] = float(shape.mean())
+        out[f"features_sumo_experiment_error_{method}_shape"] = float(np.mean([r["error"][method] for r in kept]))
+        out[f"features_sumo_experiment_{method}_shape_minus_as_is_mean"] = float((shape - as_is).mean())
+        out[f"features_sumo_experiment_{method}_shape_minus_as_is_ci_low"] = low
+        out[f"features_sumo_experiment_{method}_shape_minus_as_is_ci_high"] = high
+    step = out["features_sumo_experiment_step_shape_minus_as_is_mean"]
+    out["features_sumo_experiment_adopted"] = bool(
+        step < 0 and out["features_sumo_experiment_step_shape_minus_as_is_ci_high"] < 0
+    )
     return out
 
 
