@@ -1449,7 +1449,6 @@ def corrector_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[st
     member) 5-fold error, or no correction if none beats it. Records cached in ``<workspace>/corrector_*.jsonl``."""
     import numpy as np
 
-    from apps.traffic.scoring import bootstrap_interval
     from core.bridge.refine import gauss_newton_search
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
@@ -1503,10 +1502,7 @@ def corrector_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[st
         out[f"corrector_experiment_error_learned_{k}"] = float(np.mean([r["error"][f"learned:{k}"] for r in kept]))
     for k in (1, VARIANT_BUDGET):
         diff = np.array([r["fresh"][f"learned:{k}"] for r in kept]) - gn
-        low, high = bootstrap_interval(diff)
-        out[f"corrector_experiment_learned_{k}_minus_gauss_newton_mean"] = float(diff.mean())
-        out[f"corrector_experiment_learned_{k}_minus_gauss_newton_ci_low"] = low
-        out[f"corrector_experiment_learned_{k}_minus_gauss_newton_ci_high"] = high
+        out.update(_difference(f"corrector_experiment_learned_{k}_minus_gauss_newton", diff))
     for j, name in enumerate(names):
         out[f"corrector_experiment_model_{name}"] = ",".join(sorted({r["chosen"][j] for r in kept}))
     return out
@@ -1529,7 +1525,6 @@ def blend_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     Records cached in ``<workspace>/blend_experiment.jsonl``."""
     import numpy as np
 
-    from apps.traffic.scoring import bootstrap_interval
     from core.bridge.refine import gauss_newton_search
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
@@ -1581,12 +1576,9 @@ def blend_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
         out[f"blend_experiment_loss_{method}"] = float(np.mean([r["fresh"][method] for r in kept]))
         out[f"blend_experiment_error_{method}"] = float(np.mean([r["error"][method] for r in kept]))
     diff = np.array([r["fresh"]["blend"] - r["fresh"]["step"] for r in kept])
-    low, high = bootstrap_interval(diff)
-    out["blend_experiment_blend_minus_step_mean"] = float(diff.mean())
-    out["blend_experiment_blend_minus_step_ci_low"] = low
-    out["blend_experiment_blend_minus_step_ci_high"] = high
+    out.update(_difference("blend_experiment_blend_minus_step", diff))
     out["blend_experiment_blend_wins"] = int((diff < 0).sum())
-    out["blend_experiment_adopted"] = bool(diff.mean() < 0 and high < 0)
+    out["blend_experiment_adopted"] = _lower(out, "blend_experiment_blend_minus_step")
     return out
 
 
@@ -1605,7 +1597,6 @@ def second_step_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
     stays. Records cached in ``<workspace>/second_step_experiment.jsonl``."""
     import numpy as np
 
-    from apps.traffic.scoring import bootstrap_interval
     from core.bridge.refine import gauss_newton_point, gauss_newton_search
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
@@ -1649,12 +1640,9 @@ def second_step_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
         out[f"second_step_experiment_loss_{method}"] = float(np.mean([r["fresh"][method] for r in kept]))
         out[f"second_step_experiment_error_{method}"] = float(np.mean([r["error"][method] for r in kept]))
     diff = np.array([r["fresh"]["second"] - r["fresh"]["step"] for r in kept])
-    low, high = bootstrap_interval(diff)
-    out["second_step_experiment_second_minus_step_mean"] = float(diff.mean())
-    out["second_step_experiment_second_minus_step_ci_low"] = low
-    out["second_step_experiment_second_minus_step_ci_high"] = high
+    out.update(_difference("second_step_experiment_second_minus_step", diff))
     out["second_step_experiment_second_wins"] = int((diff < 0).sum())
-    out["second_step_experiment_adopted"] = bool(diff.mean() < 0 and high < 0)
+    out["second_step_experiment_adopted"] = _lower(out, "second_step_experiment_second_minus_step")
     return out
 
 
@@ -1678,6 +1666,27 @@ def shape_features(observed: dict[str, Any]) -> dict[str, float]:
     }  # fmt: skip
 
 
+def _with_shape(ws: Any, row: dict[str, str]) -> dict[str, str]:
+    """A pairs row with its scenario's :func:`shape_features` added as ``feature.shape_*`` columns (h reads them)."""
+    from core.bridge.scenario import Scenario
+
+    observed = Scenario.load(ws.scenario_file(row["scenario"])).context["observed"]
+    return {**row, **{f"feature.shape_{k}": str(v) for k, v in shape_features(observed).items()}}
+
+
+def _difference(prefix: str, diff: Any) -> dict[str, float]:
+    """A paired difference's mean and 95% bootstrap interval as ``<prefix>_mean``, ``_ci_low``, ``_ci_high``."""
+    from apps.traffic.scoring import bootstrap_interval
+
+    low, high = bootstrap_interval(diff)
+    return {f"{prefix}_mean": float(diff.mean()), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}
+
+
+def _lower(out: dict[str, Any], prefix: str) -> bool:
+    """The rule of the experiments: lower on average, and the upper end of the paired interval below 0."""
+    return bool(out[f"{prefix}_mean"] < 0 and out[f"{prefix}_ci_high"] < 0)
+
+
 def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     """Would h predict better from more of Y's shape? On training scenarios only, no SUMO run: the size refine
     experiment's workspace (members 0–94, θ* known); h fitted as ``fit`` does on members 0–19 predicts members
@@ -1689,20 +1698,13 @@ def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     a rule fixed before; elsewhere the lead is dropped."""
     import numpy as np
 
-    from apps.traffic.scoring import bootstrap_interval
-    from core.bridge.scenario import Scenario
-
     names, bounds, ws, rows = _training_setup(cfg, workspace)
     rows = sorted(rows, key=lambda r: r["scenario"])
     if len(rows) <= SIZE_SMALL:
         raise SystemExit("features experiment: needs the size refine experiment's workspace (--train 95)")
     widths = np.array([hi - lo for lo, hi in bounds])
 
-    def with_shape(row: dict[str, str]) -> dict[str, str]:
-        observed = Scenario.load(ws.scenario_file(row["scenario"])).context["observed"]
-        return {**row, **{f"feature.shape_{k}": str(v) for k, v in shape_features(observed).items()}}
-
-    arms = {"as_is": rows, "shape": [with_shape(r) for r in rows]}
+    arms = {"as_is": rows, "shape": [_with_shape(ws, r) for r in rows]}
     errors: dict[str, Any] = {}
     for arm, arm_rows in arms.items():
         h, inputs = _loo_model(cfg, arm_rows[:SIZE_SMALL], names)
@@ -1717,11 +1719,8 @@ def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
         for j, name in enumerate(names):
             out[f"features_experiment_error_{arm}_{name}"] = float(error[:, j].mean())
     diff = errors["shape"].mean(axis=1) - errors["as_is"].mean(axis=1)
-    low, high = bootstrap_interval(diff)
-    out["features_experiment_shape_minus_as_is_mean"] = float(diff.mean())
-    out["features_experiment_shape_minus_as_is_ci_low"] = low
-    out["features_experiment_shape_minus_as_is_ci_high"] = high
-    out["features_experiment_lead"] = bool(diff.mean() < 0 and high < 0)
+    out.update(_difference("features_experiment_shape_minus_as_is", diff))
+    out["features_experiment_lead"] = _lower(out, "features_experiment_shape_minus_as_is")
     return out
 
 
@@ -1738,9 +1737,7 @@ def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dic
     reported either way. Records cached in ``<workspace>/features_sumo_experiment.jsonl``."""
     import numpy as np
 
-    from apps.traffic.scoring import bootstrap_interval
     from core.bridge.refine import gauss_newton_search
-    from core.bridge.scenario import Scenario
 
     names, bounds, ws, rows = _training_setup(cfg, workspace)
     blends = _load_records(workspace / "blend_experiment.jsonl")
@@ -1749,11 +1746,7 @@ def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dic
     if not rest:
         raise SystemExit("features SUMO experiment: run the blend experiment in this workspace first")
 
-    def with_shape(row: dict[str, str]) -> dict[str, str]:
-        observed = Scenario.load(ws.scenario_file(row["scenario"])).context["observed"]
-        return {**row, **{f"feature.shape_{k}": str(v) for k, v in shape_features(observed).items()}}
-
-    h, inputs = _loo_model(cfg, [with_shape(r) for r in rows[:SIZE_SMALL]], names)
+    h, inputs = _loo_model(cfg, [_with_shape(ws, r) for r in rows[:SIZE_SMALL]], names)
     widths = np.array([hi - lo for lo, hi in bounds])
     cache = workspace / "features_sumo_experiment.jsonl"
     records = _load_records(cache)
@@ -1762,7 +1755,7 @@ def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dic
             if row["scenario"] in records:
                 continue
             started = time.perf_counter()
-            shaped = with_shape(row)
+            shaped = _with_shape(ws, row)
             mean, _ = h.predict([[float(shaped[c]) for c in inputs]])
             predicted = _clip(mean[0], names, bounds)
             spec, run = _sumo_runner(ws, row["scenario"])
@@ -1789,17 +1782,11 @@ def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dic
     for method in ("check", "step"):
         shape = np.array([r["fresh"][method] for r in kept])
         as_is = np.array([r["as_is"][method] for r in kept])
-        low, high = bootstrap_interval(shape - as_is)
         out[f"features_sumo_experiment_loss_{method}_as_is"] = float(as_is.mean())
         out[f"features_sumo_experiment_loss_{method}_shape"] = float(shape.mean())
         out[f"features_sumo_experiment_error_{method}_shape"] = float(np.mean([r["error"][method] for r in kept]))
-        out[f"features_sumo_experiment_{method}_shape_minus_as_is_mean"] = float((shape - as_is).mean())
-        out[f"features_sumo_experiment_{method}_shape_minus_as_is_ci_low"] = low
-        out[f"features_sumo_experiment_{method}_shape_minus_as_is_ci_high"] = high
-    step = out["features_sumo_experiment_step_shape_minus_as_is_mean"]
-    out["features_sumo_experiment_adopted"] = bool(
-        step < 0 and out["features_sumo_experiment_step_shape_minus_as_is_ci_high"] < 0
-    )
+        out.update(_difference(f"features_sumo_experiment_{method}_shape_minus_as_is", shape - as_is))
+    out["features_sumo_experiment_adopted"] = _lower(out, "features_sumo_experiment_step_shape_minus_as_is")
     return out
 
 
