@@ -1518,10 +1518,11 @@ def blend_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     estimate and the blend are scored on the 3 fresh seeds.
 
     Where it came from: on the 20 training members of the seventh draw's workspace, leave-one-out, looked at after
-    the learned-step experiment (post hoc, two blends tried): this blend 0.0623 against the step's point 0.0707
-    (grid), 0.0925 against 0.0890 (congested). The rule, fixed before this ran: in each family where the blend's
-    mean fresh-seed loss over members 20–94 is below the step's point's with the upper end of the paired interval
-    below 0, that family's config takes the blend for the next fresh draw; elsewhere the step's point stays.
+    the learned-step experiment (post hoc, two blends tried, figures not recorded): this blend looked ~12% lower
+    than the step's point on the grid and a little higher on congested networks. The rule, fixed before this ran:
+    in each family where the blend's mean fresh-seed loss over members 20–94 is below the step's point's with the
+    upper end of the paired interval below 0, that family's config takes the blend for the next fresh draw;
+    elsewhere the step's point stays.
     Records cached in ``<workspace>/blend_experiment.jsonl``."""
     import numpy as np
 
