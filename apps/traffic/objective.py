@@ -158,6 +158,38 @@ def residuals(
     return out
 
 
+def cell_features(scenario: Any) -> list[list[float]]:
+    """Per residual cell of a scenario (in :func:`residuals`' order), what the refine's Jacobian model J = F W reads
+    (``evaluate.refine_method: pooled``, :func:`core.bridge.refine.fit_jacobian`): for the cell's kind of
+    observation, the observed value in the residual's units (observed × the cell's factor) and the factor itself,
+    each also times the observed occupancy of the same detector and interval (a share: how congested it is); zero
+    for the other kinds. So a parameter moves a cell by an amount proportional to what was observed there, plus a
+    constant, both allowed to change with congestion; W (16 features × θ) is learned on the training scenarios.
+
+    >>> y = DetectorSeries(["a"], 300.0, np.array([[10.0, 20.0]]), np.array([[12.0, 10.0]]))
+    >>> [[round(v, 4) for v in row[:4]] for row in cell_features({"observed": y.to_dict()})]
+    [[0.2236, 0.0224, 0.0, 0.0], [0.4472, 0.0224, 0.0, 0.0], [0.0, 0.0, 0.3841, 0.032], [0.0, 0.0, 0.3201, 0.032]]
+    """
+    context = scenario.context if hasattr(scenario, "context") else scenario
+    observed = DetectorSeries.from_dict(context["observed"])
+    kinds = _kinds(observed, observed)
+    total_weight = sum(TERM_WEIGHTS[k] for k in kinds)
+    occupancy = np.nan_to_num(np.asarray(observed.occupancy, dtype=float)) / 100.0
+    width = 2 * len(SCALE_FLOORS)
+    rows: list[list[float]] = []
+    for kind, (seen_values, _, seen) in kinds.items():
+        index = list(SCALE_FLOORS).index(kind)  # a kind's columns are the same in every scenario
+        cells = ~np.isnan(seen_values)
+        scale = max(float(np.sqrt(np.mean(seen_values[seen] ** 2))), SCALE_FLOORS[kind])
+        factor = TERM_WEIGHTS[kind] / (scale * math.sqrt(int(cells.sum())) * total_weight)
+        for value, state in zip(seen_values[cells], occupancy[cells], strict=True):
+            row = [0.0] * (2 * width)
+            row[2 * index], row[2 * index + 1] = float(value) * factor, factor
+            row[width + 2 * index], row[width + 2 * index + 1] = float(value) * factor * state, factor * state
+            rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------- objectives (callables)
 
 
@@ -180,13 +212,28 @@ def evaluate_sumo(
     backend: str = "auto",
     timeout: float = 300.0,
 ) -> Fit:
-    """Simulate θ = ``params`` on the scenario (seed: its calibration seed) and compare with its observations."""
+    """Simulate θ = ``params`` on the scenario and compare with its observations. The SUMO seed is ``seed``, or the
+    scenario's calibration seed, or for a replicate k ≥ 1 (``context.replicate``: the bridge's pooled refine runs
+    each on one) :func:`replicate_seed`."""
     from apps.traffic.simulator import simulate
 
     spec, built, observed = unpack_scenario(scenario)
-    run_seed = spec.calibration_seed if seed is None else seed
+    context = scenario.context if hasattr(scenario, "context") else scenario
+    run_seed = replicate_seed(spec.calibration_seed, int(context.get("replicate") or 0)) if seed is None else seed
     series = simulate(built, spec, params, run_seed, backend=backend, mesoscopic=mesoscopic, timeout=timeout)
     return discrepancy(observed, series)
+
+
+REPLICATE_SEED_OFFSET = 300_007  # replicate k's seed: calibration seed + offset + k (no fresh or observation seed)
+
+
+def replicate_seed(calibration_seed: int, replicate: int) -> int:
+    """SUMO's seed for replicate ``replicate`` of a scenario: its calibration seed for 0, else an independent one.
+
+    >>> replicate_seed(12, 0), replicate_seed(12, 2)
+    (12, 300021)
+    """
+    return calibration_seed if replicate == 0 else calibration_seed + REPLICATE_SEED_OFFSET + replicate
 
 
 def evaluate_cheap(scenario: Any, params: Mapping[str, float]) -> Fit:

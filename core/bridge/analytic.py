@@ -108,6 +108,17 @@ def expensive_with_residuals(scenario: Scenario, params: Mapping[str, float]) ->
     return {"value": expensive(scenario, params), "user_attrs": {"residuals": residuals}}
 
 
+def cell_features(scenario: Scenario) -> list[list[float]]:
+    """One indicator feature per residual of :func:`expensive_with_residuals` (the identity): its Jacobian is the
+    same on every scenario, so ``evaluate.refine_method: pooled`` learns it exactly (W = J).
+
+    >>> cell_features(AnalyticFamily(n_train=1, n_test=0, dim=2, seed=0).scenarios()[0])
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    """
+    cells = 2 * len(scenario.context["theta_star"])
+    return [[float(i == j) for j in range(cells)] for i in range(cells)]
+
+
 def cheap(scenario: Scenario, params: Mapping[str, float]) -> float:
     """g_s(ξ): a round bowl around ξ* (minimum 0); no delay."""
     xi_star = scenario.context["xi_star"]

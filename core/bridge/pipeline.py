@@ -31,8 +31,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from core.bridge.refine import (
     STEP_MAX_SHARE,
+    fit_jacobian,
     gauss_newton_point,
     loss_curvature,
+    offline_points,
+    pooled_search,
     probe_points,
     refine_budget,
     refine_points,
@@ -266,17 +269,18 @@ def _study(
     if direct and direct_trials is not None:
         kwargs.setdefault("n_trials", int(direct_trials))
     model = _model_config(cfg, model_role or ("expensive" if role == DIRECT_GN else role))
+    scenario_file = kwargs.pop("scenario_file", workspace.scenario_file(scenario.name))
     if role == DIRECT_GN or (model_role is None and not direct and model.get("method") == "gauss_newton"):
         budget = int(cfg.evaluate.get(DIRECT_GN) or 0) if role == DIRECT_GN else int(model.n_trials)
         return run_gauss_newton_study(
-            workspace.study_dir(scenario.name, role), model, scenario, workspace.scenario_file(scenario.name),
+            workspace.study_dir(scenario.name, role), model, scenario, scenario_file,
             budget=budget, storage=workspace.storage, name=study_name(scenario.name, role),
         )  # fmt: skip
     return run_study(
         workspace.study_dir(scenario.name, role),
         model,
         scenario,
-        workspace.scenario_file(scenario.name),
+        scenario_file,
         storage=workspace.storage,
         name=study_name(scenario.name, role),
         **kwargs,
@@ -546,11 +550,16 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = T
         curvature = training_curvature(cfg, workspace, names)
         log("evaluate: refine order by curvature × std², the loss's curvature per squared range from the training "
             "studies: " + ", ".join(f"{n} {c:.3g}" for n, c in zip(names, curvature, strict=True)))  # fmt: skip
+    weights = None
+    if most > 0 and str(cfg.evaluate.get("refine_method", "pattern")) == "pooled":
+        weights = _jacobian_weights(cfg, workspace, names, log, progress)
     results = []
     with _Bar(progress, "evaluate: expensive runs on held-out scenarios", len(rows)) as advance:
         for index, row in enumerate(rows):
             results.append(
-                _evaluate_one(cfg, workspace, row, names, mean[index], std[index], ranges, most, full_at, curvature)
+                _evaluate_one(
+                    cfg, workspace, row, names, mean[index], std[index], ranges, most, full_at, curvature, weights
+                )
             )
             advance()
     write_csv(workspace.evaluation, results)
@@ -573,6 +582,7 @@ def _evaluate_one(
     most: int,
     full_at: float,
     curvature: list[float] | None = None,
+    weights: Any = None,
 ) -> dict[str, Any]:
     expensive_cfg = _model_config(cfg, "expensive")
     scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
@@ -596,7 +606,15 @@ def _evaluate_one(
     result.update(_attrs("bridge", point))
     k = refine_budget([float(s) for s in std], ranges, most, full_at)
     bounds = [_bounds(expensive_cfg.params[n]) for n in names]
-    if k >= 2 and str(cfg.evaluate.get("refine_method", "pattern")) == "gauss_newton":  # one run: the pattern
+    method = str(cfg.evaluate.get("refine_method", "pattern"))
+    if k > 0 and method == "pooled":
+        refined, runs_wall, estimate = _pooled_refine(cfg, workspace, scenario, point, bounds, k, weights)
+        result.update(_attrs("refine", refined))  # the last run's figures: the estimate itself is never run
+        result.update({f"refined.{n}": estimate[n] for n in names})
+        result.update({"refine_value": refined.best_value, "refine_expensive_runs": 1 + k,
+                       "refine_wall_s": float(row["cheap_wall_s"]) + point.wall_s + runs_wall})  # fmt: skip
+        k = 0  # recorded: nothing more to pick below
+    elif k >= 2 and method == "gauss_newton":  # one run: the pattern
         found = _gauss_newton_refine(cfg, workspace, scenario, predicted, std, bounds, k, curvature)
         refined, runs_wall, k, kept_step = found
     elif k > 0:
@@ -693,6 +711,116 @@ def _gauss_newton_refine(
     finished = [s for s in (probed, stepped) if s.best_value is not None]
     best = min(finished, key=lambda s: math.inf if s.best_value is None else s.best_value, default=stepped)
     return best, wall, len(probes) + 1, False
+
+
+def _pooled_refine(
+    cfg: DictConfig,
+    workspace: Workspace,
+    scenario: Scenario,
+    check: StudyResult,
+    bounds: list[tuple[float, float]],
+    k: int,
+    weights: Any,
+) -> tuple[StudyResult, float, dict[str, float]]:
+    """``evaluate.refine_method: pooled``: k runs after the check run, run i (study ``<scenario>/refine-<i>``) on
+    the scenario's replicate i (``context.replicate``: the objective's own independent noise, e.g. another
+    simulator seed) at the point the pooled Jacobian model puts from every run before it
+    (:func:`core.bridge.refine.pooled_search`). Returns the last run's study, the runs' wall seconds and the
+    point the model puts after all of them (the result, never run itself)."""
+    import numpy as np
+
+    from core.config import locate
+
+    features = np.asarray(locate(str(cfg.evaluate.jacobian_features))(scenario), dtype=float)
+    jacobian = features @ np.asarray(weights, dtype=float)
+    share = float(cfg.evaluate.get("refine_share", STEP_MAX_SHARE))
+    studies: list[StudyResult] = []
+
+    def evaluate(point: dict[str, float], replicate: int) -> tuple[float, Any]:
+        study = check if replicate == 0 else _replicate_run(cfg, workspace, scenario, point, replicate)
+        if replicate:
+            studies.append(study)
+        role = f"refine-{replicate}" if replicate else "bridge"
+        trials = load_trials(open_journal(workspace.storage), study_name(scenario.name, role))
+        residuals = next((t.user_attrs.get("residuals") for t in trials if t.value is not None), None)
+        if study.best_value is None or not isinstance(residuals, list) or len(residuals) != len(features):
+            raise UserError(
+                "refine_method pooled needs every run to finish with its residuals, one per row of "
+                "evaluate.jacobian_features",
+                where=str(workspace.study_dir(scenario.name, role)),
+                hint="the expensive objective must report user_attrs.residuals (the loss cell by cell)",
+            )
+        return float(study.best_value), residuals
+
+    start = {n: float(check.best_params[n]) for n in check.best_params}
+    _, estimate = pooled_search(evaluate, start, bounds, 1 + k, jacobian, share, cap=share)
+    return studies[-1], sum(s.wall_s for s in studies), estimate
+
+
+def _replicate_run(
+    cfg: DictConfig, workspace: Workspace, scenario: Scenario, point: dict[str, float], replicate: int
+) -> StudyResult:
+    """One expensive run at ``point`` on the scenario's replicate ``replicate`` (study ``<scenario>/refine-<i>``;
+    the scenario file it reads, with ``context.replicate``, beside it)."""
+    role = f"refine-{replicate}"
+    variant = Scenario(scenario.name, scenario.split, scenario.seed, {**scenario.context, "replicate": replicate})
+    _fresh(workspace, scenario.name, role, {"n_trials": 1, "enqueue": [point], "replicate": replicate})
+    scenario_file = workspace.study_dir(scenario.name, role) / "scenario.json"
+    write_atomic(scenario_file, variant.to_json())
+    return _study(cfg, workspace, variant, role, "expensive", n_trials=1, enqueue=[point], scenario_file=scenario_file)
+
+
+def _jacobian_weights(cfg: DictConfig, workspace: Workspace, names: list[str], log: Log, progress: bool) -> Any:
+    """W of the Jacobian model J = F W (``evaluate.refine_method: pooled``): ``evaluate.jacobian_samples`` expensive
+    runs per training scenario (study ``<scenario>/jacobian``, on its calibration setting), drawn around its target
+    θ (pairs.csv) with standard deviation ``evaluate.jacobian_spread`` of each range, fitted by
+    :func:`core.bridge.refine.fit_jacobian`; saved with their cost in ``model/jacobian.json`` (offline cost)."""
+    import numpy as np
+
+    from core.config import locate
+
+    if not cfg.evaluate.get("jacobian_features"):
+        raise ConfigError(
+            "evaluate.refine_method: pooled needs evaluate.jacobian_features (the rows of features per residual "
+            "cell its Jacobian model reads)",
+            where="evaluate.jacobian_features",
+            hint="name a function f(scenario) -> list of rows, or use refine_method: gauss_newton",
+        )
+    features_of = locate(str(cfg.evaluate.jacobian_features))
+    params = _model_config(cfg, "expensive").params
+    bounds = [_bounds(params[n]) for n in names]
+    widths = np.array([high - low for low, high in bounds])
+    n, spread = int(cfg.evaluate.jacobian_samples), float(cfg.evaluate.jacobian_spread)
+    train = [r for r in read_csv(workspace.pairs) if r["split"] == "train"]
+    samples, runs, wall = [], 0, 0.0
+    journal = None
+    with _Bar(progress, "evaluate: offline runs for the refine's Jacobian", len(train)) as advance:
+        for index, row in enumerate(train):
+            scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
+            target = {m: float(row[f"theta.{m}"]) for m in names}
+            points = offline_points(target, bounds, n, spread, [int(cfg.seed), index])
+            _fresh(workspace, scenario.name, "jacobian", {"n_trials": n, "enqueue": points})
+            study = _study(cfg, workspace, scenario, "jacobian", "expensive", n_trials=n, enqueue=points)
+            journal = journal or open_journal(workspace.storage)
+            done = [t for t in load_trials(journal, study_name(scenario.name, "jacobian"))
+                    if t.value is not None and isinstance(t.user_attrs.get("residuals"), list)]  # fmt: skip
+            runs, wall = runs + study.n_trials, wall + study.wall_s
+            if len(done) >= 2:
+                z = [[(t.params[m] - low) / w for m, (low, _), w in zip(names, bounds, widths, strict=True)]
+                     for t in done]  # fmt: skip
+                samples.append((features_of(scenario), z, [t.user_attrs["residuals"] for t in done]))
+            advance()
+    weights = fit_jacobian(samples)
+    if weights is None:
+        raise UserError(
+            "no training scenario has two finished offline runs to fit the refine's Jacobian from",
+            where=str(workspace.study_dir(train[0]["scenario"] if train else "?", "jacobian")),
+        )
+    write_atomic(workspace.model_dir / "jacobian.json", json.dumps(
+        {"weights": np.asarray(weights).tolist(), "parameters": names, "runs": runs, "wall_s": wall,
+         "scenarios": len(samples), "samples_per_scenario": n, "spread": spread}, indent=1) + "\n")  # fmt: skip
+    log(f"evaluate: the refine's Jacobian from {runs} offline runs on {len(samples)} training scenarios")
+    return weights
 
 
 def _no_curvature_without_studies(cfg: DictConfig) -> None:

@@ -275,3 +275,151 @@ def gauss_newton_search(
             made = spend([gauss_newton_point(best, residuals, others, step, bounds, max_share)])
         stalled = 0 if made else stalled + 1
     return runs
+
+
+# -- a Jacobian learned offline, and the pooled step ----------------------------------------------------------
+#
+# ``evaluate.refine_method: pooled`` spends the refine runs otherwise again: no probes. The Jacobian of the
+# residuals comes from the training scenarios (:func:`fit_jacobian`): a model J = F W, with F features per residual
+# cell that the application derives from a scenario's observations (traffic: each cell's observed value and its
+# scale, per kind of observation) and W fitted once to offline runs around the training scenarios' targets. Online,
+# every run (each on a seed of its own: its noise independent of the others') gives the residuals' intercept
+# a = r − J z; their mean is the pooled intercept, and the next point is where a + J z is least, held toward the
+# prediction (:func:`pooled_point`). The result is the point the pooled model puts after the last run.
+
+
+def fit_jacobian(samples: Sequence[tuple[Any, Any, Any]]) -> Any:
+    """W (features × parameters) of the Jacobian model J = F W, by least squares over offline runs.
+
+    Each sample is one training scenario's (F: cells × features, Z: runs × parameters in shares of each range,
+    R: runs × cells of residuals). Per scenario the runs are centred (Z − its mean, R − its mean), so what the
+    scenario's residuals are at its target does not enter: only how they move with θ. A scenario with fewer than
+    2 runs is skipped; with none left the result is None.
+
+    >>> import numpy as np
+    >>> F = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> W = np.array([[0.5, -1.0], [0.0, 0.3]])
+    >>> Z = np.array([[0.1, 0.2], [0.4, 0.1], [0.3, 0.6]])
+    >>> (np.round(fit_jacobian([(F, Z, Z @ (F @ W).T + 0.7)]), 6) + 0.0).tolist()
+    [[0.5, -1.0], [0.0, 0.3]]
+    """
+    import numpy as np
+
+    rows, targets = [], []
+    for features, z, r in samples:
+        f, zz, rr = (np.asarray(v, dtype=float) for v in (features, z, r))
+        if len(zz) < 2:
+            continue
+        zc, rc = zz - zz.mean(axis=0), rr - rr.mean(axis=0)
+        for dz, dr in zip(zc, rc, strict=True):  # r_c = Σ_p dz_p Σ_q F_cq W_qp: the row of W's p-major entries
+            rows.append(np.einsum("p,cq->cpq", dz, f).reshape(len(f), -1))
+            targets.append(dr)
+    if not rows:
+        return None
+    weights, *_ = np.linalg.lstsq(np.vstack(rows), np.concatenate(targets), rcond=None)
+    p = np.asarray(samples[0][1], dtype=float).shape[1]
+    return weights.reshape(p, -1).T
+
+
+def offline_points(
+    target: Mapping[str, float], bounds: Sequence[tuple[float, float]], n: int, spread: float, seed: Sequence[int]
+) -> list[dict[str, float]]:
+    """``n`` points around a training scenario's ``target`` for :func:`fit_jacobian`: each parameter drawn normal
+    with standard deviation ``spread`` of its range (random generator seeded by ``seed``), kept in its bounds.
+
+    >>> points = offline_points({"a": 0.5}, [(0.0, 1.0)], 3, 0.2, [0, 1])
+    >>> len(points), all(0.0 <= p["a"] <= 1.0 for p in points)
+    (3, True)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(list(seed))
+    names = list(target)
+    out = []
+    for _ in range(n):
+        moves = rng.normal(0.0, spread, len(names))
+        out.append({m: round(float(min(max(target[m] + d * (hi - lo), lo), hi)), 12)
+                    for m, d, (lo, hi) in zip(names, moves, bounds, strict=True)})  # fmt: skip
+    return out
+
+
+def pooled_point(
+    runs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    jacobian: Any,
+    start: Sequence[float],
+    share: float,
+    cap: float = STEP_MAX_SHARE,
+) -> list[float]:
+    """The next point, in shares z of each range, from every run so far (z, residuals) and the Jacobian J.
+
+    The pooled intercept a is the mean over runs of r − J z; the noise variance σ² per cell is what a + J z leaves
+    at its least-squares minimum; with the prior z ~ N(start, share²) the point is the posterior mean
+    (K JᵀJ / σ² + I / share²)⁻¹ (−K Jᵀ a / σ² + start / share²) for K runs, moved at most ``cap`` from the last
+    run and kept in [0, 1].
+
+    >>> import numpy as np
+    >>> J = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> def r(z): return J @ (np.asarray(z) - [0.3, 0.6])
+    >>> [round(v, 3) for v in pooled_point([([0.5, 0.5], r([0.5, 0.5]))], J, [0.5, 0.5], share=1.0, cap=0.5)]
+    [0.3, 0.6]
+    """
+    import numpy as np
+
+    j = np.asarray(jacobian, dtype=float)
+    z = np.array([np.asarray(p, dtype=float) for p, _ in runs])
+    a = np.mean([np.asarray(r, dtype=float) - j @ p for p, r in zip(z, (r for _, r in runs), strict=True)], axis=0)
+    unexplained = a + j @ np.linalg.lstsq(j, -a, rcond=None)[0]
+    noise = max(float(unexplained @ unexplained) / max(1, len(a) - j.shape[1]), 1e-12)
+    k, origin = len(z), np.asarray(start, dtype=float)
+    precision = k * j.T @ j / noise + np.eye(j.shape[1]) / share**2
+    point = np.linalg.solve(precision, -k * j.T @ a / noise + origin / share**2)
+    point = np.clip(np.clip(point, z[-1] - cap, z[-1] + cap), 0.0, 1.0)
+    return [round(float(v), 12) for v in point]
+
+
+def pooled_search(
+    evaluate: Callable[[dict[str, float], int], tuple[float, Sequence[float] | None]],
+    start: dict[str, float],
+    bounds: Sequence[tuple[float, float]],
+    budget: int,
+    jacobian: Any,
+    share: float,
+    cap: float = STEP_MAX_SHARE,
+) -> tuple[list[Run], dict[str, float]]:
+    """``budget`` runs from ``start``: run k (``evaluate(point, k)``, k = 0 the check run) at the point
+    :func:`pooled_point` puts from runs 0 … k − 1; returns the runs and the point the pooled model puts after all
+    of them (the result: never run itself). A failed run (residuals None) adds nothing; if every run failed the
+    result is ``start``.
+
+    >>> import numpy as np
+    >>> J = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> def evaluate(p, k):
+    ...     r = J @ (np.array([p["a"], p["b"]]) - [0.3, 0.6]) + (0.01 if k % 2 else -0.01)
+    ...     return float(r @ r), r.tolist()
+    >>> runs, point = pooled_search(evaluate, {"a": 0.5, "b": 0.5}, [(0.0, 1.0)] * 2, 4, J, share=1.0)
+    >>> len(runs), {k: round(v, 2) for k, v in point.items()}
+    (4, {'a': 0.3, 'b': 0.6})
+    """
+    names = list(start)
+    lows = [low for low, _ in bounds]
+    widths = [high - low for low, high in bounds]
+
+    def share_of(point: Mapping[str, float]) -> list[float]:
+        return [(point[n] - lo) / w if w > 0 else 0.0 for n, lo, w in zip(names, lows, widths, strict=True)]
+
+    def theta(z: Sequence[float]) -> dict[str, float]:
+        return {n: round(lo + v * w, 12) for n, lo, w, v in zip(names, lows, widths, z, strict=True)}
+
+    origin = share_of(start)
+    runs: list[Run] = []
+    usable: list[tuple[Sequence[float], Sequence[float]]] = []
+    point = dict(start)
+    for k in range(budget):
+        loss, residuals = evaluate(point, k)
+        ok = residuals is not None and math.isfinite(loss)
+        runs.append((point, float(loss) if ok else math.inf, list(residuals) if ok and residuals else None))
+        if ok and residuals:
+            usable.append((share_of(point), residuals))
+        if usable:
+            point = theta(pooled_point(usable, jacobian, origin, share, cap))
+    return runs, point if usable else dict(start)

@@ -179,10 +179,23 @@ class EvaluateSchema:
     )
     refine_method: str = option(
         "pattern",
-        choices=["pattern", "gauss_newton"],
+        choices=["pattern", "gauss_newton", "pooled"],
         doc="pattern: ± one std per parameter, the best run kept; gauss_newton: one probe per parameter, then a "
         "Gauss–Newton step from the runs' residuals (the expensive objective must report user_attrs.residuals; a "
-        "budget of one run takes the pattern)",
+        "budget of one run takes the pattern); pooled: no probes, each run an independent replicate at the point "
+        "a Jacobian learned on the training scenarios puts from every run so far, the result the point it puts "
+        "after the last (needs jacobian_features; README)",
+    )
+    jacobian_features: str | None = option(
+        None,
+        doc="refine_method pooled: dotted path of f(scenario) -> one row of features per residual cell (in the "
+        "order of user_attrs.residuals); the Jacobian is those rows times weights fitted offline",
+    )
+    jacobian_samples: int = option(
+        8, ge=2, doc="refine_method pooled: offline expensive runs per training scenario, around its target θ"
+    )
+    jacobian_spread: float = option(
+        0.2, gt=0, le=0.5, doc="refine_method pooled: their standard deviation as a share of each range"
     )
     refine_scale: str = option(
         "std",
@@ -196,7 +209,7 @@ class EvaluateSchema:
         gt=0,
         le=0.5,
         doc="with refine_scale: range, the share of each range the probes move, the Gauss–Newton prior is wide and "
-        "the step may move at most",
+        "the step may move at most (refine_method pooled: its prior's width and its largest move)",
     )
     refine_keep: str = option(
         "best",

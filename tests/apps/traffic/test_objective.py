@@ -69,6 +69,48 @@ def test_occupancy_and_queue_terms_are_weighted_relative_errors() -> None:
     assert float(residuals @ residuals) == pytest.approx(squared, rel=1e-4)
 
 
+def test_cell_features_are_the_residuals_units_of_each_observed_cell() -> None:
+    """Per residual cell, its kind's two columns hold observed × factor and the factor: what the residual is when
+    the simulation measures 0 there (negated) and when it measures one unit more; the congestion columns are the
+    same times the cell's observed occupancy (a share); the other kinds' columns are 0."""
+    from apps.traffic.objective import cell_features, residuals
+
+    rng = np.random.default_rng(2)
+    counts, speeds = rng.poisson(20, (3, 4)).astype(float), rng.uniform(8, 12, (3, 4)).round(4)
+    occupancy, queue = rng.uniform(2, 30, (3, 4)).round(4), rng.uniform(0, 40, (3, 4)).round(4)  # as Y is stored
+    speeds[0, 1] = np.nan  # no vehicle observed there: no speed cell
+    observed = DetectorSeries(["a", "b", "c"], 300.0, counts, speeds, occupancy, queue)
+    features = np.array(cell_features({"observed": observed.to_dict()}))
+    zero = DetectorSeries(["a", "b", "c"], 300.0, counts * 0, np.nan_to_num(speeds) * 0, occupancy * 0, queue * 0)
+    plus = DetectorSeries(["a", "b", "c"], 300.0, counts + 1, np.nan_to_num(speeds) + 1, occupancy + 1, queue + 1)
+    assert features.shape == (12 + 11 + 12 + 12, 16)
+    kind = np.repeat([0, 1, 2, 3], [12, 11, 12, 12])
+    value = features[np.arange(len(kind)), 2 * kind]
+    factor = features[np.arange(len(kind)), 2 * kind + 1]
+    assert value == pytest.approx(-np.array(residuals(observed, zero)), abs=2e-6)
+    assert factor == pytest.approx(np.array(residuals(observed, plus)), abs=2e-6)
+    state = np.concatenate([occupancy.ravel()[[i for i in range(12) if i != 1]] if k == 1 else occupancy.ravel()
+                            for k in range(4)]) / 100.0  # fmt: skip
+    assert features[np.arange(len(kind)), 8 + 2 * kind] == pytest.approx(value * state)
+    assert np.count_nonzero(features, axis=1).max() == 4
+
+
+def test_a_replicate_runs_on_a_seed_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``context.replicate`` k ≥ 1 (the bridge's pooled refine) moves SUMO to an independent seed; 0 or none keeps
+    the calibration seed; an explicit seed wins."""
+    import apps.traffic.objective as objective
+    import apps.traffic.simulator as simulator
+
+    seeds: list[int] = []
+    observed = _series(np.ones((1, 2)), np.ones((1, 2)))
+    spec = type("Spec", (), {"calibration_seed": 12})()
+    monkeypatch.setattr(objective, "unpack_scenario", lambda scenario: (spec, None, observed))
+    monkeypatch.setattr(simulator, "simulate", lambda built, spec, params, seed, **_: seeds.append(seed) or observed)
+    for context, seed in (({}, None), ({"replicate": 0}, None), ({"replicate": 3}, None), ({"replicate": 3}, 5)):
+        objective.evaluate_sumo(context, {}, seed=seed)
+    assert seeds == [12, 12, 12 + objective.REPLICATE_SEED_OFFSET + 3, 5]
+
+
 def test_geh_of_textbook_values() -> None:
     assert geh(np.array([1200.0]), np.array([1000.0]))[0] == pytest.approx(math.sqrt(2 * 200**2 / 2200))
     assert geh(np.array([0.0]), np.array([0.0]))[0] == 0.0

@@ -193,6 +193,37 @@ def test_gauss_newton_refine_needs_residuals(tmp_path: Path) -> None:
         run(cfg, log=lambda _: None, progress=False)
 
 
+POOLED = (
+    "scenarios.mapping=nonlinear", "fit.models=[linear]", "evaluate.refine=3", "evaluate.refine_full_at=1e-6",
+    "evaluate.direct_reference=false", "evaluate.refine_method=pooled",
+    "models.expensive.objective=core.bridge.analytic.expensive_with_residuals",
+)  # fmt: skip
+
+
+def test_pooled_refine_learns_the_jacobian_offline_and_runs_each_refine_run_on_a_replicate(tmp_path: Path) -> None:
+    """``evaluate.refine_method: pooled``: 8 offline runs per training scenario fit the Jacobian (the analytic
+    residuals are linear, so exactly), each refine run reads the scenario with ``context.replicate`` = its number,
+    and the result (never run itself) is θ* wherever h's prediction missed it."""
+    cfg = _config(tmp_path, *POOLED, "evaluate.jacobian_features=core.bridge.analytic.cell_features")
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    record = json.loads((workspace.model_dir / "jacobian.json").read_text(encoding="utf-8"))
+    assert record["runs"] == 8 * 8 and record["scenarios"] == 8
+    for row in _rows(workspace.evaluation):
+        scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
+        assert float(row["bridge_value"]) > 1e-3  # the prediction is off
+        assert int(row["refine_expensive_runs"]) == 4
+        refined = [float(row[f"refined.theta{i}"]) for i in range(2)]
+        assert refined == pytest.approx(scenario.context["theta_star"], abs=1e-6)
+        for k in (1, 2, 3):
+            variant = Scenario.load(workspace.study_dir(row["scenario"], f"refine-{k}") / "scenario.json")
+            assert variant.context["replicate"] == k and variant.name == scenario.name
+
+
+def test_pooled_refine_needs_jacobian_features(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="jacobian_features"):
+        run(_config(tmp_path, *POOLED), log=lambda _: None, progress=False)
+
+
 def test_every_study_lives_in_one_storage_under_its_scenario_and_role(tmp_path: Path) -> None:
     import optuna
     from optuna.storages import JournalStorage

@@ -1,15 +1,18 @@
-"""The refine rule: the loss's curvature from training studies, and the order the refine steps take."""
+"""The refine rule: the loss's curvature from training studies, the order the refine steps take, and the pooled
+refine's Jacobian model and search."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from core.bridge.refine import CURVATURE_FLOOR, loss_curvature, refine_points
+from core.bridge.refine import CURVATURE_FLOOR, fit_jacobian, loss_curvature, pooled_search, refine_points
 
 BOUNDS = {"steep": (0.0, 2.0), "flat": (10.0, 20.0)}
 
@@ -76,3 +79,51 @@ def test_evaluate_orders_the_refine_runs_by_the_training_studies_curvature(tmp_p
         (row,) = list(csv.DictReader(handle))
     std = [float(row[f"pred_std.{n}"]) for n in predicted]
     assert points == refine_points(predicted, std, [(-2.0, 2.0), (-2.0, 2.0)], 2, curvature)
+
+
+def test_fit_jacobian_recovers_the_weights_from_noisy_runs_whatever_each_scenarios_offset() -> None:
+    """J = F W per scenario, runs around each target with seed noise and an offset of the scenario's own (what its
+    residuals are at its target): the fit reads only how the residuals move, and gets W back."""
+    rng = np.random.default_rng(0)
+    weights = np.array([[0.8, 0.0], [0.1, -0.5], [0.0, 0.3]])
+    samples = []
+    for _ in range(12):
+        features = rng.uniform(0.0, 1.0, (40, 3))
+        z = rng.uniform(0.3, 0.7, (8, 2))
+        offset = rng.normal(0.0, 1.0, 40)
+        samples.append((features, z, z @ (features @ weights).T + offset + rng.normal(0.0, 0.01, (8, 40))))
+    assert fit_jacobian(samples) == pytest.approx(weights, abs=0.02)
+    assert fit_jacobian([(samples[0][0], samples[0][1][:1], samples[0][2][:1])]) is None  # one run: nothing moves
+
+
+def test_pooled_search_averages_the_noise_of_independent_replicates() -> None:
+    """Each replicate's residuals carry noise of their own: the point after 5 pooled runs is nearer the optimum
+    than the one a single run puts, on average over many draws (the noise variance divided by about the runs)."""
+    rng = np.random.default_rng(1)
+    jacobian = rng.normal(0.0, 1.0, (30, 2))
+    optimum = np.array([0.4, 0.6])
+    errors: dict[int, list[float]] = {1: [], 5: []}
+    for _ in range(60):
+        for budget in errors:
+
+            def evaluate(point: dict[str, float], k: int) -> tuple[float, list[float]]:
+                r = jacobian @ (np.array([point["a"], point["b"]]) - optimum) + rng.normal(0.0, 0.3, 30)
+                return float(r @ r), r.tolist()
+
+            runs, point = pooled_search(evaluate, {"a": 0.5, "b": 0.5}, [(0.0, 1.0)] * 2, budget, jacobian, 0.4, 0.4)
+            assert len(runs) == budget
+            errors[budget].append(float(np.linalg.norm([point["a"] - 0.4, point["b"] - 0.6])))
+    assert np.mean(errors[5]) < 0.6 * np.mean(errors[1])
+
+
+def test_pooled_search_skips_a_failed_run_and_keeps_the_start_when_every_run_failed() -> None:
+    jacobian = np.eye(2)
+    calls = []
+
+    def failing(point: dict[str, float], k: int) -> tuple[float, list[float] | None]:
+        calls.append(k)
+        return math.inf, None
+
+    runs, point = pooled_search(failing, {"a": 0.2, "b": 0.9}, [(0.0, 1.0)] * 2, 3, jacobian, 0.4)
+    assert calls == [0, 1, 2] and point == {"a": 0.2, "b": 0.9}
+    assert all(loss == math.inf and residuals is None for _, loss, residuals in runs)
