@@ -368,12 +368,17 @@ def family_figures(
     matched = reached[0] if reached else None
     card = json.loads((workspace.model_dir / "card.json").read_text(encoding="utf-8"))
     known = card.get("targets") == "known"
+    offline_of = "the runs that simulated the training observations" if known else "the training calibrations"
+    jacobian_file = workspace.model_dir / "jacobian.json"  # refine_method pooled: its offline runs count too
+    if jacobian_file.is_file():
+        jacobian = json.loads(jacobian_file.read_text(encoding="utf-8"))
+        offline_runs += int(jacobian["runs"])
+        offline_wall += float(jacobian["wall_s"])
+        offline_of += f" and the refine's Jacobian runs ({int(jacobian['runs'])})"
     figures.update(
         {
             "fit_targets": "known" if known else "calibrated",
-            "offline_cost_of": "the runs that simulated the training observations"
-            if known
-            else "the training calibrations",
+            "offline_cost_of": offline_of,
             "offline_sumo_runs": offline_runs,
             "offline_wall_s": offline_wall,
             "n_train_scenarios": len(train),

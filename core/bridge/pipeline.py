@@ -553,6 +553,8 @@ def evaluate(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = T
     weights = None
     if most > 0 and str(cfg.evaluate.get("refine_method", "pattern")) == "pooled":
         weights = _jacobian_weights(cfg, workspace, names, log, progress)
+    else:  # an earlier pooled evaluate's record: not this evaluation's offline cost
+        (workspace.model_dir / "jacobian.json").unlink(missing_ok=True)
     results = []
     with _Bar(progress, "evaluate: expensive runs on held-out scenarios", len(rows)) as advance:
         for index, row in enumerate(rows):
