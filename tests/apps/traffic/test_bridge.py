@@ -39,12 +39,16 @@ def test_traffic_bridge_end_to_end(
     figures = json.loads((workspace / "report" / "traffic.json").read_text())
     assert figures["n_test_scenarios"] == 2 and figures["n_fresh_seeds"] == 2
     # known targets (the default): no training calibration; the offline cost is the 4 runs that simulated the
-    # training observations, and the table says so
-    assert figures["fit_targets"] == "known" and figures["offline_sumo_runs"] == 4
+    # training observations and, with the grid's pooled refine, its 8 Jacobian runs per training scenario; the
+    # table says so
+    assert figures["fit_targets"] == "known" and figures["offline_sumo_runs"] == 4 + 4 * 8
     assert 0 < figures["offline_wall_s"] < 600
     from apps.traffic.bridge import table_rows
 
-    assert ("offline: SUMO runs (the runs that simulated the training observations)", "4") in table_rows(figures)
+    offline = (
+        "offline: SUMO runs (the runs that simulated the training observations and the refine's Jacobian runs (32))"
+    )
+    assert (offline, "36") in table_rows(figures)
     assert figures["best_baseline"] in BASELINES
     assert figures["bridge_minus_best_baseline_ci_low"] <= figures["bridge_minus_best_baseline_ci_high"]
     assert 0 < figures["refine_over_direct_loss_ci_low"] <= figures["refine_over_direct_loss_ci_high"]
@@ -80,6 +84,7 @@ def test_traffic_bridge_end_to_end(
     storage = JournalStorage(JournalFileBackend(str(workspace / "studies.journal")))
     names = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
     assert {f"{name}/cheap", f"{name}/expensive", f"{name}/bridge", "train-003/cheap"} <= names
+    assert {f"{name}/refine-1", f"{name}/refine-2", "train-003/jacobian"} <= names  # the pooled refine's runs
     assert "train-003/expensive" not in names
     with (workspace / "pairs.csv").open() as handle:
         train = [r for r in csv.DictReader(handle) if r["split"] == "train"]
@@ -118,7 +123,7 @@ def test_traffic_bridge_end_to_end(
     assert dict(spec.theta_star) not in simulated and rescored["theta"]["direct"] not in simulated
     assert json.loads((workspace / "model" / "card.json").read_text())["prior"] is None
     assert figures["n_test_scenarios"] == 2
-    assert figures["fit_targets"] == "calibrated" and figures["offline_sumo_runs"] == 16  # 4 studies of 4 runs
+    assert figures["fit_targets"] == "calibrated" and figures["offline_sumo_runs"] == 16 + 32  # 4 studies of 4 runs
 
     # refine_order: curvature reads the training studies, which known targets never run: one error line
     from core.errors import ConfigError
