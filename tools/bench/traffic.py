@@ -1646,14 +1646,22 @@ def second_step_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             }  # fmt: skip
             _keep(cache, records, record, "second step experiment", log)
     kept = [records[r["scenario"]] for r in rest]
-    out: dict[str, Any] = _totals("second_step_experiment", kept)
-    for method in ("step", "second"):
-        out[f"second_step_experiment_loss_{method}"] = float(np.mean([r["fresh"][method] for r in kept]))
-        out[f"second_step_experiment_error_{method}"] = float(np.mean([r["error"][method] for r in kept]))
-    diff = np.array([r["fresh"]["second"] - r["fresh"]["step"] for r in kept])
-    out.update(_difference("second_step_experiment_second_minus_step", diff))
-    out["second_step_experiment_second_wins"] = int((diff < 0).sum())
-    out["second_step_experiment_adopted"] = _lower(out, "second_step_experiment_second_minus_step")
+    return {**_totals("second_step_experiment", kept), **_versus_step("second_step_experiment", kept, "second")}
+
+
+def _versus_step(prefix: str, kept: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    """An experiment's candidate ``method`` against the step's point on the same members: each one's mean
+    fresh-seed loss and parameter error, the paired difference, the candidate's wins and the rule's verdict."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for name in ("step", method):
+        out[f"{prefix}_loss_{name}"] = float(np.mean([r["fresh"][name] for r in kept]))
+        out[f"{prefix}_error_{name}"] = float(np.mean([r["error"][name] for r in kept]))
+    diff = np.array([r["fresh"][method] - r["fresh"]["step"] for r in kept])
+    out.update(_difference(f"{prefix}_{method}_minus_step", diff))
+    out[f"{prefix}_{method}_wins"] = int((diff < 0).sum())
+    out[f"{prefix}_adopted"] = _lower(out, f"{prefix}_{method}_minus_step")
     return out
 
 
@@ -1752,14 +1760,7 @@ def pooled_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, 
     out: dict[str, Any] = _totals("pooled_experiment", kept)
     out["pooled_experiment_offline_sumo_runs"] = n * len(small)
     out["pooled_experiment_offline_wall_s"] = sum(float(offline[r["scenario"]]["wall_s"]) for r in small)
-    for method in ("step", "pooled"):
-        out[f"pooled_experiment_loss_{method}"] = float(np.mean([r["fresh"][method] for r in kept]))
-        out[f"pooled_experiment_error_{method}"] = float(np.mean([r["error"][method] for r in kept]))
-    diff = np.array([r["fresh"]["pooled"] - r["fresh"]["step"] for r in kept])
-    out.update(_difference("pooled_experiment_pooled_minus_step", diff))
-    out["pooled_experiment_pooled_wins"] = int((diff < 0).sum())
-    out["pooled_experiment_adopted"] = _lower(out, "pooled_experiment_pooled_minus_step")
-    return out
+    return {**out, **_versus_step("pooled_experiment", kept, "pooled")}
 
 
 def shape_features(observed: dict[str, Any]) -> dict[str, float]:
