@@ -217,6 +217,22 @@ def test_pooled_refine_learns_the_jacobian_offline_and_runs_each_refine_run_on_a
         for k in (1, 2, 3):
             variant = Scenario.load(workspace.study_dir(row["scenario"], f"refine-{k}") / "scenario.json")
             assert variant.context["replicate"] == k and variant.name == scenario.name
+    # evaluate again (a kill, or --redo-from evaluate): every offline and refine run is read back, none run twice
+    before = _finished_at(workspace)
+    assert len(before["train-000/jacobian"]) == 8 and len(before[f"{row['scenario']}/refine-3"]) == 1
+    run(cfg, log=lambda _: None, progress=False, redo_from="evaluate")
+    assert _finished_at(workspace) == before
+
+
+def _finished_at(workspace: Workspace) -> dict[str, list[object]]:
+    """Each study of the workspace's journal and when each of its trials finished (a rerun trial finishes later)."""
+    import optuna
+
+    from core.bridge.studies import open_journal
+
+    journal = open_journal(workspace.storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(journal)]
+    return {n: [t.datetime_complete for t in optuna.load_study(study_name=n, storage=journal).trials] for n in names}
 
 
 def test_pooled_refine_needs_jacobian_features(tmp_path: Path) -> None:
