@@ -404,15 +404,18 @@ def main() -> int:
         figures[f"refine_order_{family}"] = str(cfg.evaluate.get("refine_order", "uncertainty"))
         figures[f"refine_share_{family}"] = float(cfg.evaluate.get("refine_share", 0.25))
         figures[f"refine_keep_{family}"] = str(cfg.evaluate.get("refine_keep", "best"))
+        figures[f"refine_method_{family}"] = str(cfg.evaluate.get("refine_method", "pattern"))
         if args.paired_refine is not None:
             found = paired_refines(workspace, args.paired_refine / family, first, args.split_at)
             paired.update({f"{k}_{family}": v for k, v in found.items()})
             paired[f"paired_refine_this_{family}"] = (
-                f"share {figures[f'refine_share_{family}']:g}, keep {figures[f'refine_keep_{family}']}"
+                f"{figures[f'refine_method_{family}']}, share {figures[f'refine_share_{family}']:g}, "
+                f"keep {figures[f'refine_keep_{family}']}"
             )
             ran = json.loads((args.paired_refine / family / "stages" / "evaluate.json").read_text(encoding="utf-8"))
             other = ran["inputs"]  # the config its evaluate stage ran with
             paired[f"paired_refine_other_{family}"] = (
+                f"{other.get('evaluate.refine_method', 'pattern')}, "
                 f"share {float(other.get('evaluate.refine_share', 0.25)):g}, "
                 f"keep {other.get('evaluate.refine_keep', 'best')}"
             )
