@@ -737,13 +737,14 @@ def _pooled_refine(
     jacobian = features @ np.asarray(weights, dtype=float)
     share = float(cfg.evaluate.get("refine_share", STEP_MAX_SHARE))
     studies: list[StudyResult] = []
+    journal = open_journal(workspace.storage)  # opened once: it reads only what the runs append to it
 
     def evaluate(point: dict[str, float], replicate: int) -> tuple[float, Any]:
         study = check if replicate == 0 else _replicate_run(cfg, workspace, scenario, point, replicate)
         if replicate:
             studies.append(study)
         role = f"refine-{replicate}" if replicate else "bridge"
-        trials = load_trials(open_journal(workspace.storage), study_name(scenario.name, role))
+        trials = load_trials(journal, study_name(scenario.name, role))
         residuals = next((t.user_attrs.get("residuals") for t in trials if t.value is not None), None)
         if study.best_value is None or not isinstance(residuals, list) or len(residuals) != len(features):
             raise UserError(
