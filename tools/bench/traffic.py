@@ -1613,11 +1613,7 @@ def second_step_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
 
     from core.bridge.refine import gauss_newton_point, gauss_newton_search
 
-    names, bounds, ws, rows = _training_setup(cfg, workspace)
-    blends = _load_records(workspace / "blend_experiment.jsonl")
-    rest = sorted((r for r in rows if r["scenario"] in blends), key=lambda r: r["scenario"])
-    if not rest:
-        raise SystemExit("second step experiment: run the blend experiment in this workspace first")
+    names, bounds, ws, _, rest, blends = _blend_members(cfg, workspace, "second step experiment")
     widths = np.array([hi - lo for lo, hi in bounds])
     std = [0.4 * w for w in widths]
     cache = workspace / "second_step_experiment.jsonl"
@@ -1650,6 +1646,21 @@ def second_step_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
             _keep(cache, records, record, "second step experiment", log)
     kept = [records[r["scenario"]] for r in rest]
     return {**_totals("second_step_experiment", kept), **_versus_step("second_step_experiment", kept, "second")}
+
+
+def _blend_members(
+    cfg: Any, workspace: Path, label: str
+) -> tuple[list[str], list[tuple[float, float]], Any, list[dict[str, str]], list[dict[str, str]], dict[str, Any]]:
+    """What the experiments after the blend experiment start from: :func:`_training_setup`'s names, ranges,
+    workspace and training rows (sorted by scenario), the rows the blend experiment recorded (members 20–94, whose
+    starts and step's points they pair with) and its records."""
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    blends = _load_records(workspace / "blend_experiment.jsonl")
+    rest = [r for r in rows if r["scenario"] in blends]
+    if not rest:
+        raise SystemExit(f"{label}: run the blend experiment in this workspace first")
+    return names, bounds, ws, rows, rest, blends
 
 
 def _versus_step(prefix: str, kept: list[dict[str, Any]], method: str) -> dict[str, Any]:
@@ -1695,12 +1706,7 @@ def pooled_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, 
     from core.bridge.refine import fit_jacobian, offline_points, pooled_search
     from core.bridge.scenario import Scenario
 
-    names, bounds, ws, rows = _training_setup(cfg, workspace)
-    rows = sorted(rows, key=lambda r: r["scenario"])
-    blends = _load_records(workspace / "blend_experiment.jsonl")
-    rest = [r for r in rows if r["scenario"] in blends]
-    if not rest:
-        raise SystemExit("pooled experiment: run the blend experiment in this workspace first")
+    names, bounds, ws, rows, rest, blends = _blend_members(cfg, workspace, "pooled experiment")
     small = rows[:SIZE_SMALL]
     widths = np.array([hi - lo for lo, hi in bounds])
     n, spread = int(cfg.evaluate.jacobian_samples), float(cfg.evaluate.jacobian_spread)
@@ -1744,8 +1750,7 @@ def pooled_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, 
             jacobian = np.asarray(features(row["scenario"])) @ weights
 
             def evaluate(point: dict[str, float], k: int, f: Any = run, s: Any = spec) -> tuple[float, list[float]]:
-                loss, residuals = f((point, replicate_seed(s.calibration_seed, k)))
-                return loss, residuals
+                return f((point, replicate_seed(s.calibration_seed, k)))  # type: ignore[no-any-return]
 
             runs, estimate = pooled_search(evaluate, blend["start"], bounds, VARIANT_BUDGET, jacobian, share, share)
             seeds = _fresh_seeds(spec)
