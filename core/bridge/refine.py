@@ -349,13 +349,14 @@ def pooled_point(
     start: Sequence[float],
     share: float,
     cap: float = STEP_MAX_SHARE,
+    around: Sequence[float] | None = None,
 ) -> list[float]:
     """The next point, in shares z of each range, from every run so far (z, residuals) and the Jacobian J.
 
     The pooled intercept a is the mean over runs of r − J z; the noise variance σ² per cell is what a + J z leaves
     at its least-squares minimum; with the prior z ~ N(start, share²) the point is the posterior mean
-    (K JᵀJ / σ² + I / share²)⁻¹ (−K Jᵀ a / σ² + start / share²) for K runs, moved at most ``cap`` from the last
-    run and kept in [0, 1].
+    (K JᵀJ / σ² + I / share²)⁻¹ (−K Jᵀ a / σ² + start / share²) for K runs, moved at most ``cap`` from
+    ``around`` (default: the last run) and kept in [0, 1].
 
     >>> import numpy as np
     >>> J = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -373,7 +374,8 @@ def pooled_point(
     k, origin = len(z), np.asarray(start, dtype=float)
     precision = k * j.T @ j / noise + np.eye(j.shape[1]) / share**2
     point = np.linalg.solve(precision, -k * j.T @ a / noise + origin / share**2)
-    point = np.clip(np.clip(point, z[-1] - cap, z[-1] + cap), 0.0, 1.0)
+    centre = z[-1] if around is None else np.asarray(around, dtype=float)
+    point = np.clip(np.clip(point, centre - cap, centre + cap), 0.0, 1.0)
     return [round(float(v), 12) for v in point]
 
 
@@ -385,11 +387,17 @@ def pooled_search(
     jacobian: Any,
     share: float,
     cap: float = STEP_MAX_SHARE,
+    guard: float | None = None,
 ) -> tuple[list[Run], dict[str, float]]:
     """``budget`` runs from ``start``: run k (``evaluate(point, k)``, k = 0 the check run) at the point
     :func:`pooled_point` puts from runs 0 … k − 1; returns the runs and the point the pooled model puts after all
     of them (the result: never run itself). A failed run (residuals None) adds nothing; if every run failed the
     result is ``start``.
+
+    With ``guard`` g, a run whose loss exceeds g × the lowest loss of the runs pooled before it is taken as a
+    sign that the linear model does not hold that far out: it is left out of the pool, and from then on every
+    point (the result too) stays within half its distance (largest share of a range) from the pooled run with the
+    lowest loss.
 
     >>> import numpy as np
     >>> J = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -413,13 +421,24 @@ def pooled_search(
     origin = share_of(start)
     runs: list[Run] = []
     usable: list[tuple[Sequence[float], Sequence[float]]] = []
+    best: tuple[float, list[float]] | None = None  # the lowest loss pooled so far and its point
+    reach, around = cap, None  # the largest move and where from (None: the last run)
     point = dict(start)
     for k in range(budget):
         loss, residuals = evaluate(point, k)
         ok = residuals is not None and math.isfinite(loss)
         runs.append((point, float(loss) if ok else math.inf, list(residuals) if ok and residuals else None))
         if ok and residuals:
-            usable.append((share_of(point), residuals))
+            z = share_of(point)
+            if guard is not None and best is not None and loss > guard * best[0]:
+                reach = min(reach, max(abs(a - b) for a, b in zip(z, best[1], strict=True))) / 2
+                around = best[1]
+            else:
+                usable.append((z, residuals))
+                if best is None or loss < best[0]:
+                    best = (float(loss), z)
+                if around is not None:
+                    around = best[1]
         if usable:
-            point = theta(pooled_point(usable, jacobian, origin, share, cap))
+            point = theta(pooled_point(usable, jacobian, origin, share, reach, around))
     return runs, point if usable else dict(start)
