@@ -1732,7 +1732,15 @@ def guard_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     with ``refine_method: pooled`` for its next fresh draw (members 295 on, never read), which is the test, if the
     guarded refine's mean fresh-seed loss here is below the step's with the upper end of the paired interval
     below 0; the grid keeps what it has (its targets are met) and the figure is recorded. Records cached in
-    ``<workspace>/guard_experiment.jsonl``."""
+    ``<workspace>/guard_experiment.jsonl``.
+
+    It ran (members 20–94 of the size workspace): congested guarded − step −0.0053 [−0.0115, +0.0008], not
+    adopted by that rule; guarded − pooled −0.0056 [−0.0129, −0.0003]. The replication, fixed before it ran: a
+    workspace of the congested family drawn with ``seed=1`` (every member new, never read), members 0–94 with
+    known targets, the blend, pooled and guard experiments as here (h and W on members 0–19, members 20–94
+    scored), figures to their own file (``traffic_replication.json``). Congested takes the guarded pooled refine
+    for its next fresh draw if there the guarded refine's mean fresh-seed loss is below the step's with the upper
+    end of the paired interval below 0; otherwise it keeps the step."""
     import numpy as np
 
     out = _pooled_members(cfg, workspace, "guard_experiment", "guarded", GUARD, log)

@@ -127,3 +127,28 @@ def test_pooled_search_skips_a_failed_run_and_keeps_the_start_when_every_run_fai
     runs, point = pooled_search(failing, {"a": 0.2, "b": 0.9}, [(0.0, 1.0)] * 2, 3, jacobian, 0.4)
     assert calls == [0, 1, 2] and point == {"a": 0.2, "b": 0.9}
     assert all(loss == math.inf and residuals is None for _, loss, residuals in runs)
+
+
+def test_the_guard_keeps_the_pooled_points_where_the_linear_model_holds() -> None:
+    """The model's Jacobian says a moves the first residual a little; beyond a = 0.6 it moves it five times as
+    much. Unguarded, the pooled points leap to where the model puts the minimum and back; with the guard a run
+    whose loss rises above 1.5 × the best is left out and the moves shrink around the best run."""
+    model = np.array([[0.2, 0.0], [0.0, 1.0]])
+
+    def true_residuals(a: float, b: float) -> np.ndarray:
+        return np.array([0.2 * (a - 0.9) + 5.0 * max(a - 0.6, 0.0), b - 0.5])
+
+    def evaluate(point: dict[str, float], k: int) -> tuple[float, list[float]]:
+        r = true_residuals(point["a"], point["b"])
+        return float(r @ r), r.tolist()
+
+    start, bounds = {"a": 0.5, "b": 0.5}, [(0.0, 1.0)] * 2
+    free_runs, free = pooled_search(evaluate, start, bounds, 5, model, 0.4, 0.4)
+    guarded_runs, guarded = pooled_search(evaluate, start, bounds, 5, model, 0.4, 0.4, guard=1.5)
+    assert free_runs[1][0]["a"] == pytest.approx(0.9) == guarded_runs[1][0]["a"]  # the same first leap
+    assert max(p["a"] for p, _, _ in guarded_runs[2:]) <= 0.7 + 1e-9  # then within half of it from the best
+    best = min(guarded_runs, key=lambda run: run[1])[0]
+    assert abs(guarded["a"] - best["a"]) <= 0.05 + 1e-9  # the result too: two leaps left out, 0.4 / 2 / 2 / 2
+    optimum = 3.18 / 5.2  # where the true first residual is 0
+    assert abs(guarded["a"] - optimum) < 0.05 < abs(free["a"] - optimum)
+    assert pooled_search(evaluate, start, bounds, 1, model, 0.4, 0.4, guard=1.5)[1] == free_runs[1][0]
