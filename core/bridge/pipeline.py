@@ -756,10 +756,7 @@ def _pooled_refine(
         return float(study.best_value), residuals
 
     start = {n: float(check.best_params[n]) for n in check.best_params}
-    guard = cfg.evaluate.get("pooled_guard")
-    _, estimate = pooled_search(
-        evaluate, start, bounds, 1 + k, jacobian, share, cap=share, guard=None if guard is None else float(guard)
-    )
+    _, estimate = pooled_search(evaluate, start, bounds, 1 + k, jacobian, share, cap=share)
     return studies[-1], sum(s.wall_s for s in studies), estimate
 
 

@@ -197,12 +197,6 @@ class EvaluateSchema:
     jacobian_spread: float = option(
         0.2, gt=0, le=0.5, doc="refine_method pooled: their standard deviation as a share of each range"
     )
-    pooled_guard: float | None = option(
-        None,
-        gt=1,
-        doc="refine_method pooled: a run whose loss exceeds pooled_guard × the lowest loss pooled before it is left "
-        "out, and later points (the result too) stay within half its distance from the best run (null: no guard)",
-    )
     refine_scale: str = option(
         "std",
         choices=["std", "range"],

@@ -132,38 +132,40 @@ def split_figures(workspace: Path, first: int, split_at: int) -> dict[str, Any]:
 
 def paired_refines(workspace: Path, other: Path, first: int, split_at: int | None) -> dict[str, Any]:
     """Two refines on the same held-out members, from two workspaces' cached fresh-seed scores (no SUMO run):
-    ``workspace``'s (``this``) and ``other``'s (the same draw with the evaluate stage rerun under other settings).
-    Their mean losses, the paired difference other − this with its 95% bootstrap interval, and how many members
-    the other refine scores lower on; over all members and over each part of ``split_at``."""
+    ``workspace``'s (``this``) and ``other``'s (the same draw with the evaluate stage rerun under other settings,
+    or the whole bridge with another training set). Their mean losses, the paired difference other − this with its
+    95% bootstrap interval, and how many members the other refine scores lower on; over all members and over each
+    part of ``split_at``; the same for the check runs (``paired_check_*``; equal when only evaluate was rerun)."""
     import numpy as np
 
     from apps.traffic.scoring import bootstrap_interval
 
-    def losses(root: Path) -> dict[str, float]:
+    def losses(root: Path, method: str) -> dict[str, float]:
         found = (json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "report" / "scores").glob("*.json")))
-        return {s["scenario"]: float(s["methods"]["refine"]["loss"]) for s in found}
+        return {s["scenario"]: float(s["methods"][method]["loss"]) for s in found}
 
-    mine, theirs = losses(workspace), losses(other)
-    if not mine or sorted(mine) != sorted(theirs):
-        raise SystemExit(f"paired refines: {workspace} and {other} do not hold the same scored held-out scenarios")
-    members = {s: first + int(s.rsplit("-", 1)[1]) for s in mine}
-    parts = {"": sorted(mine)}
-    if split_at is not None:
-        for part in ([s for s in mine if members[s] < split_at], [s for s in mine if members[s] >= split_at]):
-            if part:
-                parts[f"_members_{min(members[s] for s in part)}_{max(members[s] for s in part)}"] = sorted(part)
     out: dict[str, Any] = {}
-    for tag, scenarios in parts.items():
-        this = np.array([mine[s] for s in scenarios])
-        that = np.array([theirs[s] for s in scenarios])
-        low, high = bootstrap_interval(that - this)
-        out[f"paired_refine_scenarios{tag}"] = len(scenarios)
-        out[f"paired_refine_loss_this{tag}"] = float(this.mean())
-        out[f"paired_refine_loss_other{tag}"] = float(that.mean())
-        out[f"paired_refine_other_minus_this_mean{tag}"] = float((that - this).mean())
-        out[f"paired_refine_other_minus_this_ci_low{tag}"] = low
-        out[f"paired_refine_other_minus_this_ci_high{tag}"] = high
-        out[f"paired_refine_other_lower{tag}"] = int((that < this).sum())
+    for method, prefix in (("refine", "paired_refine"), ("bridge", "paired_check")):
+        mine, theirs = losses(workspace, method), losses(other, method)
+        if not mine or sorted(mine) != sorted(theirs):
+            raise SystemExit(f"paired refines: {workspace} and {other} do not hold the same scored held-out scenarios")
+        members = {s: first + int(s.rsplit("-", 1)[1]) for s in mine}
+        parts = {"": sorted(mine)}
+        if split_at is not None:
+            for part in ([s for s in mine if members[s] < split_at], [s for s in mine if members[s] >= split_at]):
+                if part:
+                    parts[f"_members_{min(members[s] for s in part)}_{max(members[s] for s in part)}"] = sorted(part)
+        for tag, scenarios in parts.items():
+            this = np.array([mine[s] for s in scenarios])
+            that = np.array([theirs[s] for s in scenarios])
+            low, high = bootstrap_interval(that - this)
+            out[f"{prefix}_scenarios{tag}"] = len(scenarios)
+            out[f"{prefix}_loss_this{tag}"] = float(this.mean())
+            out[f"{prefix}_loss_other{tag}"] = float(that.mean())
+            out[f"{prefix}_other_minus_this_mean{tag}"] = float((that - this).mean())
+            out[f"{prefix}_other_minus_this_ci_low{tag}"] = low
+            out[f"{prefix}_other_minus_this_ci_high{tag}"] = high
+            out[f"{prefix}_other_lower{tag}"] = int((that < this).sum())
     return out
 
 
@@ -359,7 +361,7 @@ def main() -> int:
 
     from apps.traffic.bridge import run_bridge
     from core.bridge.pipeline import training_curvature
-    from core.bridge.workspace import Workspace
+    from core.bridge.workspace import Workspace, read_csv
     from core.config import load_config
 
     console = Console()
@@ -428,6 +430,9 @@ def main() -> int:
                 f"keep {other.get('evaluate.refine_keep', 'best')}"
             )
             paired[f"held_out_members_{family}"] = figures[f"held_out_members_{family}"]
+            for side, root in (("this", workspace), ("other", args.paired_refine / family)):
+                rows = read_csv(Workspace(root).pairs)
+                paired[f"paired_training_scenarios_{side}_{family}"] = sum(r["split"] == "train" for r in rows)
         names = [str(n) for n in cfg.models.expensive.params]
         figures[f"fit_targets_{family}"] = card.get("targets", "calibrated")
         if figures[f"fit_targets_{family}"] == "calibrated":  # known targets: no training study to read
@@ -1740,7 +1745,11 @@ def guard_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
     known targets, the blend, pooled and guard experiments as here (h and W on members 0–19, members 20–94
     scored), figures to their own file (``traffic_replication.json``). Congested takes the guarded pooled refine
     for its next fresh draw if there the guarded refine's mean fresh-seed loss is below the step's with the upper
-    end of the paired interval below 0; otherwise it keeps the step."""
+    end of the paired interval below 0; otherwise it keeps the step.
+
+    The replication (``traffic_replication.json``): guarded − step −0.0036 [−0.0128, +0.0058], pooled − step
+    −0.0037 [−0.0114, +0.0045], guarded − pooled +0.0001 [−0.0037, +0.0046] (the guard fired on 16 of 75): not
+    adopted; congested keeps the step, and the guard is no config option."""
     import numpy as np
 
     out = _pooled_members(cfg, workspace, "guard_experiment", "guarded", GUARD, log)
