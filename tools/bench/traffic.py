@@ -26,8 +26,9 @@ Running some of the families updates their keys in ``--out`` and keeps the other
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
 ``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``,
-``--features-sumo-experiment``, ``--pooled-experiment``, ``--guard-experiment``) write to ``--experiments-out``
-(``traffic_experiments.json``), never to a draw's file; ``--paired-refine`` writes only its own figures to ``--out``:
+``--features-sumo-experiment``, ``--pooled-experiment``, ``--guard-experiment``, ``--meso-experiment``) write to
+``--experiments-out`` (``traffic_experiments.json``), never to a draw's file; ``--paired-refine`` writes only its
+own figures to ``--out``:
 
     python tools/bench/traffic.py --experiments-only --refine-experiment 2 --input-experiment \
         --calibration-experiment --variant-experiment --known-experiment   # the first draw's workspace
@@ -69,6 +70,7 @@ LATER_EXPERIMENTS = (  # experiments whose keys name their own workspace (not th
     "features_",
     "pooled_experiment",
     "guard_experiment",
+    "meso_experiment",
 )
 PER_FAMILY = (
     "n_train_scenarios", "n_test_scenarios", "n_fresh_seeds",
@@ -272,6 +274,13 @@ def main() -> int:
         "refine, on members 20–94",
     )
     parser.add_argument(
+        "--meso-experiment",
+        action="store_true",
+        help="in the size refine experiment's workspace, no microscopic run: SUMO's mesoscopic model (plain and with "
+        "junction control) calibrated on members 0–94; its θ̂'s correlation with θ*, and h on members 0–19 with it "
+        "as an input predicting members 20–94",
+    )
+    parser.add_argument(
         "--features-experiment",
         action="store_true",
         help="in the size refine experiment's workspace, no SUMO run: h on members 0–19 predicting members 20–94 "
@@ -463,6 +472,8 @@ def main() -> int:
              partial(pooled_experiment, cfg, workspace, log=log)),
             (args.guard_experiment, "the pooled refine with a guard against runaway moves, with SUMO",
              partial(guard_experiment, cfg, workspace, log=log)),
+            (args.meso_experiment, "the mesoscopic model as a cheap model, members 0–94, no microscopic run",
+             partial(meso_experiment, cfg, workspace, log=log)),
             (args.features_experiment, "h with more statistics of Y's shape, members 20–94, no SUMO run",
              partial(features_experiment, cfg, workspace)),
             (args.features_sumo_experiment, "check run and refine from h with the shape statistics, with SUMO",
@@ -485,6 +496,7 @@ def main() -> int:
             or args.second_step_experiment
             or args.pooled_experiment
             or args.guard_experiment
+            or args.meso_experiment
             or args.features_experiment
             or args.features_sumo_experiment
         ):
@@ -1920,6 +1932,93 @@ def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     diff = errors["shape"].mean(axis=1) - errors["as_is"].mean(axis=1)
     out.update(_difference("features_experiment_shape_minus_as_is", diff))
     out["features_experiment_lead"] = _lower(out, "features_experiment_shape_minus_as_is")
+    return out
+
+
+MESO_TRIALS = 40  # the meso experiment's TPE runs per calibration (its θ̂: the mean of the 5 best)
+MESO_ARMS = {"meso": "mesoscopic", "meso_signals": "mesoscopic_signals"}  # arm → apps.traffic.objective function
+
+
+def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """SUMO's mesoscopic model as a cheap model: does its calibrated θ̂ track θ*? On training scenarios only, no
+    microscopic run: the size refine experiment's workspace (members 0–94, θ* known). Each member is calibrated
+    with the mesoscopic model, plain and with junction control (:func:`apps.traffic.objective.mesoscopic`,
+    :func:`~apps.traffic.objective.mesoscopic_signals`), TPE with ``MESO_TRIALS`` runs over θ's search space
+    (seeded by the member's index, 2 at a time), θ̂ the mean of the 5 best. Figures: each θ̂'s correlation with
+    θ* per parameter over the 95 members (beside ξ̂'s, the queue model's, on the same members), and h fitted as
+    ``fit`` does on members 0–19 predicting members 20–94 with its inputs as they are and with the meso θ̂ added
+    as ξ̂ columns: the parameter error against θ*, paired per member.
+
+    Where it came from: a look at members 0–19 with 40-run calibrations (not recorded): the plain mesoscopic model
+    put demand_scale at its lower bound on most members (correlation with θ* 0.23, speed_factor 0.61, tau
+    0.04); with junction control 0.35, 0.70 and 0.58, where ξ̂'s best correlations are 0.72 (demand), 0.65
+    (free speed) and none above 0.2 in size for tau. What it decides, fixed before it ran: nothing in the config;
+    where an arm lowers h's error with the upper end of the paired interval below 0, the next session tests that
+    cheap model with SUMO under a rule fixed before. Calibrations cached in ``<workspace>/meso_experiment.jsonl``."""
+    import numpy as np
+    import optuna
+
+    import apps.traffic.objective as objectives
+    from core.bridge.scenario import Scenario
+    from core.bridge.workspace import columns
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    if len(rows) <= SIZE_SMALL:
+        raise SystemExit("meso experiment: needs the size refine experiment's workspace (--train 95)")
+    widths = np.array([hi - lo for lo, hi in bounds])
+    cache = workspace / "meso_experiment.jsonl"
+    records = _load_records(cache)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for index, row in enumerate(rows):
+        if row["scenario"] in records:
+            continue
+        started = time.perf_counter()
+        scenario = Scenario.load(ws.scenario_file(row["scenario"]))
+        record: dict[str, Any] = {"scenario": row["scenario"]}
+        for arm, function in MESO_ARMS.items():
+            objective = getattr(objectives, function)
+
+            def loss(trial: Any, f: Any = objective, on: Any = scenario) -> float:
+                point = {n: trial.suggest_float(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)}
+                return float(f(on, point)["value"])
+
+            study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=index))
+            study.optimize(loss, n_trials=MESO_TRIALS, n_jobs=2)
+            done = sorted(((float(t.value), t.params) for t in study.trials if t.value is not None), key=lambda d: d[0])
+            record[arm] = {n: float(np.mean([params[n] for _, params in done[:5]])) for n in names}
+        record["wall_s"] = time.perf_counter() - started
+        records[row["scenario"]] = record
+        _save_records(cache, records)
+        log(f"meso experiment: {row['scenario']} calibrated twice ({record['wall_s']:.0f} s)")
+    stars = np.array([_theta_star(ws, r["scenario"], names) for r in rows])
+    out: dict[str, Any] = {"meso_experiment_members": len(rows), "meso_experiment_trials": MESO_TRIALS,
+                           "meso_experiment_wall_s": sum(float(r["wall_s"]) for r in records.values())}  # fmt: skip
+    for arm in MESO_ARMS:
+        fitted = np.array([[records[r["scenario"]][arm][n] for n in names] for r in rows])
+        for j, name in enumerate(names):
+            out[f"meso_experiment_corr_{arm}_{name}"] = float(np.corrcoef(fitted[:, j], stars[:, j])[0, 1])
+    for column in columns(rows, "xi."):
+        xi = np.array([float(r[column]) for r in rows])
+        for j, name in enumerate(names):
+            out[f"meso_experiment_corr_{column.removeprefix('xi.')}_{name}"] = float(np.corrcoef(xi, stars[:, j])[0, 1])
+    arms = {"as_is": rows}
+    for arm in MESO_ARMS:
+        arms[arm] = [{**r, **{f"xi.{arm}_{n}": str(records[r["scenario"]][arm][n]) for n in names}} for r in rows]
+    errors: dict[str, Any] = {}
+    for arm, arm_rows in arms.items():
+        h, inputs = _loo_model(cfg, arm_rows[:SIZE_SMALL], names)
+        mean, _ = h.predict([[float(r[c]) for c in inputs] for r in arm_rows[SIZE_SMALL:]])
+        predicted = np.clip(np.asarray(mean), [lo for lo, _ in bounds], [hi for _, hi in bounds])
+        errors[arm] = np.abs(predicted - stars[SIZE_SMALL:]) / widths  # members × parameters
+        out[f"meso_experiment_error_{arm}"] = float(errors[arm].mean())
+        for j, name in enumerate(names):
+            out[f"meso_experiment_error_{arm}_{name}"] = float(errors[arm][:, j].mean())
+    for arm in MESO_ARMS:
+        out.update(
+            _difference(f"meso_experiment_{arm}_minus_as_is", errors[arm].mean(axis=1) - errors["as_is"].mean(axis=1))
+        )
+        out[f"meso_experiment_{arm}_lead"] = _lower(out, f"meso_experiment_{arm}_minus_as_is")
     return out
 
 

@@ -56,6 +56,16 @@ def test_mesoscopic_mode_sees_the_same_traffic(tiny: Tiny) -> None:
     assert np.nanmean(meso.speeds) == pytest.approx(np.nanmean(micro.speeds), rel=0.2)
 
 
+def test_mesoscopic_junction_control_holds_vehicles_at_signals(tiny: Tiny) -> None:
+    """With junction control the mesoscopic loops see the waits at the signals: the same vehicles, slower."""
+    spec, built = tiny
+    meso = simulate(built, spec, spec.theta_star, seed=5, mesoscopic=True)
+    held = simulate(built, spec, spec.theta_star, seed=5, mesoscopic=True, junction_control=True)
+    assert held.counts.sum() == pytest.approx(meso.counts.sum(), rel=0.15)
+    assert np.nanmean(held.speeds) < 0.8 * np.nanmean(meso.speeds)
+    assert np.isnan(held.queue).all()  # loops only, as without it: no queue is measured
+
+
 def test_theta_moves_counts_and_speeds_the_expected_way(tiny: Tiny) -> None:
     spec, built = tiny
     base = simulate(built, spec, {"demand_scale": 1.0, "speed_factor": 1.0}, seed=5)
