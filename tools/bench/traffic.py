@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -1959,6 +1960,7 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
     import optuna
 
     import apps.traffic.objective as objectives
+    from apps.traffic.simulator import SimulationError
     from core.bridge.scenario import Scenario
     from core.bridge.workspace import columns
 
@@ -1981,12 +1983,16 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
 
             def loss(trial: Any, f: Any = objective, on: Any = scenario) -> float:
                 point = {n: trial.suggest_float(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)}
-                return float(f(on, point)["value"])
+                try:
+                    return float(f(on, point)["value"])
+                except SimulationError:  # SUMO died mid-run (seen once; that member rerun had none): a failed run
+                    return math.nan
 
             study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=index))
             study.optimize(loss, n_trials=MESO_TRIALS, n_jobs=2)
             done = sorted(((float(t.value), t.params) for t in study.trials if t.value is not None), key=lambda d: d[0])
             record[arm] = {n: float(np.mean([params[n] for _, params in done[:5]])) for n in names}
+            record[f"{arm}_failed"] = MESO_TRIALS - len(done)
         record["wall_s"] = time.perf_counter() - started
         records[row["scenario"]] = record
         _save_records(cache, records)
@@ -1994,6 +2000,8 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
     stars = np.array([_theta_star(ws, r["scenario"], names) for r in rows])
     out: dict[str, Any] = {"meso_experiment_members": len(rows), "meso_experiment_trials": MESO_TRIALS,
                            "meso_experiment_wall_s": sum(float(r["wall_s"]) for r in records.values())}  # fmt: skip
+    for arm in MESO_ARMS:
+        out[f"meso_experiment_failed_runs_{arm}"] = sum(int(r.get(f"{arm}_failed", 0)) for r in records.values())
     for arm in MESO_ARMS:
         fitted = np.array([[records[r["scenario"]][arm][n] for n in names] for r in rows])
         for j, name in enumerate(names):
