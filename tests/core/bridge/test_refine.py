@@ -148,7 +148,7 @@ def test_the_guard_keeps_the_pooled_points_where_the_linear_model_holds() -> Non
     assert free_runs[1][0]["a"] == pytest.approx(0.9) == guarded_runs[1][0]["a"]  # the same first leap
     assert max(p["a"] for p, _, _ in guarded_runs[2:]) <= 0.7 + 1e-9  # then within half of it from the best
     best = min(guarded_runs, key=lambda run: run[1])[0]
-    assert abs(guarded["a"] - best["a"]) <= 0.05 + 1e-9  # the result too: two leaps left out, 0.4 / 2 / 2 / 2
+    assert abs(guarded["a"] - best["a"]) <= 0.05 + 1e-9  # the result too: three runs left out, 0.4 / 2 / 2 / 2
     optimum = 3.18 / 5.2  # where the true first residual is 0
     assert abs(guarded["a"] - optimum) < 0.05 < abs(free["a"] - optimum)
     assert pooled_search(evaluate, start, bounds, 1, model, 0.4, 0.4, guard=1.5)[1] == free_runs[1][0]
