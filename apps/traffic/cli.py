@@ -9,6 +9,7 @@ from typing import Any
 
 from core.bridge.cli import add_redo_from_argument
 from core.cli import SubParsers, add_area, add_config_arguments
+from core.cli import console as make_console
 from core.errors import ConfigError, UserError
 
 _SCENARIO = "apps/traffic/config/scenario.yaml"
@@ -104,7 +105,6 @@ def _scenario(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if OmegaConf.select(cfg, "scenarios._target_") is not None:
         return _show_family(cfg)
-    from rich.console import Console
     from rich.table import Table
 
     from apps.traffic.family import observe
@@ -118,7 +118,7 @@ def _scenario(args: argparse.Namespace) -> int:
     run_dir = Path(str(cfg.get("run_dir", f"runs/traffic/{spec.name}")))
     timeout = float(cfg.get("timeout", 300))
     save_run_config(cfg, run_dir)
-    console = Console()
+    console = make_console()
     built = build(spec, workdir)
     observed = observe(spec, workdir, timeout=timeout)
     info: list[RunInfo] = []
@@ -156,7 +156,6 @@ def _isnan(values: Any) -> Any:
 
 
 def _show_family(cfg: Any) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from core.config import check_targets, instantiate
@@ -171,13 +170,12 @@ def _show_family(cfg: Any) -> int:
         theta = ", ".join(f"{k}={v:g}" for k, v in traffic["theta_star"].items())
         table.add_row(s.name, s.split, f"{traffic['demand']['vehicles_per_hour']:.0f}",
                       f"{traffic['demand']['peak_time']:.2f}", theta, f"{total:.0f}")  # fmt: skip
-    Console().print(table)
+    make_console().print(table)
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
-    from rich.console import Console
     from rich.table import Table
 
     from apps.traffic.calibrate import MODELS, calibrate, search_space
@@ -207,7 +205,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except RuntimeError as exc:
         raise UserError(str(exc), where=str(run_dir), hint="see the trials' `error` attributes in study.db") from None
-    console = Console()
+    console = make_console()
     table = Table("parameter", "calibrated", "θ*", "error (share of range)", title=f"calibration of {spec.name}")
     for name, value in result["best_params"].items():
         star = result.get("theta_star", {}).get(name)
@@ -228,16 +226,15 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _bridge(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from apps.traffic.bridge import run_bridge, table_rows
     from core.cli import log_to
 
     cfg = _load(args)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     figures = run_bridge(cfg, force=args.force, log=log_to(console), redo_from=args.redo_from)
-    out = Console()
+    out = make_console()
     table = Table(
         "figure (loss: mean over held-out scenarios, each θ̂ scored on fresh SUMO seeds)",
         "value",
@@ -253,7 +250,6 @@ def _bridge(args: argparse.Namespace) -> int:
 
 def _identify(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
-    from rich.console import Console
     from rich.table import Table
 
     from apps.traffic.identify import STEPS, landscape, plot
@@ -290,7 +286,7 @@ def _identify(args: argparse.Namespace) -> int:
     seeds = tuple(spec.calibration_seed + 200_000 + i for i in range(args.seeds))
     from rich.progress import Progress
 
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
+    with Progress(transient=True, console=make_console(stderr=True)) as bar:
         task = bar.add_task("SUMO runs", total=args.seeds * (1 + len(space) * len(STEPS)))
         table = landscape(spec, space, workdir=workdir, seeds=seeds, progress=lambda: bar.advance(task))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +299,7 @@ def _identify(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(r.parameter for r in table.rows):
         cells = {r.step: r.z for r in table.rows if r.parameter == name}
         out.add_row(name, *[f"{cells[s]:.1f}" if s in cells else "outside" for s in steps])
-    console = Console()
+    console = make_console()
     console.print(out)
     for step in (0.1, 0.25, 0.5):
         verdict = table.identifiable(step)
