@@ -443,6 +443,11 @@ def main() -> int:
             for side, root in (("this", workspace), ("other", args.paired_refine / family)):
                 rows = read_csv(Workspace(root).pairs)
                 paired[f"paired_training_scenarios_{side}_{family}"] = sum(r["split"] == "train" for r in rows)
+                scored = json.loads((root / "report" / "traffic.json").read_text(encoding="utf-8"))
+                paired[f"paired_best_baseline_{side}_{family}"] = scored["best_baseline"]  # each side's own fits
+                for tail in ("mean", "ci_low", "ci_high"):
+                    key = f"bridge_minus_best_baseline_{tail}"
+                    paired[f"paired_{key}_{side}_{family}"] = scored[key]
         names = [str(n) for n in cfg.models.expensive.params]
         figures[f"fit_targets_{family}"] = card.get("targets", "calibrated")
         if figures[f"fit_targets_{family}"] == "calibrated":  # known targets: no training study to read
@@ -1784,12 +1789,13 @@ def _pooled_members(
     """The pooled refine (``guard`` as :func:`core.bridge.refine.pooled_search` takes it) on the blend
     experiment's members 20–94, the Jacobian fitted to members 0–19's offline runs; records ``method`` beside the
     step's point in ``<workspace>/<prefix>.jsonl``."""
-    label = prefix.replace("_", " ")
     import numpy as np
 
     from apps.traffic.objective import cell_features, replicate_seed
     from core.bridge.refine import fit_jacobian, offline_points, pooled_search
     from core.bridge.scenario import Scenario
+
+    label = prefix.replace("_", " ")
 
     names, bounds, ws, rows, rest, blends = _blend_members(cfg, workspace, label)
     small = rows[:SIZE_SMALL]
@@ -1899,6 +1905,19 @@ def _lower(out: dict[str, Any], prefix: str) -> bool:
     return bool(out[f"{prefix}_mean"] < 0 and out[f"{prefix}_ci_high"] < 0)
 
 
+def _h_errors(
+    cfg: Any, rows: list[dict[str, str]], names: list[str], bounds: list[tuple[float, float]], stars: Any
+) -> Any:
+    """h fitted as ``fit`` does on the first ``SIZE_SMALL`` rows, predicting the rest: |θ̂ − θ*| / range per
+    member and parameter (``stars``: θ* of the rest)."""
+    import numpy as np
+
+    h, inputs = _loo_model(cfg, rows[:SIZE_SMALL], names)
+    mean, _ = h.predict([[float(r[c]) for c in inputs] for r in rows[SIZE_SMALL:]])
+    predicted = np.clip(np.asarray(mean), [lo for lo, _ in bounds], [hi for _, hi in bounds])
+    return np.abs(predicted - stars) / np.array([hi - lo for lo, hi in bounds])
+
+
 def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     """Would h predict better from more of Y's shape? On training scenarios only, no SUMO run: the size refine
     experiment's workspace (members 0–94, θ* known); h fitted as ``fit`` does on members 0–19 predicts members
@@ -1914,17 +1933,10 @@ def features_experiment(cfg: Any, workspace: Path) -> dict[str, Any]:
     rows = sorted(rows, key=lambda r: r["scenario"])
     if len(rows) <= SIZE_SMALL:
         raise SystemExit("features experiment: needs the size refine experiment's workspace (--train 95)")
-    widths = np.array([hi - lo for lo, hi in bounds])
 
     arms = {"as_is": rows, "shape": [_with_shape(ws, r) for r in rows]}
-    errors: dict[str, Any] = {}
-    for arm, arm_rows in arms.items():
-        h, inputs = _loo_model(cfg, arm_rows[:SIZE_SMALL], names)
-        rest = arm_rows[SIZE_SMALL:]
-        mean, _ = h.predict([[float(r[c]) for c in inputs] for r in rest])
-        predicted = np.clip(np.asarray(mean), [lo for lo, _ in bounds], [hi for _, hi in bounds])
-        stars = np.array([_theta_star(ws, r["scenario"], names) for r in rest])
-        errors[arm] = np.abs(predicted - stars) / widths  # members × parameters
+    stars = np.array([_theta_star(ws, r["scenario"], names) for r in rows[SIZE_SMALL:]])
+    errors = {arm: _h_errors(cfg, arm_rows, names, bounds, stars) for arm, arm_rows in arms.items()}
     out: dict[str, Any] = {"features_experiment_members": len(rows) - SIZE_SMALL}
     for arm, error in errors.items():
         out[f"features_experiment_error_{arm}"] = float(error.mean())
@@ -1968,7 +1980,6 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
     rows = sorted(rows, key=lambda r: r["scenario"])
     if len(rows) <= SIZE_SMALL:
         raise SystemExit("meso experiment: needs the size refine experiment's workspace (--train 95)")
-    widths = np.array([hi - lo for lo, hi in bounds])
     cache = workspace / "meso_experiment.jsonl"
     records = _load_records(cache)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -2002,7 +2013,6 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
                            "meso_experiment_wall_s": sum(float(r["wall_s"]) for r in records.values())}  # fmt: skip
     for arm in MESO_ARMS:
         out[f"meso_experiment_failed_runs_{arm}"] = sum(int(r.get(f"{arm}_failed", 0)) for r in records.values())
-    for arm in MESO_ARMS:
         fitted = np.array([[records[r["scenario"]][arm][n] for n in names] for r in rows])
         for j, name in enumerate(names):
             out[f"meso_experiment_corr_{arm}_{name}"] = float(np.corrcoef(fitted[:, j], stars[:, j])[0, 1])
@@ -2015,10 +2025,7 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
         arms[arm] = [{**r, **{f"xi.{arm}_{n}": str(records[r["scenario"]][arm][n]) for n in names}} for r in rows]
     errors: dict[str, Any] = {}
     for arm, arm_rows in arms.items():
-        h, inputs = _loo_model(cfg, arm_rows[:SIZE_SMALL], names)
-        mean, _ = h.predict([[float(r[c]) for c in inputs] for r in arm_rows[SIZE_SMALL:]])
-        predicted = np.clip(np.asarray(mean), [lo for lo, _ in bounds], [hi for _, hi in bounds])
-        errors[arm] = np.abs(predicted - stars[SIZE_SMALL:]) / widths  # members × parameters
+        errors[arm] = _h_errors(cfg, arm_rows, names, bounds, stars[SIZE_SMALL:])
         out[f"meso_experiment_error_{arm}"] = float(errors[arm].mean())
         for j, name in enumerate(names):
             out[f"meso_experiment_error_{arm}_{name}"] = float(errors[arm][:, j].mean())
