@@ -45,6 +45,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -480,8 +481,12 @@ def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
             _check_journal(path, repair=not read_only)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-        journal = GroupedJournal(str(path), JournalLock(str(path)))
-        storage = JournalStorage(journal.as_optuna_backend())
+        opened = _reuse_journal(path)
+        if opened is None:
+            journal = GroupedJournal(str(path), JournalLock(str(path)))
+            opened = (journal, JournalStorage(journal.as_optuna_backend()))
+            _remember_journal(path, *opened)
+        journal, storage = opened
     except OSError as exc:
         raise UserError(f"cannot open the journal file: {exc.strerror or exc}", where=str(path)) from None
     except (ValueError, json.JSONDecodeError) as exc:
@@ -492,6 +497,60 @@ def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
         ) from None
     lock = FileLock(path.with_name(path.name + ".budget-lock"))
     return OpenedStorage(storage, "journal", str(path), lock, journal)
+
+
+# Journals opened in this process, by resolved path: (the file's identity, its size then, the backend, the storage).
+# Opening a JournalStorage replays the whole file (about a second per 20 MB); one that is already open reads only
+# the records appended since its last read, so a later open of the same file reuses it (the model bridge opens its
+# one journal once per study and per batch of a Gauss–Newton search). A journal deleted and written anew at the
+# same path (another inode or first record), or one that got shorter (a copy restored over it, a torn record cut
+# off), is replayed afresh.
+_OPEN_JOURNALS: OrderedDict[str, tuple[tuple[int, int, bytes], int, GroupedJournal, Any]] = OrderedDict()
+_OPEN_JOURNALS_LOCK = threading.Lock()
+OPEN_JOURNALS_KEPT = 8  # the least recently opened beyond these is forgotten (its replay state freed)
+
+
+def _journal_identity(path: Path) -> tuple[tuple[int, int, bytes], int]:
+    """(device, inode, first record) and the size of the journal at ``path``; the first record is b"" while it
+    is incomplete."""
+    stat = path.stat()
+    with path.open("rb") as f:
+        first = f.readline(4096)
+    return (stat.st_dev, stat.st_ino, first if first.endswith(b"\n") else b""), stat.st_size
+
+
+def _reuse_journal(path: Path) -> tuple[GroupedJournal, Any] | None:
+    """The backend and storage this process already has open on the journal at ``path``, if it is still the same
+    file and has not got shorter since."""
+    if not path.is_file():
+        return None
+    identity, size = _journal_identity(path)
+    key = str(path.resolve())
+    with _OPEN_JOURNALS_LOCK:
+        entry = _OPEN_JOURNALS.get(key)
+        if entry is None or entry[0] != identity or size < entry[1]:
+            return None
+        _OPEN_JOURNALS[key] = (identity, size, entry[2], entry[3])
+        _OPEN_JOURNALS.move_to_end(key)
+        return entry[2], entry[3]
+
+
+def _remember_journal(path: Path, journal: GroupedJournal, storage: Any) -> None:
+    identity, size = _journal_identity(path)
+    if not identity[2]:
+        return  # no complete record yet: remembered at an open that finds one
+    key = str(path.resolve())
+    with _OPEN_JOURNALS_LOCK:
+        _OPEN_JOURNALS[key] = (identity, size, journal, storage)
+        _OPEN_JOURNALS.move_to_end(key)
+        while len(_OPEN_JOURNALS) > OPEN_JOURNALS_KEPT:
+            _OPEN_JOURNALS.popitem(last=False)
+
+
+def forget_journals() -> None:
+    """Drop the journals this process keeps open, so the next open replays its file (benchmarks, tests)."""
+    with _OPEN_JOURNALS_LOCK:
+        _OPEN_JOURNALS.clear()
 
 
 def _check_journal(path: Path, repair: bool) -> None:
