@@ -160,7 +160,7 @@ def _trial(context: Mapping[str, Any], params: Mapping[str, float], model: str, 
     """One trial, in one of the runner's threads: the model's loss at ``params``, its fit as user attributes.
 
     Threads, not processes (a trial process of its own costs ~0.8 s of CPU to start, more than half a SUMO run
-    here; README): SUMO runs as a traci child process, since libsumo would hold the interpreter lock.
+    here): SUMO runs as a traci child process, since libsumo would hold the interpreter lock.
     """
     from apps.traffic.objective import evaluate_cheap, evaluate_sumo, runner_result
 

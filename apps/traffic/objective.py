@@ -270,7 +270,7 @@ def mesoscopic_signals(scenario: Any, params: Mapping[str, float]) -> dict[str, 
 
     Its loop speeds include the waits at signals, so its best θ is not microscopic SUMO's: a cheap model for the
     bridge (h maps its θ̂ to SUMO's), not a calibrator of θ itself. On congested networks its θ̂ tracks θ*
-    better than the plain mesoscopic model's (apps/traffic/README.md)."""
+    better than the plain mesoscopic model's (apps/traffic/EXPERIMENTS.md)."""
     return runner_result(evaluate_sumo(scenario, params, mesoscopic=True, junction_control=True, backend="traci"))
 
 

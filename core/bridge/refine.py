@@ -398,7 +398,7 @@ def pooled_search(
     sign that the linear model does not hold that far out: it is left out of the pool, and from then on every
     point (the result too) stays within half its distance (largest share of a range) from the pooled run with the
     lowest loss. (Not a config option: on fresh training members of congested networks it changed nothing; the
-    benchmark's guard experiment keeps it, apps/traffic/README.md.)
+    benchmark's guard experiment keeps it, apps/traffic/EXPERIMENTS.md.)
 
     >>> import numpy as np
     >>> J = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
