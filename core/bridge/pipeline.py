@@ -775,7 +775,8 @@ def _replicate_run(
 
 def _jacobian_weights(cfg: DictConfig, workspace: Workspace, names: list[str], log: Log, progress: bool) -> Any:
     """W of the Jacobian model J = F W (``evaluate.refine_method: pooled``): ``evaluate.jacobian_samples`` expensive
-    runs per training scenario (study ``<scenario>/jacobian``, on its calibration setting), drawn around its target
+    runs per training scenario (the first ``evaluate.jacobian_scenarios`` of them when set; study
+    ``<scenario>/jacobian``, on its calibration setting), drawn around its target
     θ (pairs.csv) with standard deviation ``evaluate.jacobian_spread`` of each range, fitted by
     :func:`core.bridge.refine.fit_jacobian`; saved with their cost in ``model/jacobian.json`` (offline cost)."""
     import numpy as np
@@ -795,6 +796,8 @@ def _jacobian_weights(cfg: DictConfig, workspace: Workspace, names: list[str], l
     widths = np.array([high - low for low, high in bounds])
     n, spread = int(cfg.evaluate.jacobian_samples), float(cfg.evaluate.jacobian_spread)
     train = [r for r in read_csv(workspace.pairs) if r["split"] == "train"]
+    cap = cfg.evaluate.get("jacobian_scenarios")
+    train = train if cap is None else train[: int(cap)]
     samples, runs, wall = [], 0, 0.0
     journal = None
     with _Bar(progress, "evaluate: offline runs for the refine's Jacobian", len(train)) as advance:

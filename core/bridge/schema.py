@@ -197,6 +197,12 @@ class EvaluateSchema:
     jacobian_spread: float = option(
         0.2, gt=0, le=0.5, doc="refine_method pooled: their standard deviation as a share of each range"
     )
+    jacobian_scenarios: int | None = option(
+        None,
+        ge=2,
+        doc="refine_method pooled: the offline runs go to the first this many training scenarios only (null: all); "
+        "a large training set then costs jacobian_samples × this many runs, not × all of them",
+    )
     refine_scale: str = option(
         "std",
         choices=["std", "range"],

@@ -235,6 +235,21 @@ def _finished_at(workspace: Workspace) -> dict[str, list[object]]:
     return {n: [t.datetime_complete for t in optuna.load_study(study_name=n, storage=journal).trials] for n in names}
 
 
+def test_pooled_refine_can_take_its_offline_runs_from_fewer_training_scenarios(tmp_path: Path) -> None:
+    """``evaluate.jacobian_scenarios``: the offline runs go to the first 3 training scenarios only, and their
+    linear residuals still give the exact Jacobian."""
+    cfg = _config(tmp_path, *POOLED, "evaluate.jacobian_features=core.bridge.analytic.cell_features",
+                  "evaluate.jacobian_scenarios=3")  # fmt: skip
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    record = json.loads((workspace.model_dir / "jacobian.json").read_text(encoding="utf-8"))
+    assert record["runs"] == 8 * 3 and record["scenarios"] == 3
+    assert not workspace.study_dir("train-003", "jacobian").exists()
+    for row in _rows(workspace.evaluation):
+        scenario = Scenario.load(workspace.scenario_file(row["scenario"]))
+        refined = [float(row[f"refined.theta{i}"]) for i in range(2)]
+        assert refined == pytest.approx(scenario.context["theta_star"], abs=1e-6)
+
+
 def test_pooled_refine_needs_jacobian_features(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="jacobian_features"):
         run(_config(tmp_path, *POOLED), log=lambda _: None, progress=False)
