@@ -192,6 +192,30 @@ def paired_refines(workspace: Path, other: Path, first: int, split_at: int | Non
     return out
 
 
+def combined_draws(roots: list[Path]) -> dict[str, Any]:
+    """The check run's margin over the best no-SUMO baseline over several draws' held-out members together, from
+    their cached fresh-seed scores (no SUMO run): per member the bridge's loss minus that of its own draw's best
+    baseline (each draw's baselines fitted to its own training set), the mean and its 95% bootstrap interval over
+    all members. Descriptive: each draw is judged alone."""
+    import numpy as np
+
+    from apps.traffic.scoring import bootstrap_interval
+
+    diffs: list[float] = []
+    for root in roots:
+        best = json.loads((root / "report" / "traffic.json").read_text(encoding="utf-8"))["best_baseline"]
+        for path in sorted((root / "report" / "scores").glob("*.json")):
+            methods = json.loads(path.read_text(encoding="utf-8"))["methods"]
+            diffs.append(float(methods["bridge"]["loss"]) - float(methods[best]["loss"]))
+    if not diffs:
+        raise SystemExit(f"combined draws: no scored held-out scenario in {', '.join(map(str, roots))}")
+    values = np.asarray(diffs)
+    low, high = bootstrap_interval(values)
+    prefix = "combined_bridge_minus_best_baseline"
+    return {"combined_draws": ", ".join(str(r.parent.name) for r in roots), "combined_members": len(diffs),
+            f"{prefix}_mean": float(values.mean()), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}  # fmt: skip
+
+
 def sumo_run_seconds(workspace: Path) -> float:
     """Median wall seconds of one SUMO trial, from the direct-HPO studies' trials (2 at a time)."""
     import optuna
@@ -360,6 +384,14 @@ def main() -> int:
         help="a config override for every family (repeatable), e.g. models.expensive.method=gauss_newton",
     )
     parser.add_argument(
+        "--combine-draws",
+        type=Path,
+        nargs="+",
+        metavar="WORKSPACE",
+        help="write to --out only the check run's margin over the best baseline over these draws' workspaces and "
+        "--workspace's held-out members together (descriptive), from the cached scores",
+    )
+    parser.add_argument(
         "--paired-refine",
         type=Path,
         metavar="WORKSPACE",
@@ -397,7 +429,7 @@ def main() -> int:
     console = Console()
     figures: dict[str, Any] = {}
     experiments: dict[str, Any] = {}  # training-only: their own file, whichever workspace's draw --out holds
-    paired: dict[str, Any] = {}  # --paired-refine: alone in --out
+    paired: dict[str, Any] = {}  # --paired-refine, --combine-draws: alone in --out
     started_all = time.perf_counter()
     for family in args.families:
         config = ROOT / "apps" / "traffic" / "config" / f"{family}.yaml"
@@ -445,6 +477,9 @@ def main() -> int:
         figures[f"refine_share_{family}"] = float(cfg.evaluate.get("refine_share", 0.25))
         figures[f"refine_keep_{family}"] = str(cfg.evaluate.get("refine_keep", "best"))
         figures[f"refine_method_{family}"] = str(cfg.evaluate.get("refine_method", "pattern"))
+        if args.combine_draws:
+            found = combined_draws([workspace, *(root / family for root in args.combine_draws)])
+            paired.update({f"{k}_{family}": v for k, v in found.items()})
         if args.paired_refine is not None:
             found = paired_refines(workspace, args.paired_refine / family, first, args.split_at)
             paired.update({f"{k}_{family}": v for k, v in found.items()})
@@ -535,7 +570,7 @@ def main() -> int:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
         _write(args.experiments_out, experiments, console)
-    if args.paired_refine is not None:
+    if args.paired_refine is not None or args.combine_draws:
         _write(args.out, paired, console)
     elif not args.experiments_only:
         figures["benchmark_wall_s"] = time.perf_counter() - started_all
