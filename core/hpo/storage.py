@@ -548,7 +548,7 @@ def _remember_journal(path: Path, journal: GroupedJournal, storage: Any) -> None
 
 
 def forget_journals() -> None:
-    """Drop the journals this process keeps open, so the next open replays its file (benchmarks, tests)."""
+    """Drop the journals this process keeps open, so the next open replays its file (tests)."""
     with _OPEN_JOURNALS_LOCK:
         _OPEN_JOURNALS.clear()
 
