@@ -26,7 +26,8 @@ Running some of the families updates their keys in ``--out`` and keeps the other
 training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--calibration-experiment``,
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
 ``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``,
-``--features-sumo-experiment``, ``--pooled-experiment``, ``--guard-experiment``, ``--meso-experiment``) write to
+``--features-sumo-experiment``, ``--pooled-experiment``, ``--guard-experiment``, ``--meso-experiment``,
+``--meso-check-experiment``) write to
 ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file (their code is in
 ``traffic_experiments.py``); ``--paired-refine`` writes only its
 own figures to ``--out``:
@@ -67,6 +68,7 @@ from traffic_experiments import (  # tools/bench, the script's folder, is first 
     guard_experiment,
     input_experiment,
     known_experiment,
+    meso_check_experiment,
     meso_experiment,
     pooled_experiment,
     probe_experiment,
@@ -92,6 +94,7 @@ LATER_EXPERIMENTS = (  # experiments whose keys name their own workspace (not th
     "pooled_experiment",
     "guard_experiment",
     "meso_experiment",
+    "meso_check_experiment",
 )
 PER_FAMILY = (
     "n_train_scenarios", "n_test_scenarios", "n_fresh_seeds",
@@ -326,6 +329,12 @@ def main() -> int:
         "as an input predicting members 20–94",
     )
     parser.add_argument(
+        "--meso-check-experiment",
+        action="store_true",
+        help="after --meso-experiment, in its workspace: h with the mesoscopic model's θ̂ in place of ξ̂ or beside "
+        "it, 5-fold over members 0–94, each prediction's check run scored on the fresh seeds with SUMO",
+    )
+    parser.add_argument(
         "--features-experiment",
         action="store_true",
         help="in the size refine experiment's workspace, no SUMO run: h on members 0–19 predicting members 20–94 "
@@ -535,6 +544,8 @@ def main() -> int:
              partial(guard_experiment, cfg, workspace, log=log)),
             (args.meso_experiment, "the mesoscopic model as a cheap model, members 0–94, no microscopic run",
              partial(meso_experiment, cfg, workspace, log=log)),
+            (args.meso_check_experiment, "the mesoscopic model as the cheap model, its check run scored with SUMO",
+             partial(meso_check_experiment, cfg, workspace, log=log)),
             (args.features_experiment, "h with more statistics of Y's shape, members 20–94, no SUMO run",
              partial(features_experiment, cfg, workspace)),
             (args.features_sumo_experiment, "check run and refine from h with the shape statistics, with SUMO",
@@ -558,6 +569,7 @@ def main() -> int:
             or args.pooled_experiment
             or args.guard_experiment
             or args.meso_experiment
+            or args.meso_check_experiment
             or args.features_experiment
             or args.features_sumo_experiment
         ):

@@ -1502,6 +1502,90 @@ def meso_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, An
     return out
 
 
+MESO_CHECK_FOLDS = 5  # the meso check experiment: h fitted on 4 folds of members 0–94, predicting the fifth
+
+
+def meso_check_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """SUMO's mesoscopic model with junction control as the congested family's cheap model, scored with SUMO: is
+    the check run's fresh-seed loss lower? On training scenarios only: the size refine experiment's workspace
+    (members 0–94, θ* known) with the meso experiment's calibrations (``meso_experiment.jsonl``: per member the
+    mean θ of the 5 best of 40 TPE runs of :func:`apps.traffic.objective.mesoscopic_signals`). h is fitted as
+    ``fit`` does on 4 of 5 folds (member index mod 5) and predicts the fifth, so every member gets a prediction
+    from 76 pairs (the config has 95), in three arms:
+
+    - ``as_is``: h's inputs as they are (ξ̂ of the queue model, its best loss, the observations' statistics);
+    - ``meso``: the meso θ̂ in place of ξ̂ and its loss (the statistics kept): the meso model *as* the cheap model;
+    - ``meso_added``: the meso θ̂ beside ξ̂ (the meso experiment's variant).
+
+    Each arm's prediction is simulated on the member's 3 fresh seeds (the check run's scoring); the figures are the
+    mean loss and parameter error per arm and the paired differences from ``as_is``.
+
+    Where it came from: the meso experiment (h on 20 pairs predicting 75) showed no lead; a look at 5-fold over
+    the 95 members (not recorded) gave meso_added a parameter error −0.0048 [−0.0123, +0.0028] below as_is, and
+    the meso θ̂ tracks tau and demand better than ξ̂. What it decides, fixed before it ran: an arm whose loss is
+    lower than as_is with the upper end of the paired interval below 0 is adopted (both: the lower mean) and tested
+    on a new draw of held-out members before it becomes the config; otherwise the lead is closed."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    meso = _load_records(workspace / "meso_experiment.jsonl")
+    if len(rows) <= SIZE_SMALL or any(r["scenario"] not in meso for r in rows):
+        raise SystemExit("meso check experiment: needs the size refine experiment's workspace and --meso-experiment")
+
+    def with_meso(row: dict[str, str], replace: bool) -> dict[str, str]:
+        kept = {k: v for k, v in row.items() if not (replace and k.startswith("xi."))}
+        return {**kept, **{f"xi.meso_{n}": str(meso[row["scenario"]]["meso_signals"][n]) for n in names}}
+
+    no_cheap_loss = OmegaConf.merge(cfg, {"fit": {"cheap_loss_input": False}})  # the meso runs' loss is not kept
+    arms = {"as_is": (cfg, rows), "meso": (no_cheap_loss, [with_meso(r, True) for r in rows]),
+            "meso_added": (cfg, [with_meso(r, False) for r in rows])}  # fmt: skip
+    predicted: dict[str, dict[str, dict[str, float]]] = {arm: {} for arm in arms}
+    for arm, (arm_cfg, arm_rows) in arms.items():
+        for fold in range(MESO_CHECK_FOLDS):
+            test = [i for i in range(len(arm_rows)) if i % MESO_CHECK_FOLDS == fold]
+            train = [r for i, r in enumerate(arm_rows) if i % MESO_CHECK_FOLDS != fold]
+            h, inputs = _loo_model(arm_cfg, train, names)
+            mean, _ = h.predict([[float(arm_rows[i][c]) for c in inputs] for i in test])
+            for i, theta in zip(test, np.asarray(mean), strict=True):
+                predicted[arm][rows[i]["scenario"]] = _clip(theta, names, bounds)
+    widths = np.array([hi - lo for lo, hi in bounds])
+    cache = workspace / "meso_check_experiment.jsonl"
+    records = _load_records(cache)
+    with ThreadPoolExecutor(2) as pool:
+        for row in rows:
+            scenario = row["scenario"]
+            finals = {arm: predicted[arm][scenario] for arm in arms}
+            if scenario in records and records[scenario]["finals"] == finals:
+                continue
+            started = time.perf_counter()
+            spec, run = _sumo_runner(ws, scenario)
+            seeds = _fresh_seeds(spec)
+            fresh = _fresh_scores(run, finals, seeds, pool)
+            record = {"scenario": scenario, "finals": finals, "fresh": fresh,
+                      "error": _param_errors(finals, _theta_star(ws, scenario, names), widths),
+                      "curve": {arm: [fresh[arm]] for arm in arms},
+                      "sumo_runs": len(set(map(_key, finals.values()))) * len(seeds),
+                      "wall_s": time.perf_counter() - started}  # fmt: skip
+            _keep(cache, records, record, "meso check experiment", log)
+    kept = [records[r["scenario"]] for r in rows]
+    out: dict[str, Any] = _totals("meso_check_experiment", kept)
+    loss = {arm: np.array([r["fresh"][arm] for r in kept]) for arm in arms}
+    for arm in arms:
+        out[f"meso_check_experiment_loss_{arm}"] = float(loss[arm].mean())
+        out[f"meso_check_experiment_error_{arm}"] = float(np.mean([r["error"][arm] for r in kept]))
+    leads = []
+    for arm in ("meso", "meso_added"):
+        prefix = f"meso_check_experiment_{arm}_minus_as_is"
+        out.update(_difference(prefix, loss[arm] - loss["as_is"]))
+        out[f"meso_check_experiment_{arm}_lower_on"] = int(np.sum(loss[arm] < loss["as_is"]))
+        if _lower(out, prefix):
+            leads.append(arm)
+    out["meso_check_experiment_adopted"] = min(leads, key=lambda a: loss[a].mean()) if leads else "none"
+    return out
+
+
 def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
     """The features experiment with SUMO, on training scenarios only: in the blend experiment's workspace and
     members (20–94), h fitted on members 0–19 with :func:`shape_features` added predicts each member; the check run
