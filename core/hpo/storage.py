@@ -481,11 +481,13 @@ def _open_journal(path: Path, read_only: bool = False) -> OpenedStorage:
             _check_journal(path, repair=not read_only)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-        opened = _reuse_journal(path)
+        found = _journal_identity(path) if path.is_file() else None  # read before the replay: never past it
+        opened = _reuse_journal(path, found) if found else None
         if opened is None:
             journal = GroupedJournal(str(path), JournalLock(str(path)))
             opened = (journal, JournalStorage(journal.as_optuna_backend()))
-            _remember_journal(path, *opened)
+            if found:
+                _remember_journal(path, found, *opened)
         journal, storage = opened
     except OSError as exc:
         raise UserError(f"cannot open the journal file: {exc.strerror or exc}", where=str(path)) from None
@@ -519,12 +521,10 @@ def _journal_identity(path: Path) -> tuple[tuple[int, int, bytes], int]:
     return (stat.st_dev, stat.st_ino, first if first.endswith(b"\n") else b""), stat.st_size
 
 
-def _reuse_journal(path: Path) -> tuple[GroupedJournal, Any] | None:
+def _reuse_journal(path: Path, found: tuple[tuple[int, int, bytes], int]) -> tuple[GroupedJournal, Any] | None:
     """The backend and storage this process already has open on the journal at ``path``, if it is still the same
-    file and has not got shorter since."""
-    if not path.is_file():
-        return None
-    identity, size = _journal_identity(path)
+    file (``found``: its identity and size now) and has not got shorter since."""
+    identity, size = found
     key = str(path.resolve())
     with _OPEN_JOURNALS_LOCK:
         entry = _OPEN_JOURNALS.get(key)
@@ -535,8 +535,10 @@ def _reuse_journal(path: Path) -> tuple[GroupedJournal, Any] | None:
         return entry[2], entry[3]
 
 
-def _remember_journal(path: Path, journal: GroupedJournal, storage: Any) -> None:
-    identity, size = _journal_identity(path)
+def _remember_journal(
+    path: Path, found: tuple[tuple[int, int, bytes], int], journal: GroupedJournal, storage: Any
+) -> None:
+    identity, size = found
     if not identity[2]:
         return  # no complete record yet: remembered at an open that finds one
     key = str(path.resolve())

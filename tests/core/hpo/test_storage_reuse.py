@@ -67,8 +67,8 @@ def test_a_journal_that_got_shorter_is_replayed_afresh(tmp_path: Path) -> None:
     journal = tmp_path / "study.journal"
     _study_with(journal, [1.0])
     copy = journal.read_bytes()  # a backup: the study with one trial
-    _study_with_more = optuna.load_study(study_name="s", storage=open_storage(str(journal), None).storage)
-    _study_with_more.tell(_study_with_more.ask(), 2.0)
+    study = optuna.load_study(study_name="s", storage=open_storage(str(journal), None).storage)
+    study.tell(study.ask(), 2.0)
     assert _values(journal) == [1.0, 2.0]
     journal.write_bytes(copy)  # the backup restored over it: same inode, same first record, shorter
     assert _values(journal) == [1.0]
