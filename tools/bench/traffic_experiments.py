@@ -594,19 +594,7 @@ def known_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, A
             for pool_name, targets in others.items():
                 for baseline, theta in _no_sumo_baselines(cfg, row, targets, names, bounds).items():
                     finals[f"{pool_name}_{baseline}"] = theta
-            incumbents = {name: _incumbents(path) for name, path in paths.items()}
-            points = {f"{name}:{k}": t for name, path in incumbents.items() for k, t in enumerate(path, 1)}
-            seeds = _fresh_seeds(spec)
-            scores = _fresh_scores(run, {**points, **finals}, seeds, pool)
-            distinct = set(map(_key, [*points.values(), *finals.values()]))
-            record: dict[str, Any] = {
-                "scenario": row["scenario"], "paths": paths, "baselines": finals,
-                "curve": {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
-                          for name, path in incumbents.items()},
-                "baseline_fresh": {m: scores[m] for m in finals},
-                "sumo_runs": sum(map(len, paths.values())) + len(seeds) * len(distinct),
-                "wall_s": time.perf_counter() - started,
-            }  # fmt: skip
+            record = _scored_paths(row["scenario"], paths, finals, spec, run, pool, started)
             _keep(cache, records, record, "known experiment", log)
         for row in rows:  # after the choice: the Gauss–Newton step's own point (the 5th run), whatever its loss
             record = records[row["scenario"]]
@@ -788,19 +776,7 @@ def size_refine_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
                 paths[pool_name] = [[p, v] for p, v, _ in searched]
                 for baseline, theta in _no_sumo_baselines(cfg, row, others(row), names, bounds).items():
                     finals[f"{pool_name}_{baseline}"] = theta
-            incumbents = {name: _incumbents(path) for name, path in paths.items()}
-            points = {f"{name}:{k}": t for name, path in incumbents.items() for k, t in enumerate(path, 1)}
-            seeds = _fresh_seeds(spec)
-            scores = _fresh_scores(run, {**points, **finals}, seeds, pool)
-            distinct = set(map(_key, [*points.values(), *finals.values()]))
-            record: dict[str, Any] = {
-                "scenario": row["scenario"], "paths": paths, "baselines": finals,
-                "curve": {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
-                          for name, path in incumbents.items()},
-                "baseline_fresh": {m: scores[m] for m in finals},
-                "sumo_runs": sum(map(len, paths.values())) + len(seeds) * len(distinct),
-                "wall_s": time.perf_counter() - started,
-            }  # fmt: skip
+            record = _scored_paths(row["scenario"], paths, finals, spec, run, pool, started)
             _keep(cache, records, record, "size refine experiment", log)
     kept = [records[r["scenario"]] for r in small_rows]
     out: dict[str, Any] = _totals("size_refine_experiment", kept)
@@ -1927,6 +1903,32 @@ def _incumbents(runs: list[list[Any]]) -> list[dict[str, float]]:
 def _batch(run: Any, seed: int, pool: Any) -> Any:
     """``evaluate(points)`` for :func:`core.bridge.refine.gauss_newton_search`: SUMO at ``seed``, 2 at a time."""
     return lambda points: list(pool.map(run, [(p, seed) for p in points]))
+
+
+def _scored_paths(
+    scenario: str,
+    paths: dict[str, Any],
+    finals: dict[str, dict[str, float]],
+    spec: Any,
+    run: Any,
+    pool: Any,
+    started: float,
+) -> dict[str, Any]:
+    """A member's record for the experiments that run searches: each search path's incumbents and the no-SUMO
+    baselines (``finals``) scored on the scenario's 3 fresh seeds, the curves per path, the SUMO runs spent."""
+    incumbents = {name: _incumbents(path) for name, path in paths.items()}
+    points = {f"{name}:{k}": t for name, path in incumbents.items() for k, t in enumerate(path, 1)}
+    seeds = _fresh_seeds(spec)
+    scores = _fresh_scores(run, {**points, **finals}, seeds, pool)
+    distinct = set(map(_key, [*points.values(), *finals.values()]))
+    return {
+        "scenario": scenario, "paths": paths, "baselines": finals,
+        "curve": {name: [scores[f"{name}:{k}"] for k in range(1, len(path) + 1)]
+                  for name, path in incumbents.items()},
+        "baseline_fresh": {m: scores[m] for m in finals},
+        "sumo_runs": sum(map(len, paths.values())) + len(seeds) * len(distinct),
+        "wall_s": time.perf_counter() - started,
+    }  # fmt: skip
 
 
 def _fresh_seeds(spec: Any) -> list[int]:
