@@ -70,7 +70,8 @@ DEFAULT_THETA = ("demand_scale", "speed_factor", "tau")
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """The road network. ``size``: junctions per side (grid), arms (spider) or growth iterations (random)."""
+    """The road network. ``size``: junctions per side (grid), arms (spider: ``rings`` circles ``length`` apart, no
+    centre junction) or growth iterations (random)."""
 
     kind: str = "grid"
     size: int = 4
@@ -349,12 +350,12 @@ def _generate_network(spec: NetworkSpec, out: Path) -> None:
             f"--grid.length={spec.length:g}",
             f"--grid.attach-length={attach}",
         ],
-        "spider": [
-            "--spider",
+        "spider": [  # no centre: netgenerate leaves it unregulated, and vehicles collide there; no attached
+            "--spider",  # streets: SUMO 1.28 builds them 0.2 m long, and vehicles inserted on them collide
             f"--spider.arm-number={spec.size}",
             f"--spider.circle-number={spec.rings}",
             f"--spider.space-radius={spec.length:g}",
-            f"--spider.attach-length={attach}",
+            "--spider.omit-center",
         ],
         "random": [
             "--rand",
@@ -385,8 +386,14 @@ def _tables(scenario: TrafficScenario, net_file: Path) -> dict[str, Any]:
         raise UserError("the network has fewer than two drivable edges", where=str(scenario.network.path or "network"))
     sources = [e for e in edges if _dead_end(e.getFromNode())]
     sinks = [e for e in edges if _dead_end(e.getToNode())]
-    if len(sources) < 2 or len(sinks) < 2:  # no fringe (a random net): any edge may start or end a trip
+    if len(sources) < 2 or len(sinks) < 2:  # no fringe (a random or spider net): any edge may start or end a trip
         sources, sinks = edges, edges
+    sources = [e for e in sources if e.getLength() >= JAM_SPACING]  # a car inserted on a shorter edge collides
+    if len(sources) < 2:
+        raise UserError(
+            f"the network has fewer than two edges of at least {JAM_SPACING:g} m to insert vehicles on",
+            where=str(scenario.network.path or "network"),
+        )
     routes = _sample_routes(net, sources, sinks, scenario.demand)
     rng = np.random.default_rng(scenario.demand.seed)
     weights = rng.uniform(0.5, 1.5, len(routes))
