@@ -27,7 +27,7 @@ training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
 ``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``,
 ``--features-sumo-experiment``, ``--pooled-experiment``, ``--guard-experiment``, ``--meso-experiment``,
-``--meso-check-experiment``) write to
+``--meso-check-experiment``, ``--step-prior-experiment``) write to
 ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file (their code is in
 ``traffic_experiments.py``); ``--paired-refine`` writes only its
 own figures to ``--out``:
@@ -76,6 +76,7 @@ from traffic_experiments import (  # tools/bench, the script's folder, is first 
     second_step_experiment,
     size_experiment,
     size_refine_experiment,
+    step_prior_experiment,
     variant_experiment,
 )
 
@@ -96,6 +97,7 @@ LATER_EXPERIMENTS = (  # experiments whose keys name their own workspace (not th
     "guard_experiment",
     "meso_experiment",
     "meso_check_experiment",
+    "step_prior_experiment",
 )
 PER_FAMILY = (
     "n_train_scenarios", "n_test_scenarios", "n_fresh_seeds",
@@ -336,6 +338,12 @@ def main() -> int:
         "it, 5-fold over members 0–94, each prediction's check run scored on the fresh seeds with SUMO",
     )
     parser.add_argument(
+        "--step-prior-experiment",
+        action="store_true",
+        help="after --meso-check-experiment, in its workspace: the Gauss–Newton step's prior at 40%% (as it is), 20%% "
+        "or 10%% of each range or h's std, from the same check run and probes, each step's point scored with SUMO",
+    )
+    parser.add_argument(
         "--features-experiment",
         action="store_true",
         help="in the size refine experiment's workspace, no SUMO run: h on members 0–19 predicting members 20–94 "
@@ -547,6 +555,8 @@ def main() -> int:
              partial(meso_experiment, cfg, workspace, log=log)),
             (args.meso_check_experiment, "the mesoscopic model as the cheap model, its check run scored with SUMO",
              partial(meso_check_experiment, cfg, workspace, log=log)),
+            (args.step_prior_experiment, "the Gauss–Newton step's prior width, 5-fold over members 0–94, with SUMO",
+             partial(step_prior_experiment, cfg, workspace, log=log)),
             (args.features_experiment, "h with more statistics of Y's shape, members 20–94, no SUMO run",
              partial(features_experiment, cfg, workspace)),
             (args.features_sumo_experiment, "check run and refine from h with the shape statistics, with SUMO",
@@ -571,6 +581,7 @@ def main() -> int:
             or args.guard_experiment
             or args.meso_experiment
             or args.meso_check_experiment
+            or args.step_prior_experiment
             or args.features_experiment
             or args.features_sumo_experiment
         ):

@@ -1562,6 +1562,86 @@ def meso_check_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[s
     return out
 
 
+STEP_PRIORS = ("0.2", "0.1", "h_std")  # the step prior experiment's arms beside as_is (40% of each range)
+
+
+def step_prior_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
+    """How wide the Gauss–Newton step's prior should be, on training scenarios only: the meso check experiment's
+    workspace and predictions (members 0–94, θ* known; h fitted as ``fit`` does on 4 of 5 folds predicts the
+    fifth). From each prediction the congested refine runs as the bridge runs it (the check run and 3 probes at 40%
+    of each range, on the calibration seed), and the step's point is computed from the same 4 runs' residuals with
+    the prior as it is (``as_is``: 40% of each range, as wide as the probes), 20% or 10% of each range, or h's own
+    std (``h_std``: the prediction's bootstrap or GP spread); each point is scored on the member's 3 fresh seeds.
+    Only the step's point differs between arms, so the runs before it are shared.
+
+    Why: the step is the maximum a posteriori of a linear model whose noise is estimated as if the 96 residual
+    cells were independent, while a seed moves whole detectors together; a wider-than-true prior then lets one
+    seed's noise move the point. What it decides, fixed before it ran: an arm whose mean fresh-seed loss is below
+    as_is's with the upper end of the paired 95% interval below 0 is adopted (several: the lowest mean) and tested
+    on a new draw of congested held-out members before it becomes the config; otherwise the prior stays.
+    Records cached in ``<workspace>/step_prior_experiment.jsonl``."""
+    import numpy as np
+
+    from core.bridge.refine import gauss_newton_point, probe_points
+
+    names, bounds, ws, rows = _training_setup(cfg, workspace)
+    rows = sorted(rows, key=lambda r: r["scenario"])
+    checked = _load_records(workspace / "meso_check_experiment.jsonl")
+    if any(r["scenario"] not in checked for r in rows):
+        raise SystemExit("step prior experiment: needs the meso check experiment's workspace and records")
+    spread: dict[str, list[float]] = {}
+    for fold in range(MESO_CHECK_FOLDS):  # h's std per member, from the same folds as the meso check's prediction
+        test = [i for i in range(len(rows)) if i % MESO_CHECK_FOLDS == fold]
+        h, inputs = _loo_model(cfg, [r for i, r in enumerate(rows) if i % MESO_CHECK_FOLDS != fold], names)
+        _, std = h.predict([[float(rows[i][c]) for c in inputs] for i in test])
+        spread.update({rows[i]["scenario"]: [float(v) for v in s] for i, s in zip(test, np.asarray(std), strict=True)})
+    widths = np.array([hi - lo for lo, hi in bounds])
+    share = float(cfg.evaluate.refine_share)
+    cache = workspace / "step_prior_experiment.jsonl"
+    records = _load_records(cache)
+    arms = ("as_is", *STEP_PRIORS)
+    with ThreadPoolExecutor(2) as pool:
+        for row in rows:
+            scenario = row["scenario"]
+            if scenario in records:
+                continue
+            started = time.perf_counter()
+            predicted = checked[scenario]["finals"]["as_is"]
+            spec, run = _sumo_runner(ws, scenario)
+            probes = probe_points(predicted, list(share * widths), bounds, len(names), max_share=share)
+            ran = list(pool.map(run, [(p, spec.calibration_seed) for p in [predicted, *probes]]))
+            around = [(p, r[1]) for p, r in zip(probes, ran[1:], strict=True)]
+            priors = {"as_is": list(share * widths), "0.2": list(0.2 * widths), "0.1": list(0.1 * widths),
+                      "h_std": spread[scenario]}  # fmt: skip
+            finals = {a: gauss_newton_point(predicted, ran[0][1], around, priors[a], bounds, share) for a in arms}
+            seeds = _fresh_seeds(spec)
+            fresh = _fresh_scores(run, finals, seeds, pool)
+            record = {"scenario": scenario, "start": predicted, "h_std": spread[scenario], "finals": finals,
+                      "fresh": fresh, "error": _param_errors(finals, _theta_star(ws, scenario, names), widths),
+                      "curve": {a: [fresh[a]] for a in arms},
+                      "sumo_runs": 1 + len(probes) + len(set(map(_key, finals.values()))) * len(seeds),
+                      "wall_s": time.perf_counter() - started}  # fmt: skip
+            _keep(cache, records, record, "step prior experiment", log)
+    kept = [records[r["scenario"]] for r in rows]
+    out: dict[str, Any] = _totals("step_prior_experiment", kept)
+    loss = {a: np.array([r["fresh"][a] for r in kept]) for a in arms}
+    leads = []
+    for arm in arms:
+        tag = arm.replace(".", "")
+        out[f"step_prior_experiment_loss_{tag}"] = float(loss[arm].mean())
+        out[f"step_prior_experiment_error_{tag}"] = float(np.mean([r["error"][arm] for r in kept]))
+        if arm == "as_is":
+            continue
+        prefix = f"step_prior_experiment_{tag}_minus_as_is"
+        out.update(_difference(prefix, loss[arm] - loss["as_is"]))
+        out[f"step_prior_experiment_{tag}_lower_on"] = int(np.sum(loss[arm] < loss["as_is"]))
+        if _lower(out, prefix):
+            leads.append(arm)
+    out["step_prior_experiment_h_std_share_mean"] = float(np.mean([np.array(r["h_std"]) / widths for r in kept]))
+    out["step_prior_experiment_adopted"] = min(leads, key=lambda a: loss[a].mean()) if leads else "none"
+    return out
+
+
 def features_sumo_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[str, Any]:
     """The features experiment with SUMO, on training scenarios only: in the blend experiment's workspace and
     members (20–94), h fitted on members 0–19 with :func:`shape_features` added predicts each member; the check run
