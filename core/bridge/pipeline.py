@@ -682,13 +682,16 @@ def _gauss_newton_refine(
     """``evaluate.refine_method: gauss_newton``: k − 1 probes, at most one per parameter, each moved by the
     prediction's std or with ``evaluate.refine_scale: range`` by ``evaluate.refine_share`` of its range (study
     ``<scenario>/probe``, run in parallel), then one run where the Gauss–Newton step from the check run's and the
-    probes' residuals puts the minimum (study ``<scenario>/refine``). Returns the better of the two studies'
+    probes' residuals puts the minimum (study ``<scenario>/refine``), held toward the prediction by a prior as wide
+    as the probes move or (``evaluate.refine_prior: std``) as h's std. Returns the better of the two studies'
     results (``evaluate.refine_keep: step``: the step's, if it finished), their wall seconds together, the
     number of runs they made and whether the step's point is kept whatever the check run's loss."""
     cap = STEP_MAX_SHARE
+    h_std = std
     if str(cfg.evaluate.get("refine_scale", "std")) == "range":  # the prediction is only the start
         cap = float(cfg.evaluate.get("refine_share", STEP_MAX_SHARE))
         std = [cap * (high - low) for low, high in bounds]
+    prior = h_std if str(cfg.evaluate.get("refine_prior", "scale")) == "std" else std
     probes = probe_points(predicted, std, bounds, k - 1, curvature, max_share=cap)
     _fresh(workspace, scenario.name, "probe", {"n_trials": len(probes), "enqueue": probes, "from": predicted})
     probed = _study(cfg, workspace, scenario, "probe", "expensive", n_trials=len(probes), enqueue=probes)
@@ -703,7 +706,7 @@ def _gauss_newton_refine(
         )
     check, *around = runs
     around_runs = [(t.params, t.user_attrs["residuals"]) for t in around]
-    step = gauss_newton_point(predicted, check.user_attrs["residuals"], around_runs, std, bounds, cap)
+    step = gauss_newton_point(predicted, check.user_attrs["residuals"], around_runs, prior, bounds, cap)
     _fresh(workspace, scenario.name, "refine", {"n_trials": 1, "enqueue": [step], "from": predicted,
                                                 "method": "gauss_newton", "probes": probes})  # fmt: skip
     stepped = _study(cfg, workspace, scenario, "refine", "expensive", n_trials=1, enqueue=[step])

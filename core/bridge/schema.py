@@ -217,6 +217,12 @@ class EvaluateSchema:
         doc="with refine_scale: range, the share of each range the probes move, the Gauss–Newton prior is wide and "
         "the step may move at most (refine_method pooled: its prior's width and its largest move)",
     )
+    refine_prior: str = option(
+        "scale",
+        choices=["scale", "std"],
+        doc="gauss_newton's step prior: scale: as wide as the probes move (refine_scale); std: the prediction's std "
+        "(h's own uncertainty, at least 2% of a range), however far the probes move",
+    )
     refine_keep: str = option(
         "best",
         choices=["best", "step"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omegaconf import DictConfig, OmegaConf
@@ -185,6 +186,31 @@ def test_gauss_newton_refine_share_sets_the_probes_and_keep_step_keeps_the_steps
         assert at_corner == (keep == "step"), row["scenario"]
         if keep == "step":  # worse than the check run, kept anyway
             assert float(row["refine_value"]) > float(row["bridge_value"])
+
+
+@pytest.mark.parametrize("prior", ["scale", "std"])
+def test_gauss_newton_refine_prior_is_as_wide_as_the_probes_or_hs_std(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prior: str
+) -> None:
+    """``evaluate.refine_prior: std``: the step's prior is the prediction's std (``pred_std.*``), while the probes
+    still move 40% of a range; ``scale`` (the default): the prior is as wide as the probes move."""
+    import core.bridge.pipeline as pipeline
+
+    priors: dict[str, list[float]] = {}
+    real = pipeline.gauss_newton_point
+
+    def spy(predicted: dict[str, float], residuals: Any, probes: Any, std: Any, *rest: Any) -> dict[str, float]:
+        priors[json.dumps(predicted, sort_keys=True)] = [float(v) for v in std]
+        return real(predicted, residuals, probes, std, *rest)
+
+    monkeypatch.setattr(pipeline, "gauss_newton_point", spy)
+    cfg = _config(tmp_path, *RANGE_REFINE, "evaluate.refine_share=0.4", f"evaluate.refine_prior={prior}")
+    workspace = run(cfg, log=lambda _: None, progress=False)
+    for row, moves in _probe_moves(workspace):
+        assert moves == pytest.approx([0.0, 0.0, 1.6, 1.6])
+        predicted = {n: float(row[f"pred.{n}"]) for n in ("theta0", "theta1")}
+        expected = [float(row[f"pred_std.{n}"]) for n in predicted] if prior == "std" else [1.6, 1.6]
+        assert priors[json.dumps(predicted, sort_keys=True)] == pytest.approx(expected)
 
 
 def test_gauss_newton_refine_needs_residuals(tmp_path: Path) -> None:
