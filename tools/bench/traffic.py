@@ -1,7 +1,8 @@
 """Benchmark of SUMO traffic calibration through the model bridge, on two scenario families, scored on fresh seeds.
 
 For each family (``apps/traffic/config/grid.yaml``: uncongested 3×3 grids; ``congested.yaml``: random networks
-near capacity, with spillback) the whole protocol of ``kakehashi traffic bridge`` runs:
+near capacity, with spillback; and with ``--families spider`` a third family nothing was chosen on, ``spider.yaml``,
+into its own ``--out``) the whole protocol of ``kakehashi traffic bridge`` runs:
 
 1. the cheap spatial queue model is calibrated on every scenario and microscopic SUMO (TPE) on every held-out
    scenario (direct HPO, 50 runs: the reference); h's training targets are the θ* each training scenario was
