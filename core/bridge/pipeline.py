@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -73,7 +72,6 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 _HOW_IT_RUNS = frozenset({"n_max_jobs", "jobs", "parallel_studies"})
 ROLES = ("cheap", "expensive")
 DIRECT_GN = "direct_gauss_newton"  # the study of the second reference: Gauss–Newton rounds on a held-out scenario
-log_ = logging.getLogger(__name__)
 
 Log = Callable[[str], None]
 
@@ -459,9 +457,7 @@ def fit(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = True) 
     prior = centre_prior(cfg, names_out) if str(cfg.fit.get("prior", "centre")) == "centre" else None
     model = BridgeRegressor(usable, seed=int(cfg.seed), prior=prior).fit(x, y)
     for warning in model.warnings:
-        message = f"fit: warning: {warning.replace('output ', 'θ output ')}"
-        log_.warning(message)
-        log(message)
+        log(f"fit: warning: {warning.replace('output ', 'θ output ')}")
     workspace.model_dir.mkdir(parents=True, exist_ok=True)
     temporary = workspace.model_dir / ".model.joblib.tmp"
     joblib.dump(model, temporary)
