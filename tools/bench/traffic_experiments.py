@@ -1611,8 +1611,8 @@ def step_prior_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[s
             probes = probe_points(predicted, list(share * widths), bounds, len(names), max_share=share)
             ran = list(pool.map(run, [(p, spec.calibration_seed) for p in [predicted, *probes]]))
             around = [(p, r[1]) for p, r in zip(probes, ran[1:], strict=True)]
-            priors = {"as_is": list(share * widths), "0.2": list(0.2 * widths), "0.1": list(0.1 * widths),
-                      "h_std": spread[scenario]}  # fmt: skip
+            priors = {arm: list(float(arm) * widths) for arm in STEP_PRIORS if arm != "h_std"}
+            priors.update({"as_is": list(share * widths), "h_std": spread[scenario]})
             finals = {a: gauss_newton_point(predicted, ran[0][1], around, priors[a], bounds, share) for a in arms}
             seeds = _fresh_seeds(spec)
             fresh = _fresh_scores(run, finals, seeds, pool)
