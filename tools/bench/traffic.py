@@ -28,7 +28,7 @@ training-only experiments (``--refine-experiment``, ``--input-experiment``, ``--
 ``--variant-experiment``, ``--known-experiment``, ``--size-experiment``, ``--size-refine``, ``--probe-experiment``,
 ``--corrector-experiment``, ``--blend-experiment``, ``--second-step-experiment``, ``--features-experiment``,
 ``--features-sumo-experiment``, ``--pooled-experiment``, ``--guard-experiment``, ``--meso-experiment``,
-``--meso-check-experiment``, ``--step-prior-experiment``) write to
+``--meso-check-experiment``, ``--step-prior-experiment``, ``--kind-weight-experiment``) write to
 ``--experiments-out`` (``traffic_experiments.json``), never to a draw's file (their code is in
 ``traffic_experiments.py``); ``--paired-refine`` writes only its
 own figures to ``--out``:
@@ -68,6 +68,7 @@ from traffic_experiments import (  # tools/bench, the script's folder, is first 
     features_sumo_experiment,
     guard_experiment,
     input_experiment,
+    kind_weight_experiment,
     known_experiment,
     meso_check_experiment,
     meso_experiment,
@@ -99,6 +100,7 @@ LATER_EXPERIMENTS = (  # experiments whose keys name their own workspace (not th
     "meso_experiment",
     "meso_check_experiment",
     "step_prior_experiment",
+    "kind_weight_experiment",
 )
 PER_FAMILY = (
     "n_train_scenarios", "n_test_scenarios", "n_fresh_seeds",
@@ -345,6 +347,12 @@ def main() -> int:
         "or 10%% of each range or h's std, from the same check run and probes, each step's point scored with SUMO",
     )
     parser.add_argument(
+        "--kind-weight-experiment",
+        action="store_true",
+        help="after --step-prior-experiment, in its workspace: the Gauss–Newton step (prior h's std) with each kind "
+        "of observation's residuals weighted as the loss weighs them, or by its own noise, each point scored with SUMO",
+    )
+    parser.add_argument(
         "--features-experiment",
         action="store_true",
         help="in the size refine experiment's workspace, no SUMO run: h on members 0–19 predicting members 20–94 "
@@ -558,6 +566,8 @@ def main() -> int:
              partial(meso_check_experiment, cfg, workspace, log=log)),
             (args.step_prior_experiment, "the Gauss–Newton step's prior width, 5-fold over members 0–94, with SUMO",
              partial(step_prior_experiment, cfg, workspace, log=log)),
+            (args.kind_weight_experiment, "the Gauss–Newton step's weights per kind of observation, with SUMO",
+             partial(kind_weight_experiment, cfg, workspace, log=log)),
             (args.features_experiment, "h with more statistics of Y's shape, members 20–94, no SUMO run",
              partial(features_experiment, cfg, workspace)),
             (args.features_sumo_experiment, "check run and refine from h with the shape statistics, with SUMO",
@@ -583,6 +593,7 @@ def main() -> int:
             or args.meso_experiment
             or args.meso_check_experiment
             or args.step_prior_experiment
+            or args.kind_weight_experiment
             or args.features_experiment
             or args.features_sumo_experiment
         ):
