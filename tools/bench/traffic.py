@@ -225,6 +225,56 @@ def combined_draws(roots: list[Path]) -> dict[str, Any]:
             f"{prefix}_mean": float(values.mean()), f"{prefix}_ci_low": low, f"{prefix}_ci_high": high}  # fmt: skip
 
 
+EXCESS_METHODS = ("bridge", "refine", "direct", "direct_gauss_newton", "centre", "train_mean", "nearest",
+                  "stats_regression")  # fmt: skip
+
+
+def loss_excess(roots: list[Path]) -> dict[str, Any]:
+    """How much of each method's loss above the noise floor its parameter errors explain, from the cached
+    fresh-seed scores of several draws' held-out members (no SUMO run; descriptive). Per member and method: the
+    excess (its loss − θ*'s, same fresh seeds) and its error e = (θ̂ − θ*) / search width per parameter. A
+    quadratic in e (squares, cross products, linear terms, a constant) is fitted to every other method's points by
+    least squares and predicts this method's excess from its errors alone: a method whose actual excess is far
+    below the prediction found θs that fit this scenario's observations better than their distance from θ* says
+    (a valley of θs that reproduce Y), which estimating θ* does not; ``below_floor`` counts the members where a
+    method's θ̂ scored below θ* itself (it reproduces Y's own realisation better than the truth does on average)."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from apps.traffic.scoring import bootstrap_interval
+
+    space = OmegaConf.load(roots[0] / "merged_config.yaml").models.expensive.params  # the first draw's search space
+    widths = {str(n): float(b[1]) - float(b[0]) for n, b in space.items()}
+    names = list(widths)
+    errors, excess, method = [], [], []
+    for root in roots:
+        for path in sorted((root / "report" / "scores").glob("*.json")):
+            score = json.loads(path.read_text(encoding="utf-8"))
+            star, floor = score["theta"]["theta_star"], float(score["methods"]["theta_star"]["loss"])
+            for m in EXCESS_METHODS:
+                errors.append([(score["theta"][m][n] - star[n]) / widths[n] for n in names])
+                excess.append(float(score["methods"][m]["loss"]) - floor)
+                method.append(m)
+    if not excess:
+        raise SystemExit(f"loss excess: no scored held-out scenario in {', '.join(map(str, roots))}")
+    e, y, label = np.asarray(errors), np.asarray(excess), np.asarray(method)
+    pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
+    design = np.column_stack([e[:, i] * e[:, j] for i, j in pairs] + [e, np.ones(len(e))])
+    out: dict[str, Any] = {"loss_excess_draws": ", ".join(str(r.parent.name) for r in roots),
+                           "loss_excess_members": len(y) // len(EXCESS_METHODS)}  # fmt: skip
+    for m in EXCESS_METHODS:
+        mine = label == m
+        coef = np.linalg.lstsq(design[~mine], y[~mine], rcond=None)[0]
+        predicted = design[mine] @ coef
+        gap = y[mine] - predicted
+        low, high = bootstrap_interval(gap)
+        out.update({f"loss_excess_{m}": float(y[mine].mean()), f"loss_excess_predicted_{m}": float(predicted.mean()),
+                    f"loss_excess_{m}_minus_predicted_ci_low": low, f"loss_excess_{m}_minus_predicted_ci_high": high,
+                    f"loss_excess_param_error_{m}": float(np.abs(e[mine]).mean()),
+                    f"loss_excess_below_floor_{m}": int(np.sum(y[mine] < 0))})  # fmt: skip
+    return out
+
+
 def sumo_run_seconds(workspace: Path) -> float:
     """Median wall seconds of one SUMO trial, from the direct-HPO studies' trials (2 at a time)."""
     import optuna
@@ -411,6 +461,14 @@ def main() -> int:
         help="a config override for every family (repeatable), e.g. models.expensive.method=gauss_newton",
     )
     parser.add_argument(
+        "--loss-excess",
+        type=Path,
+        nargs="*",
+        metavar="WORKSPACE",
+        help="write to --out only how much of each method's loss above the noise floor its parameter errors "
+        "explain, over --workspace's and these draws' held-out members (descriptive), from the cached scores",
+    )
+    parser.add_argument(
         "--combine-draws",
         type=Path,
         nargs="+",
@@ -504,6 +562,9 @@ def main() -> int:
         figures[f"refine_share_{family}"] = float(cfg.evaluate.get("refine_share", 0.25))
         figures[f"refine_keep_{family}"] = str(cfg.evaluate.get("refine_keep", "best"))
         figures[f"refine_method_{family}"] = str(cfg.evaluate.get("refine_method", "pattern"))
+        if args.loss_excess is not None:
+            found = loss_excess([workspace, *(root / family for root in args.loss_excess)])
+            paired.update({f"{k}_{family}": v for k, v in found.items()})
         if args.combine_draws:
             found = combined_draws([workspace, *(root / family for root in args.combine_draws)])
             paired.update({f"{k}_{family}": v for k, v in found.items()})
@@ -606,7 +667,7 @@ def main() -> int:
         _plot_curves(experiments, args.experiments_out.with_name("traffic_calibration_curves.png"))
     if experiments:
         _write(args.experiments_out, experiments, console)
-    if args.paired_refine is not None or args.combine_draws:
+    if args.paired_refine is not None or args.combine_draws or args.loss_excess is not None:
         _write(args.out, paired, console)
     elif not args.experiments_only:
         figures["benchmark_wall_s"] = time.perf_counter() - started_all
