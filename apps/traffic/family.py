@@ -6,12 +6,14 @@ uniform range, a single value is fixed). Member ``i`` of the draw is always the 
 are members ``0 … n_train − 1`` and held-out ones start at member ``first_test_index`` (by default ``n_train``), so
 fixing ``first_test_index`` lets the training set grow or shrink while the held-out set stays what it was.
 :meth:`TrafficFamily.scenarios` builds every scenario, simulates its observations Y at θ* (microscopic SUMO
-with the scenario's observation seed) and returns :class:`core.bridge.scenario.Scenario` objects whose
-``context`` carries everything an objective needs in another process: ``traffic`` (the scenario), ``observed``
-(Y) and ``workdir`` (where the built files are cached; rebuilt on demand), and ``features``: Y's summary
+with the scenario's observation seed, or the mean of its ``observation_days`` days) and returns
+:class:`core.bridge.scenario.Scenario` objects whose ``context`` carries everything an objective needs in another
+process: ``traffic`` (the scenario), ``observed`` (Y) and ``workdir`` (where the built files are cached; rebuilt on
+demand), and ``features``: Y's summary
 statistics (:data:`apps.traffic.scoring.SUMMARY_STATISTICS`), an input of h with ``fit.feature_inputs``; a
 training scenario's context also carries ``known_params`` (its θ*: h's target with ``fit.targets: known``) and
-``observation_wall_s`` (what simulating its Y took: that target's offline cost).
+``observation_wall_s`` and ``observation_runs`` (what simulating its Y took, one run per observation day: that
+target's offline cost).
 Observations are cached too, so a second call costs nothing.
 
 Example:
@@ -34,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from apps.traffic.scenario import THETA, TrafficScenario, build, check_theta
-from apps.traffic.simulator import DetectorSeries, RunInfo, simulate
+from apps.traffic.scenario import THETA, TrafficScenario, build, check_theta, observation_seeds
+from apps.traffic.simulator import DetectorSeries, RunInfo, mean_series, simulate
 from core.errors import ConfigError
 
 DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.2], "speed_factor": [0.85, 1.15], "tau": [1.05, 1.9]}
@@ -43,7 +45,8 @@ DEFAULT_THETA_RANGES = {"demand_scale": [0.8, 1.2], "speed_factor": [0.85, 1.15]
 
 class TrafficFamily:
     """``n_train`` + ``n_test`` scenarios drawn from ``seed``; ``n_jobs`` observation runs at once; the held-out
-    scenarios are members ``first_test_index …`` of the draw (``None``: right after the training ones)."""
+    scenarios are members ``first_test_index …`` of the draw (``None``: right after the training ones); each
+    scenario's Y the mean of ``observation_days`` days (:class:`~apps.traffic.scenario.TrafficScenario`)."""
 
     def __init__(
         self,
@@ -59,8 +62,10 @@ class TrafficFamily:
         timeout: float = 300.0,
         progress: bool = True,
         first_test_index: int | None = None,
+        observation_days: int = 1,
     ) -> None:
         self.n_train = n_train
+        self.observation_days = observation_days
         self.n_test = n_test
         self.first_test_index = first_test_index
         self.seed = seed
@@ -113,7 +118,8 @@ class TrafficFamily:
             name = f"{split}-{number:03d}"
             scenario = TrafficScenario.from_dict(
                 {"name": name, "network": network, "demand": demand, "detectors": detectors, "theta_star": theta_star,
-                 "observation_seed": 2 * member_seed + 1, "calibration_seed": 2 * member_seed + 2},
+                 "observation_seed": 2 * member_seed + 1, "calibration_seed": 2 * member_seed + 2,
+                 "observation_days": self.observation_days},
                 where=f"scenarios[{name}]",
             )  # fmt: skip
             out.append((name, split, member_seed, scenario))
@@ -137,6 +143,7 @@ class TrafficFamily:
             if split == "train":  # simulated at a θ* the family drew: a known target (fit.targets: known)
                 context["known_params"] = dict(spec.theta_star)
                 context["observation_wall_s"] = y.run.wall_s if y.run is not None else None
+                context["observation_runs"] = spec.observation_days
             out.append(Scenario(name, split, seed, context))  # type: ignore[arg-type]
         return out
 
@@ -155,11 +162,13 @@ class TrafficFamily:
 
 
 def observe(scenario: TrafficScenario, workdir: str | Path, timeout: float = 300.0) -> DetectorSeries:
-    """Y: the detector series of θ* with the observation seed (cached next to the built scenario)."""
+    """Y: the detector series of θ* with the observation seed, or with ``observation_days`` > 1 the mean of that
+    many days' runs (:func:`~apps.traffic.simulator.mean_series`), cached next to the built scenario."""
     from core.files import write_atomic
 
     built = build(scenario, workdir)
-    tag = json.dumps([dict(sorted(scenario.theta_star.items())), scenario.observation_seed], sort_keys=True)
+    days = [scenario.observation_days] if scenario.observation_days > 1 else []  # one day: the tag as it always was
+    tag = json.dumps([dict(sorted(scenario.theta_star.items())), scenario.observation_seed, *days], sort_keys=True)
     digest = hashlib.sha1(tag.encode()).hexdigest()[:12]
     path = built.folder / f"observed-{digest}.json"
     run_path = built.folder / f"observation-run-{digest}.json"  # what the run cost and did (absent in older caches)
@@ -169,7 +178,10 @@ def observe(scenario: TrafficScenario, workdir: str | Path, timeout: float = 300
             info = json.loads(run_path.read_text(encoding="utf-8"))
             series.run = RunInfo(**{**info, "warning_lines": tuple(info.get("warning_lines", ()))})
         return series
-    series = simulate(built, scenario, scenario.theta_star, scenario.observation_seed, timeout=timeout)
+    runs = [
+        simulate(built, scenario, scenario.theta_star, seed, timeout=timeout) for seed in observation_seeds(scenario)
+    ]
+    series = runs[0] if len(runs) == 1 else mean_series(runs)
     if series.run is not None:
         write_atomic(run_path, json.dumps(dataclasses.asdict(series.run)) + "\n")
     write_atomic(path, json.dumps(series.to_dict()) + "\n")

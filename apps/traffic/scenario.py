@@ -38,6 +38,10 @@ from core.errors import ConfigError, DependencyError, UserError
 
 NETWORK_KINDS = ("grid", "spider", "random", "file")
 JAM_SPACING = 7.5  # metres of lane per stopped vehicle (length 5 m + minGap 2.5 m)
+OBSERVATION_DAY_OFFSET = (
+    500_009  # day k ≥ 1 of Y: observation seed + offset + k (no calibration, fresh or replicate seed)
+)
+MAX_OBSERVATION_DAYS = 100
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,10 @@ class TrafficScenario:
     """One scenario: what the road looks like, what drives on it, where it is observed, and the hidden θ*.
 
     ``observation_seed`` is SUMO's seed for the observations Y; ``calibration_seed`` the one a calibration
-    simulates with (another seed, so that θ* itself scores the noise floor, not zero). ``step_length`` is SUMO's
-    time step in seconds; every tau simulated must be at least that long (see :func:`check_physics`).
+    simulates with (another seed, so that θ* itself scores the noise floor, not zero). ``observation_days`` > 1
+    makes Y the mean of that many runs of θ* (days), each on a seed of its own (:func:`observation_seeds`), as
+    traffic counts are usually averaged over several weekdays; a calibration still simulates one day. ``step_length``
+    is SUMO's time step in seconds; every tau simulated must be at least that long (see :func:`check_physics`).
     """
 
     name: str = "scenario"
@@ -131,6 +137,7 @@ class TrafficScenario:
     )
     observation_seed: int = 1
     calibration_seed: int = 2
+    observation_days: int = 1
     step_length: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,6 +253,8 @@ def validate(scenario: TrafficScenario, where: str = "scenario") -> None:
     net, demand, det = scenario.network, scenario.demand, scenario.detectors
     if not 0.05 <= scenario.step_length <= 1.0:
         raise ConfigError("step_length must be in [0.05, 1] s", where=f"{where}.step_length")
+    if not 1 <= scenario.observation_days <= MAX_OBSERVATION_DAYS:
+        raise ConfigError(f"observation_days must be in [1, {MAX_OBSERVATION_DAYS}]", where=f"{where}.observation_days")
     check_physics(dict(scenario.theta_star), scenario.step_length, f"{where}.theta_star")
     if net.kind not in NETWORK_KINDS:
         raise ConfigError(
@@ -267,6 +276,16 @@ def validate(scenario: TrafficScenario, where: str = "scenario") -> None:
         raise ConfigError("arrivals must be regular or random", where=f"{where}.demand.arrivals")
     if not 0.0 < det.position < 1.0 or det.count < 1:
         raise ConfigError("detectors need 0 < position < 1 and count >= 1", where=f"{where}.detectors")
+
+
+def observation_seeds(scenario: TrafficScenario) -> list[int]:
+    """SUMO's seeds of the observations' days: the observation seed, then one of its own per further day.
+
+    >>> observation_seeds(TrafficScenario(observation_seed=7, observation_days=3))
+    [7, 500017, 500018]
+    """
+    rest = range(1, scenario.observation_days)
+    return [scenario.observation_seed, *(scenario.observation_seed + OBSERVATION_DAY_OFFSET + k for k in rest)]
 
 
 # ----------------------------------------------------------------------------------------------------------- SUMO

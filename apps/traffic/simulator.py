@@ -34,9 +34,10 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,42 @@ class RunInfo:
         if self.teleports > max(2, MASS_TELEPORT_SHARE * self.inserted):
             reasons.append(f"{self.teleports} teleports of {self.inserted} vehicles")
         return "; ".join(reasons)
+
+
+def mean_series(days: Sequence[DetectorSeries]) -> DetectorSeries:
+    """Several runs' (days') series as one: mean counts, occupancy and queue length per cell, and the speeds each
+    day measured weighted by its vehicle count (NaN where no vehicle passed on any day). The run info adds up: wall
+    seconds, vehicles, teleports, collisions and warnings, so a flagged day stays flagged.
+
+    >>> a = DetectorSeries(["d"], 300.0, np.array([[10.0, 0.0]]), np.array([[10.0, np.nan]]))
+    >>> b = DetectorSeries(["d"], 300.0, np.array([[30.0, 0.0]]), np.array([[14.0, np.nan]]))
+    >>> m = mean_series([a, b])
+    >>> m.counts.tolist(), m.speeds.tolist()
+    ([[20.0, 0.0]], [[13.0, nan]])
+    """
+    if not days:
+        raise ValueError("no series to average")
+    first = days[0]
+    if any(d.detectors != first.detectors or d.counts.shape != first.counts.shape for d in days):
+        raise ValueError("the days' series differ in detectors or intervals")
+    counts = np.stack([d.counts for d in days])
+    speeds = np.stack([d.speeds for d in days])
+    weights = np.where(np.isnan(speeds), 0.0, counts)
+    with np.errstate(invalid="ignore"):
+        speed = np.where(weights.sum(0) > 0, np.nansum(speeds * weights, 0) / weights.sum(0), np.nan)
+    with warnings.catch_warnings():  # a cell no day measured stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        occupancy = np.nanmean(np.stack([d.occupancy for d in days if d.occupancy is not None]), 0)
+        queue = np.nanmean(np.stack([d.queue for d in days if d.queue is not None]), 0)
+    series = DetectorSeries(list(first.detectors), first.interval, counts.mean(0), speed, occupancy, queue)
+    runs = [d.run for d in days if d.run is not None]
+    if runs:
+        series.run = RunInfo(
+            sum(r.wall_s for r in runs), runs[0].backend, sum(r.inserted for r in runs), sum(r.teleports for r in runs),
+            sum(r.collisions for r in runs), sum(r.warnings for r in runs),
+            tuple(line for r in runs for line in r.warning_lines)[:5],
+        )  # fmt: skip
+    return series
 
 
 def simulate(

@@ -391,7 +391,8 @@ def collect(cfg: DictConfig, workspace: Workspace, log: Log, progress: bool = Tr
         if known and scenario.split == "train":  # simulated with known θ: its observations are the offline cost
             row.update({f"theta.{n}": v for n, v in _known_params(scenario, expensive_names).items()})
             wall = scenario.context.get("observation_wall_s")  # unknown: left empty, never counted as 0
-            row.update({"theta_top_k": "", "expensive_best": "", "expensive_trials": 1,
+            runs = int(scenario.context.get("observation_runs") or 1)  # e.g. several days averaged: each a run
+            row.update({"theta_top_k": "", "expensive_best": "", "expensive_trials": runs,
                         "expensive_wall_s": float(wall) if wall is not None else ""})  # fmt: skip
             rows.append(row)
             continue

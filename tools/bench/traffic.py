@@ -85,7 +85,7 @@ from traffic_experiments import (  # tools/bench, the script's folder, is first 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tools" / "bench" / "results"
 FAMILIES = ("grid", "congested")
-OTHER_FAMILIES = ("spider",)  # configs the headline does not run: --families spider, its own --out
+OTHER_FAMILIES = ("spider", "congested_days")  # configs the headline does not run: --families F, its own --out
 
 # figures copied per family into the JSON as <figure>_<family>
 LATER_EXPERIMENTS = (  # experiments whose keys name their own workspace (not the first draw's)

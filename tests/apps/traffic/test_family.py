@@ -112,3 +112,31 @@ def test_first_test_index_keeps_the_held_out_set_when_the_training_set_changes(t
     assert specs(3, None)["test-000"] != drawn["test-000"]  # without it, a smaller training set moves them
     with pytest.raises(ConfigError, match="inside the 5 training"):
         specs(5, 4)
+
+
+def test_observation_days_average_their_own_runs_and_count_as_offline_runs(tmp_path: Path) -> None:
+    """Y over several days is the mean of one run per day, each on its own seed, cached apart from one day's Y;
+    the training pair's offline cost counts every day; a one-day Y keeps the cache name it always had."""
+    import hashlib
+
+    from apps.traffic.scenario import build, observation_seeds
+    from apps.traffic.simulator import mean_series, simulate
+
+    one, three = (
+        TrafficFamily(n_train=1, n_test=0, seed=5, workdir=tmp_path, progress=False, observation_days=d, **SMALL)  # type: ignore[arg-type]
+        for d in (1, 3)
+    )
+    (single,), (averaged,) = one.scenarios(), three.scenarios()
+    spec = three.specs()[0][3]
+    assert spec.observation_days == 3 and len(set(observation_seeds(spec))) == 3
+    built = build(spec, tmp_path)
+    days = [simulate(built, spec, spec.theta_star, seed) for seed in observation_seeds(spec)]
+    assert averaged.context["observed"] == mean_series(days).to_dict()
+    assert single.context["observed"] == days[0].to_dict()  # day one is the one-day Y
+    assert averaged.context["observed"]["counts"] != single.context["observed"]["counts"]
+    assert (averaged.context["observation_runs"], single.context["observation_runs"]) == (3, 1)
+    tag = json.dumps([dict(sorted(spec.theta_star.items())), spec.observation_seed], sort_keys=True)
+    assert (built.folder / f"observed-{hashlib.sha1(tag.encode()).hexdigest()[:12]}.json").is_file()
+    assert len(list(built.folder.glob("observed-*.json"))) == 2
+    with pytest.raises(ConfigError, match="observation_days"):
+        TrafficFamily(n_train=1, n_test=0, workdir=tmp_path, observation_days=0).specs()
