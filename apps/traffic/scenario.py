@@ -38,9 +38,8 @@ from core.errors import ConfigError, DependencyError, UserError
 
 NETWORK_KINDS = ("grid", "spider", "random", "file")
 JAM_SPACING = 7.5  # metres of lane per stopped vehicle (length 5 m + minGap 2.5 m)
-OBSERVATION_DAY_OFFSET = (
-    500_009  # day k ≥ 1 of Y: observation seed + offset + k (no calibration, fresh or replicate seed)
-)
+# day k ≥ 1 of the observations: observation seed + offset + k (never a calibration, fresh or replicate seed)
+OBSERVATION_DAY_OFFSET = 500_009
 MAX_OBSERVATION_DAYS = 100
 
 
