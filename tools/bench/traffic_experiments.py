@@ -1623,22 +1623,33 @@ def step_prior_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[s
                       "wall_s": time.perf_counter() - started}  # fmt: skip
             _keep(cache, records, record, "step prior experiment", log)
     kept = [records[r["scenario"]] for r in rows]
-    out: dict[str, Any] = _totals("step_prior_experiment", kept)
+    out = _arms_against_as_is("step_prior_experiment", kept, arms)
+    out["step_prior_experiment_h_std_share_mean"] = float(np.mean([np.array(r["h_std"]) / widths for r in kept]))
+    return out
+
+
+def _arms_against_as_is(prefix: str, kept: list[dict[str, Any]], arms: tuple[str, ...]) -> dict[str, Any]:
+    """An experiment's arms against ``as_is`` on the same members: each arm's mean fresh-seed loss and parameter
+    error, each other arm's paired difference with its 95% interval and how many members it is lower on, and
+    ``<prefix>_adopted``: the arm the rule adopts (lower, with the interval's upper end below 0; several: the lowest
+    mean) or ``none``. Arm names lose their dots in the keys (``0.2`` → ``02``)."""
+    import numpy as np
+
+    out: dict[str, Any] = _totals(prefix, kept)
     loss = {a: np.array([r["fresh"][a] for r in kept]) for a in arms}
     leads = []
     for arm in arms:
         tag = arm.replace(".", "")
-        out[f"step_prior_experiment_loss_{tag}"] = float(loss[arm].mean())
-        out[f"step_prior_experiment_error_{tag}"] = float(np.mean([r["error"][arm] for r in kept]))
+        out[f"{prefix}_loss_{tag}"] = float(loss[arm].mean())
+        out[f"{prefix}_error_{tag}"] = float(np.mean([r["error"][arm] for r in kept]))
         if arm == "as_is":
             continue
-        prefix = f"step_prior_experiment_{tag}_minus_as_is"
-        out.update(_difference(prefix, loss[arm] - loss["as_is"]))
-        out[f"step_prior_experiment_{tag}_lower_on"] = int(np.sum(loss[arm] < loss["as_is"]))
-        if _lower(out, prefix):
+        difference = f"{prefix}_{tag}_minus_as_is"
+        out.update(_difference(difference, loss[arm] - loss["as_is"]))
+        out[f"{prefix}_{tag}_lower_on"] = int(np.sum(loss[arm] < loss["as_is"]))
+        if _lower(out, difference):
             leads.append(arm)
-    out["step_prior_experiment_h_std_share_mean"] = float(np.mean([np.array(r["h_std"]) / widths for r in kept]))
-    out["step_prior_experiment_adopted"] = min(leads, key=lambda a: loss[a].mean()) if leads else "none"
+    out[f"{prefix}_adopted"] = min(leads, key=lambda a: loss[a].mean()) if leads else "none"
     return out
 
 
@@ -1763,23 +1774,10 @@ def kind_weight_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
                       * len(seeds), "wall_s": time.perf_counter() - started}  # fmt: skip
             _keep(cache, records, record, "kind weight experiment", log)
     kept = [records[r["scenario"]] for r in rows]
-    out: dict[str, Any] = _totals("kind_weight_experiment", kept)
-    loss = {a: np.array([r["fresh"][a] for r in kept]) for a in arms}
-    leads = []
-    for arm in arms:
-        out[f"kind_weight_experiment_loss_{arm}"] = float(loss[arm].mean())
-        out[f"kind_weight_experiment_error_{arm}"] = float(np.mean([r["error"][arm] for r in kept]))
-        if arm == "as_is":
-            continue
-        prefix = f"kind_weight_experiment_{arm}_minus_as_is"
-        out.update(_difference(prefix, loss[arm] - loss["as_is"]))
-        out[f"kind_weight_experiment_{arm}_lower_on"] = int(np.sum(loss[arm] < loss["as_is"]))
-        if _lower(out, prefix):
-            leads.append(arm)
+    out = _arms_against_as_is("kind_weight_experiment", kept, arms)
     terms = np.array([r["check_terms"] for r in kept])
     for k, kind in enumerate(("count", "speed", "occupancy", "queue")):
         out[f"kind_weight_experiment_check_term_{kind}"] = float(terms[:, k].mean())
-    out["kind_weight_experiment_adopted"] = min(leads, key=lambda a: loss[a].mean()) if leads else "none"
     return out
 
 
