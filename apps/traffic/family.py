@@ -9,12 +9,10 @@ fixing ``first_test_index`` lets the training set grow or shrink while the held-
 with the scenario's observation seed, or the mean of its ``observation_days`` days) and returns
 :class:`core.bridge.scenario.Scenario` objects whose ``context`` carries everything an objective needs in another
 process: ``traffic`` (the scenario), ``observed`` (Y) and ``workdir`` (where the built files are cached; rebuilt on
-demand), and ``features``: Y's summary
-statistics (:data:`apps.traffic.scoring.SUMMARY_STATISTICS`), an input of h with ``fit.feature_inputs``; a
-training scenario's context also carries ``known_params`` (its θ*: h's target with ``fit.targets: known``) and
-``observation_wall_s`` and ``observation_runs`` (what simulating its Y took, one run per observation day: that
-target's offline cost).
-Observations are cached too, so a second call costs nothing.
+demand), and ``features``: Y's summary statistics (:data:`apps.traffic.scoring.SUMMARY_STATISTICS`), an input of h
+with ``fit.feature_inputs``; a training scenario's context also carries ``known_params`` (its θ*: h's target with
+``fit.targets: known``) and ``observation_wall_s`` and ``observation_runs`` (what simulating its Y took, one run
+per observation day: that target's offline cost). Observations are cached too, so a second call costs nothing.
 
 Example:
     >>> import tempfile
