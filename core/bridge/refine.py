@@ -195,15 +195,9 @@ def gauss_newton_point(
     names = list(predicted)
     widths = np.array([high - low for low, high in bounds], dtype=float)
     r0 = np.asarray(residuals, dtype=float)
-    moved = [j for j in range(len(names)) if any(p[names[j]] != predicted[names[j]] for p, _ in probes)]
-    if not probes or not moved:
+    moved, jacobian, unexplained = probe_model(predicted, residuals, probes, bounds)
+    if not moved:
         return dict(predicted)
-    dz = np.array([[(p[names[j]] - predicted[names[j]]) / widths[j] for j in moved] for p, _ in probes])
-    dr = np.array([np.asarray(values, dtype=float) - r0 for _, values in probes])
-    if dr.shape[1] != r0.size:
-        raise ValueError("the probes' residuals differ in length from the prediction's")
-    jacobian = np.linalg.lstsq(dz, dr, rcond=None)[0].T  # cells × moved parameters
-    unexplained = r0 + jacobian @ np.linalg.lstsq(jacobian, -r0, rcond=None)[0]  # at the least-squares minimum
     noise = max(float(unexplained @ unexplained) / max(1, r0.size - len(moved)), 1e-12)
     prior = np.array([max(float(std[j]) / widths[j], STD_MIN_SHARE) for j in moved])
     precision = jacobian.T @ jacobian / noise + np.diag(1.0 / prior**2)
@@ -213,6 +207,33 @@ def gauss_newton_point(
         low, high = bounds[j]
         out[names[j]] = round(min(max(predicted[names[j]] + float(move * widths[j]), low), high), 12)
     return out
+
+
+def probe_model(
+    predicted: dict[str, float],
+    residuals: Sequence[float],
+    probes: Sequence[tuple[Mapping[str, float], Sequence[float]]],
+    bounds: Sequence[tuple[float, float]],
+) -> tuple[list[int], Any, Any]:
+    """The linear model of the residuals that :func:`gauss_newton_point` steps on: the indices of the parameters
+    some probe moved, the Jacobian (cells × those parameters, in shares of each range, least squares over the
+    probes) and what the model leaves unexplained at its own least-squares minimum (the noise estimate's cells).
+    No parameter moved: ``([], None, None)``."""
+    import numpy as np
+
+    names = list(predicted)
+    widths = np.array([high - low for low, high in bounds], dtype=float)
+    r0 = np.asarray(residuals, dtype=float)
+    moved = [j for j in range(len(names)) if any(p[names[j]] != predicted[names[j]] for p, _ in probes)]
+    if not probes or not moved:
+        return [], None, None
+    dz = np.array([[(p[names[j]] - predicted[names[j]]) / widths[j] for j in moved] for p, _ in probes])
+    dr = np.array([np.asarray(values, dtype=float) - r0 for _, values in probes])
+    if dr.shape[1] != r0.size:
+        raise ValueError("the probes' residuals differ in length from the prediction's")
+    jacobian = np.linalg.lstsq(dz, dr, rcond=None)[0].T  # cells × moved parameters
+    unexplained = r0 + jacobian @ np.linalg.lstsq(jacobian, -r0, rcond=None)[0]  # at the least-squares minimum
+    return moved, jacobian, unexplained
 
 
 Run = tuple[dict[str, float], float, list[float] | None]  # (θ, loss, residuals); a failed run: (θ, inf, None)

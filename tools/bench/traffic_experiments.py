@@ -1676,7 +1676,7 @@ def _reweighted(weights: Any, kinds: Any, residuals: list[float]) -> list[float]
 
 
 def _kind_weights(arm: str, predicted: dict[str, float], r0: list[float], around: list[Any], kinds: Any,
-                  widths: Any) -> Any:  # fmt: skip
+                  bounds: list[tuple[float, float]]) -> Any:  # fmt: skip
     """Per kind of observation, what its residual cells are multiplied by before the Gauss–Newton step.
 
     ``loss_weighted``: 1 / √(the kind's term at the check run) — the squared norm then has the loss's own gradient
@@ -1686,18 +1686,15 @@ def _kind_weights(arm: str, predicted: dict[str, float], r0: list[float], around
     while queue lengths and occupancy swing with the seed far more than counts)."""
     import numpy as np
 
+    from core.bridge.refine import probe_model
+
     r = np.asarray(r0, dtype=float)
     weights = np.ones(4)
     if arm == "loss_weighted":
         for k in set(kinds.tolist()):
             weights[k] = 1.0 / math.sqrt(max(float(np.linalg.norm(r[kinds == k])), 1e-9))
         return weights
-    names = list(predicted)
-    moved = [j for j in range(len(names)) if any(p[names[j]] != predicted[names[j]] for p, _ in around)]
-    dz = np.array([[(p[names[j]] - predicted[names[j]]) / widths[j] for j in moved] for p, _ in around])
-    dr = np.array([np.asarray(v, dtype=float) - r for _, v in around])
-    jacobian = np.linalg.lstsq(dz, dr, rcond=None)[0].T
-    unexplained = r + jacobian @ np.linalg.lstsq(jacobian, -r, rcond=None)[0]
+    _, _, unexplained = probe_model(predicted, r0, around, bounds)
     for k in set(kinds.tolist()):
         weights[k] = 1.0 / math.sqrt(max(float(np.mean(unexplained[kinds == k] ** 2)), 1e-12))
     return weights
@@ -1758,7 +1755,7 @@ def kind_weight_experiment(cfg: Any, workspace: Path, log: Any = print) -> dict[
                 raise SystemExit(f"kind weight experiment: {scenario}'s step differs from the step prior experiment's")
             weights = {}
             for arm in KIND_WEIGHT_ARMS:
-                weights[arm] = _kind_weights(arm, predicted, r0, around, kinds, widths)
+                weights[arm] = _kind_weights(arm, predicted, r0, around, kinds, bounds)
                 scaled = [(p, _reweighted(weights[arm], kinds, r)) for p, r in around]
                 finals[arm] = gauss_newton_point(predicted, _reweighted(weights[arm], kinds, r0), scaled, std, bounds,
                                                  share)  # fmt: skip
